@@ -1,0 +1,166 @@
+"""End-to-end pre-computation (generate -> score -> pairs) and resumption of a generation job killed mid-run."""
+import json, math, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+
+import pytest
+import datasets
+
+from qrpo_nb.generation import generate_references, merge_chunks
+from qrpo_nb.rewards import annotate_references, build_pairs, pointwise, PAIR_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+N_PROMPTS, POOL, MAX_NEW = 12, 6, 12
+
+
+def _toy_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    words = ["<pad>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "<unk>"] + [str(i) for i in range(10)]
+    words += "add the sum of and is plus minus".split()
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                  unk_token="<unk>")
+    tok.chat_template = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+    return tok
+
+
+def _prompts(n=N_PROMPTS):
+    return [{"prompt_id": f"p{i:02d}-add-{a}-{b}", "prompt": [{"role": "user", "content": f"add {a} and {b}"}],
+             "answer": str(a + b)} for i, (a, b) in enumerate((i % 10, (3 * i) % 10) for i in range(n))]
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    """A tiny config-built Llama and its tokenizer, saved to disk like a real π_ref."""
+    from qrpo_nb.models import tiny_llama
+    tok = _toy_tokenizer()
+    model = tiny_llama(len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    path = tmp_path_factory.mktemp("policy")
+    model.save_pretrained(path); tok.save_pretrained(path)
+    return path
+
+
+def _load(path):
+    from transformers import AutoTokenizer
+    from qrpo_nb.models import load_model
+    return load_model(str(path)).eval(), AutoTokenizer.from_pretrained(str(path))
+
+
+# a digit-overlap reward: fraction of the answer's digits the completion contains (spreads between 0 and 1)
+answer_reward = pointwise(lambda row, c: sum(d in c.split() for d in row["answer"]) / len(row["answer"]))
+
+SCRIPT = """
+import os, sys, time
+import qrpo_nb.generation as g
+from transformers import AutoTokenizer
+from qrpo_nb.models import load_model
+sys.path.insert(0, {tests!r})
+from test_precompute import _prompts
+if os.environ.get("SLOW_CHUNKS"):  # give the test time to kill the job between chunks
+    inner = g.generate
+    g.generate = lambda *a, **k: (time.sleep(float(os.environ["SLOW_CHUNKS"])), inner(*a, **k))[1]
+model, tok = load_model({policy!r}), AutoTokenizer.from_pretrained({policy!r})
+g.generate_references(model, tok, _prompts(), {out!r}, n={pool}, max_new_tokens={max_new}, seed=3, chunk_size=1,
+                      progress=False)
+"""
+
+
+def _chunks(folder):
+    return sorted(Path(folder).glob("chunk-*.parquet"))
+
+
+def test_kill_and_resume(policy, tmp_path):
+    out = tmp_path / "refs"
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT.format(tests=str(REPO / "tests"), policy=str(policy), out=str(out), pool=POOL,
+                                    max_new=MAX_NEW))
+    env = {**os.environ, "SLOW_CHUNKS": "0.4", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    job = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while len(_chunks(out)) < 3 and job.poll() is None and time.time() < deadline: time.sleep(0.02)
+    assert job.poll() is None, f"the job ended before it could be killed: {job.stderr.read().decode()[-2000:]}"
+    job.send_signal(signal.SIGKILL); job.wait()
+    done = _chunks(out)
+    assert 3 <= len(done) < N_PROMPTS
+    with pytest.raises(ValueError, match="chunks missing"): merge_chunks(out)   # incomplete: refused, named
+    stamps = {p.name: p.stat().st_mtime_ns for p in done}
+
+    env.pop("SLOW_CHUNKS")
+    rc = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr[-3000:]
+    assert len(_chunks(out)) == N_PROMPTS
+    assert {p.name: p.stat().st_mtime_ns for p in done} == stamps   # finished chunks were not redone
+    resumed = datasets.load_from_disk(str(out / "dataset"))
+
+    # an uninterrupted run in this process draws exactly the same pools
+    model, tok = _load(policy)
+    clean = generate_references(model, tok, _prompts(), tmp_path / "clean", n=POOL, max_new_tokens=MAX_NEW, seed=3,
+                                chunk_size=5, progress=False)
+    assert resumed["prompt_id"] == [r["prompt_id"] for r in _prompts()]   # no duplicate, none lost, in order
+    assert resumed["completions"] == clean["completions"]
+    assert resumed["lengths"] == clean["lengths"]
+    assert all(len(c) == POOL for c in resumed["completions"])
+
+
+def test_end_to_end(policy, tmp_path):
+    model, tok = _load(policy)
+    prompts = _prompts()
+    kw = dict(n=POOL, max_new_tokens=MAX_NEW, seed=0, chunk_size=4, progress=False)
+    # two ranks, as two workers of a cluster job would run them
+    assert generate_references(model, tok, prompts, tmp_path / "refs", rank=0, world_size=2, **kw) is None
+    refs = generate_references(model, tok, prompts, tmp_path / "refs", rank=1, world_size=2, **kw)
+    assert refs.column_names == ["prompt_id", "prompt", "answer", "completions", "rewards", "lengths"]
+    assert len(refs) == N_PROMPTS and all(len(c) == POOL for c in refs["completions"])
+    assert all(0 <= l <= MAX_NEW for ls in refs["lengths"] for l in ls)
+
+    scored = annotate_references(refs, answer_reward, tmp_path / "rewards", chunk_size=5, progress=False)
+    for row in scored:   # rewards recomputed independently, completion by completion
+        assert row["rewards"] == [sum(d in c.split() for d in row["answer"]) / len(row["answer"])
+                                  for c in row["completions"]]
+    assert all(math.isfinite(x) for r in scored["rewards"] for x in r)
+
+    pairs = {s: build_pairs(s, scored) for s in ("off_policy_best", "off_policy_random")}
+    pairs["code_style"] = build_pairs("off_policy_random", scored, k=POOL, pairs_per_prompt=POOL // 2)
+    pairs["offline"] = build_pairs("offline", scored, preferences=[
+        {**p, "chosen": p["answer"], "rejected": "0", "chosen_reward": 1.0} for p in prompts])
+    counts = {s: len(d) for s, d in pairs.items()}
+    assert counts == {"off_policy_best": N_PROMPTS, "off_policy_random": N_PROMPTS,
+                      "code_style": N_PROMPTS * (POOL // 2), "offline": N_PROMPTS}
+    pools = {r["prompt_id"]: r for r in scored}
+    for setting, data in pairs.items():
+        for col in PAIR_COLUMNS: assert col in data.column_names, (setting, col)
+        assert "answer" in data.column_names   # task fields travel with the pairs
+        for r in data:
+            pool = pools[r["prompt_id"]]
+            assert r["ref_rewards"] == pool["rewards"]
+            if setting == "offline":
+                assert (r["chosen_ref_index"], r["rejected_ref_index"]) == (-1, -1)
+                continue
+            c, j = r["chosen_ref_index"], r["rejected_ref_index"]
+            assert c != j and r["chosen"] == pool["completions"][c] and r["rejected"] == pool["completions"][j]
+            assert r["chosen_reward"] == pool["rewards"][c] >= r["rejected_reward"] == pool["rewards"][j]
+            if setting == "off_policy_best":
+                assert r["chosen_reward"] == max(pool["rewards"]) and r["rejected_reward"] == min(pool["rewards"])
+    # the pairs survive a round trip through disk in the trainer's schema
+    pairs["off_policy_random"].save_to_disk(str(tmp_path / "pairs"))
+    back = datasets.load_from_disk(str(tmp_path / "pairs"))
+    assert back["ref_rewards"] == pairs["off_policy_random"]["ref_rewards"]
+
+
+def test_mismatched_chunks_named(policy, tmp_path):
+    model, tok = _load(policy)
+    kw = dict(n=2, max_new_tokens=4, seed=0, progress=False)
+    generate_references(model, tok, _prompts(4), tmp_path / "r", chunk_size=2, **kw)
+    # a chunk file from a run with another chunk count is named, and nothing is deleted
+    stray = tmp_path / "r" / "chunk-000000-of-000004.parquet"
+    stray.write_bytes((tmp_path / "r" / "chunk-000000-of-000002.parquet").read_bytes())
+    with pytest.raises(ValueError, match="chunk-000000-of-000004.parquet"): merge_chunks(tmp_path / "r")
+    with pytest.raises(ValueError, match="chunk_size"):
+        generate_references(model, tok, _prompts(4), tmp_path / "r", chunk_size=1, **kw)
+    with pytest.raises(ValueError, match="ids"):
+        generate_references(model, tok, _prompts(5), tmp_path / "r", chunk_size=2, **kw)
+    assert len(_chunks(tmp_path / "r")) == 3
