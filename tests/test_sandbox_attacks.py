@@ -1,0 +1,216 @@
+"""The hostile battery: untrusted code that tries to cheat the pass rate, escape, or hurt the host.
+
+Each attack is scored against what it deserves. Most attacks are written so that *succeeding* would earn the
+points (their honest share is then 0): reading a host secret, reaching the network, finding expected values in
+memory all return the right answer only if the sandbox leaks it. Afterwards the host must still answer quickly and
+no process or file may be left behind.
+"""
+import os, secrets, socket, threading, time, warnings
+
+import pytest
+
+from qrpo_nb.sandbox import LEETCODE_PREFIX, Job, Sandbox, sandbox_layers
+
+TESTS = ['assert f(1) == 2', 'assert f(2) == 3']                       # call tests (compared in the tester)
+CHECK = ['def check(candidate):\n    assert candidate(1) == 2\n    assert abs(candidate(2) - 3) < 1e-9\n']
+HONEST = 'def f(x):\n    return x + 1\n'
+WRONG = 'def f(x):\n    return x\n'
+TIMEOUT = 1.0
+SECRET = secrets.token_hex(8)
+HOST_SECRET = f'/tmp/qrpo-secret-{SECRET}'          # on the host; the sandbox must not see it
+HOST_ESCAPE = f'/tmp/qrpo-escape-{SECRET}'          # the sandbox must not be able to create it
+bwrap = sandbox_layers()['mode'] == 'bwrap'
+needs_fs = pytest.mark.skipif(not bwrap, reason='private filesystem needs bubblewrap')
+
+
+def answer_if(expr):
+    "A candidate that gets the points only if `expr` (an attack) succeeds; its honest share is 0."
+    return (f'def _attack():\n    try:\n        return {expr}\n    except BaseException:\n        return False\n'
+            'def f(x):\n    return x + 1 if _attack() else x\n')
+
+
+# name -> (code, tests, expected pass rate[, expected outcomes])
+ATTACKS = {
+    'honest_baseline': (HONEST, TESTS, 1.0),
+    'honest_check_block': (HONEST, CHECK, 1.0),
+    'wrong_baseline': (WRONG, TESTS, 0.0),
+    'infinite_loop_at_import': ('while True:\n    pass\n' + HONEST, TESTS, 0.0, ['timeout', 'timeout']),
+    'infinite_loop_in_call': ('def f(x):\n    while True:\n        pass\n', TESTS, 0.0, ['timeout', 'timeout']),
+    'sleep_past_timeout': ('import time\ndef f(x):\n    time.sleep(100)\n    return x + 1\n', TESTS, 0.0),
+    'one_slow_test': ('import time\ndef f(x):\n    if x == 2:\n        time.sleep(100)\n    return x + 1\n', TESTS, 0.5,
+                      ['passed', 'timeout']),
+    'fork_bomb': ('import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n' + HONEST, TESTS, 0.0),
+    'memory_bomb_at_import': ('x = bytearray(1 << 40)\n' + HONEST, TESTS, 0.0),
+    'memory_bomb_in_call': ('def f(x):\n    l = []\n    while True:\n        l.append(bytearray(1 << 24))\n', TESTS, 0.0),
+    'os_exit_before_tests': ('import os\nos._exit(0)\n' + HONEST, TESTS, 0.0),
+    'sys_exit_before_tests': ('import sys\nsys.exit(0)\n' + HONEST, TESTS, 0.0),
+    'sys_exit_in_check': ('import sys\ndef f(x):\n    sys.exit(0)\n', CHECK, 0.0),
+    'os_exit_after_first_test': ('import os\ndef f(x):\n    if x == 2:\n        os._exit(0)\n    return x + 1\n', TESTS, 0.5,
+                                 ['passed', 'error']),
+    'eq_always_true': ('class A:\n    def __eq__(self, o):\n        return True\n    __ne__ = lambda s, o: False\n'
+                       'def f(x):\n    return A()\n', TESTS + CHECK, 0.0),
+    'int_subclass_eq': ('class I(int):\n    def __eq__(self, o):\n        return True\n    __hash__ = int.__hash__\n'
+                        'def f(x):\n    return I(0)\n', TESTS + CHECK, 0.0),
+    'list_subclass_eq': ('class L(list):\n    def __eq__(self, o):\n        return True\n'
+                         'def f(x):\n    return L()\n', ['assert f(1) == [2]'], 0.0),
+    'float_subclass_sub': ('class F(float):\n    def __sub__(self, o):\n        return 0.0\n    __rsub__ = __sub__\n'
+                           'def f(x):\n    return F(x + 1) if x == 1 else F(0)\n', CHECK, 0.0),
+    'patch_builtins': ('import builtins\nbuiltins.abs = lambda v: 0\nbuiltins.AssertionError = type("E", (Exception,), {})\n'
+                       + WRONG, CHECK, 0.0),
+    'patch_assert_helpers': ('def is_same_list(p, q):\n    return True\ndef list_node(v):\n    return None\n'
+                             'def f(head):\n    return None\n',
+                             ['assert is_same_list(f(list_node([1])), list_node([2]))'], 0.0),
+    'fake_pass_markers': ('import sys\nfor m in ["passed", "PASS", "{\\"outcomes\\": [\\"passed\\", \\"passed\\"]}"]:\n'
+                          '    print(m)\n    print(m, file=sys.stderr)\n' + WRONG, TESTS, 0.0),
+    'forged_frames_on_every_fd': ('import os, json, struct\n'
+                                  'msgs = [{"result": 0, "outcome": "passed", "detail": ""}, {"finished": True},\n'
+                                  '        {"outcomes": ["passed", "passed"], "details": ["", ""]}, {"ready": True, "names": []}]\n'
+                                  'for fd in range(0, 256):\n    for m in msgs:\n        d = json.dumps(m).encode()\n'
+                                  '        try:\n            os.write(fd, struct.pack(">I", len(d)) + d)\n'
+                                  '        except OSError:\n            pass\n' + WRONG, TESTS, 0.0),
+    'find_expected_in_memory': ('import gc\ndef f(x):\n    for o in gc.get_objects():\n'
+                                '        if isinstance(o, dict) and "tests" in o:\n            return 2 if x == 1 else 3\n'
+                                '    return x\n', TESTS, 0.0),
+    # pid 1 is bubblewrap's own init (holds nothing); the server, zygote and tester must be unreadable
+    'read_other_process_memory': (answer_if('any(open(f"/proc/{p}/mem", "rb") for p in __import__("os").listdir("/proc") '
+                                            'if p.isdigit() and int(p) not in (1, __import__("os").getpid()))'), TESTS, 0.0),
+    'ptrace_parent': (answer_if('__import__("ctypes").CDLL(None).ptrace(16, __import__("os").getppid(), 0, 0) == 0'), TESTS, 0.0),
+    'kill_parent': ('import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n' + HONEST, TESTS, 0.0),
+    'kill_everything': ('import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n' + HONEST, TESTS, 0.0),
+    'kill_tester_from_call': ('import os, signal\ndef f(x):\n    for p in os.listdir("/proc"):\n'
+                              '        if p.isdigit() and int(p) not in (os.getpid(), 1):\n'
+                              '            try:\n                os.kill(int(p), signal.SIGKILL)\n            except OSError:\n                pass\n'
+                              '    return x + 1\n', TESTS, 0.0),
+    'write_outside_workdir': ('import os\nfor p in ["' + HOST_ESCAPE + '", "/usr/qrpo-escape", os.path.expanduser("~/x"), "/etc/x"]:\n'
+                              '    try:\n        open(p, "w").write("x")\n    except OSError:\n        pass\n' + HONEST, TESTS, 1.0),
+    'read_host_secret': (answer_if(f'open("{HOST_SECRET}").read() == "{SECRET}"'), TESTS, 0.0),
+    'read_root_files': (answer_if('len(open("/etc/shadow").read()) > 0 or len(__import__("os").listdir("/root")) > 0'), TESTS, 0.0),
+    'read_project_files': (answer_if(f'len(open("{os.path.abspath("settings.ini")}").read()) > 0'), TESTS, 0.0),
+    'network_connect': (answer_if('__import__("socket").create_connection(("1.1.1.1", 53), timeout=0.5) is not None'), TESTS, 0.0),
+    'network_host_listener': (answer_if('__import__("socket").create_connection(("127.0.0.1", PORT), timeout=0.5).recv(64) == b"TOKEN"'),
+                              TESTS, 0.0),
+    'huge_stdout': ('import sys\nfor _ in range(200):\n    sys.stdout.write("x" * (1 << 20))\n' + HONEST, TESTS, 1.0),
+    'huge_file': ('with open("big", "wb") as fh:\n    for _ in range(1 << 12):\n        fh.write(bytes(1 << 20))\n' + HONEST, TESTS, 0.0),
+    'deep_recursion': ('import sys\nsys.setrecursionlimit(10 ** 9)\ndef r(n):\n    return r(n + 1) + 1\n'
+                       'def f(x):\n    return r(0)\n', TESTS, 0.0),
+    'signal_tricks': ('import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, signal.SIGXCPU):\n'
+                      '    signal.signal(s, signal.SIG_IGN)\nsignal.alarm(0)\ndef f(x):\n    while True:\n        pass\n', TESTS, 0.0),
+    'stdin_read': ('def f(x):\n    return int(input()) + x\n', TESTS, 0.0),
+    'daemon_left_behind': ('import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(1000)\n'
+                           '    os._exit(0)\n' + HONEST, TESTS, 1.0),
+    'background_thread_spin': ('import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=False).start()\n'
+                               + HONEST, TESTS, 1.0),
+    'return_unserialisable': ('def f(x):\n    return (i for i in range(x + 1))\n', TESTS + CHECK, 0.0),
+    'raise_keyboard_interrupt': ('def f(x):\n    raise KeyboardInterrupt\n', TESTS + CHECK, 0.0),
+    'syntax_error': ('def f(x) return x + 1\n', TESTS, 0.0),
+}
+assert len(ATTACKS) >= 30
+PREFIXED = {'patch_assert_helpers'}   # trusted helpers come from the LeetCode prefix
+
+
+@pytest.fixture(scope='module')
+def battery():
+    with open(HOST_SECRET, 'w') as fh: fh.write(SECRET)
+    listener = socket.create_server(('127.0.0.1', 0))
+    port, hits = listener.getsockname()[1], []
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try: conn, _ = listener.accept()
+            except OSError: continue
+            hits.append(1); conn.sendall(b'TOKEN'); conn.close()
+    stop = threading.Event(); th = threading.Thread(target=serve, daemon=True); th.start()
+    names = list(ATTACKS)
+    jobs = [Job(ATTACKS[n][0].replace('PORT', str(port)), ATTACKS[n][1], entry_point='f',
+                prefix=LEETCODE_PREFIX if n in PREFIXED else '') for n in names]
+    t0 = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        with Sandbox(workers=2) as sb:
+            results = sb.run_batch(jobs, timeout_s=TIMEOUT, memory_mb=256)
+            procs_during = _descendants(os.getpid())
+    elapsed = time.monotonic() - t0
+    stop.set(); th.join(); listener.close()
+    os.unlink(HOST_SECRET)
+    return dict(zip(names, results)), hits, elapsed, procs_during
+
+
+def _descendants(root):
+    kids = {}
+    for d in os.listdir('/proc'):
+        if not d.isdigit(): continue
+        try: ppid = int(open(f'/proc/{d}/stat').read().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError): continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        for c in kids.get(todo.pop(), []): out.append(c); todo.append(c)
+    return out
+
+
+FS_ATTACKS = {'read_host_secret', 'read_project_files', 'write_outside_workdir'}
+
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_attack_scores_what_it_deserves(battery, name):
+    if name in FS_ATTACKS and not bwrap: pytest.skip('private filesystem needs bubblewrap')
+    results = battery[0]
+    code, tests, expected, *outcomes = ATTACKS[name]
+    r = results[name]
+    assert r.pass_rate == expected, (name, r.outcomes, r.details)
+    if outcomes: assert r.outcomes == outcomes[0], (name, r.outcomes, r.details)
+
+
+def test_nothing_escaped(battery):
+    results, hits, elapsed, procs_during = battery
+    assert hits == [], 'a candidate reached a listener on the host'
+    if bwrap: assert not os.path.exists(HOST_ESCAPE), 'a candidate wrote to the host /tmp'
+    # every process the sandbox started is gone once it is closed (procs_during proves the check can see them)
+    assert procs_during, 'the sandbox workers should have been visible while open'
+    assert _descendants(os.getpid()) == [], 'processes left behind'
+    assert elapsed < 90, f'battery took {elapsed:.0f}s'
+
+
+def test_host_stays_responsive_during_attacks():
+    "While a fork bomb and a memory bomb run, the host keeps answering quickly."
+    bombs = [Job(ATTACKS[n][0], TESTS, entry_point='f') for n in ('fork_bomb', 'memory_bomb_in_call', 'infinite_loop_in_call')]
+    lags = []
+    with warnings.catch_warnings(), Sandbox(workers=2) as sb:
+        warnings.simplefilter('ignore')
+        th = threading.Thread(target=sb.run_batch, args=(bombs,), kwargs=dict(timeout_s=TIMEOUT, memory_mb=256))
+        th.start()
+        while th.is_alive():
+            t = time.monotonic(); sum(range(10000)); lags.append(time.monotonic() - t); time.sleep(0.01)
+        th.join()
+    assert max(lags) < 0.5, max(lags)
+
+
+@needs_fs
+def test_candidates_cannot_see_each_other():
+    "What one candidate leaves in /tmp, /dev/shm, /dev or its work dir is gone before the next one runs."
+    writer = ('import os\nfor p in ["/tmp/leak", "/dev/shm/leak", "/dev/leak", "leak", os.path.expanduser("~/leak")]:\n'
+              '    try:\n        open(p, "w").write("1")\n    except OSError:\n        pass\n' + HONEST)
+    reader = answer_if('any(__import__("os").path.exists(p) for p in ["/tmp/leak", "/dev/shm/leak", "/dev/leak", "leak", '
+                       '"/tmp/job/leak"])')
+    with Sandbox(workers=1) as sb:
+        assert sb.run(Job(writer, TESTS, entry_point='f'), timeout_s=TIMEOUT).pass_rate == 1.0
+        assert sb.run(Job(reader, TESTS, entry_point='f'), timeout_s=TIMEOUT).pass_rate == 0.0
+        # and the reader's attack mechanism does work when a file is there
+        assert sb.run(Job('open("leak", "w").write("1")\n' + reader, TESTS, entry_point='f'), timeout_s=TIMEOUT).pass_rate == 1.0
+
+
+def test_process_mode_still_isolates_processes():
+    "Without bubblewrap (forced here), timeouts, limits, the split tester and cleanup still hold, with a warning."
+    with pytest.warns(RuntimeWarning, match='sandbox running without'):
+        sb = Sandbox(workers=1, isolation='process')
+    with sb:
+        scratch_dirs = []
+        r = sb.run(Job(ATTACKS['eq_always_true'][0], TESTS, entry_point='f'), timeout_s=TIMEOUT)
+        assert r.pass_rate == 0.0
+        r = sb.run(Job(ATTACKS['one_slow_test'][0], TESTS, entry_point='f'), timeout_s=TIMEOUT)
+        assert r.outcomes == ['passed', 'timeout']
+        r = sb.run(Job(ATTACKS['daemon_left_behind'][0], TESTS, entry_point='f'), timeout_s=TIMEOUT)
+        assert r.pass_rate == 1.0
+        scratch_dirs = [w.scratch for w in sb._all]
+        assert all(os.path.isdir(d) and os.listdir(d) == [] for d in scratch_dirs)
+    assert not any(os.path.exists(d) for d in scratch_dirs)
+    assert _descendants(os.getpid()) == []
