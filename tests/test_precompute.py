@@ -164,3 +164,46 @@ def test_mismatched_chunks_named(policy, tmp_path):
     with pytest.raises(ValueError, match="ids"):
         generate_references(model, tok, _prompts(5), tmp_path / "r", chunk_size=2, **kw)
     assert len(_chunks(tmp_path / "r")) == 3
+
+
+@pytest.mark.parametrize("task_name", ["cpu_code", "cpu_chat"])
+def test_cpu_task_end_to_end(task_name, tmp_path):
+    """The package's CPU tasks: references for train and eval prompts, real rewards, every pair setting."""
+    from qrpo_nb.data import get_task
+    from qrpo_nb.models import tiny_llama
+    from qrpo_nb.rewards import annotate, code_reward
+    task = get_task(task_name, n_sft=0, n_train=6, n_eval=4)
+    tok, model = task.tokenizer(), tiny_llama(**task.model_config()).eval()
+    reward = code_reward(timeout_s=5) if task_name == "cpu_code" else task
+    kw = dict(n=POOL, max_new_tokens=16, seed=0, chunk_size=4, progress=False)
+    refs = {split: generate_references(model, tok, prompts, tmp_path / split, **kw)
+            for split, prompts in (("train", task.train_prompts()), ("eval", task.eval_prompts()))}
+    assert len(refs["train"]) == 6 and len(refs["eval"]) == 4
+    assert sorted(set(refs["eval"]["split"])) == ["test", "validation"]
+    scored = {s: annotate_references(r, reward, tmp_path / f"{s}-rewards", chunk_size=3, progress=False)
+              for s, r in refs.items()}
+    for s in scored:
+        for row in scored[s]:
+            assert len(row["rewards"]) == POOL and all(math.isfinite(x) for x in row["rewards"])
+            if task_name == "cpu_code": assert all(0.0 <= x <= 1.0 for x in row["rewards"])   # pass rates
+            else:   # the task's reward, called directly, completion by completion
+                assert row["rewards"] == [task.reward([row], [c])[0] for c in row["completions"]]
+    prefs = annotate(task.preference_data(), reward, progress=False)
+    if task_name == "cpu_code":   # the reference solutions pass every test
+        assert prefs["chosen_reward"] == [1.0] * 6
+        for row in prefs:   # a near miss scores the share of tests its expression gets right, evaluated directly
+            f = eval("lambda x: " + row["rejected"].split("return ", 1)[1].split("\n")[0])
+            io = row["input_output"]
+            assert row["rejected_reward"] == sum(repr(f(int(t["input"].split("=")[1]))) == t["output"]
+                                                 for t in io) / len(io)
+    settings = {"offline": build_pairs("offline", scored["train"], preferences=prefs),
+                "off_policy_best": build_pairs("off_policy_best", scored["train"]),
+                "off_policy_random": build_pairs("off_policy_random", scored["train"]),
+                "code": build_pairs("off_policy_random", scored["train"], k=POOL, pairs_per_prompt=POOL // 2)}
+    assert {s: len(d) for s, d in settings.items()} == {"offline": 6, "off_policy_best": 6, "off_policy_random": 6,
+                                                         "code": 6 * (POOL // 2)}
+    for data in settings.values():
+        for col in PAIR_COLUMNS: assert col in data.column_names
+        if task_name == "cpu_code":
+            for col in ("task_id", "tests", "entry_point", "difficulty"): assert col in data.column_names
+        assert all(len(r) == POOL for r in data["ref_rewards"])
