@@ -94,3 +94,37 @@ p = pathlib.Path(d["--output_path"]) / d["--annotators_config"]; p.mkdir(parents
     fake.write_text(f"#!{sys.executable}\nimport sys; sys.stderr.write('no API key'); sys.exit(3)\n")
     res = run_alpaca_eval(out, tmp_path / "ae2")
     assert res["lc_winrate"] is None and "exit 3" in res["status"] and "no API key" in res["status"]
+
+
+def test_online_eval_with_the_real_generation_and_task():
+    """Integration: the shared generation module, the CPU chat task's reward, a tiny config-built Llama."""
+    import torch
+    from qrpo_nb.data import encode_example, get_task
+    from qrpo_nb.evaluation import completion_logps, make_generate_fn, online_eval, reference_stats
+    from qrpo_nb.models import tiny_llama
+    task = get_task("cpu_chat", n_sft=0, n_train=0, n_eval=8)
+    tok = task.tokenizer()
+    model = tiny_llama(len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id).eval()
+    rows = task.eval_prompts().to_list()[:4]
+    gen = make_generate_fn(model, tok, temperature=1.0, top_p=1.0, max_new_tokens=6, progress=False)
+    length_fn = lambda c: len(tok(c, add_special_tokens=False)["input_ids"]) + 1
+    stats = reference_stats([[0.0, 0.5, 1.0]] * 4, [[2, 4, 6]] * 4)
+    key = dict(model="tiny", dataset="cpu_chat", method="qrpo", setting="offline", beta=0.1, lr=1e-6, checkpoint=0, split="validation")
+    res, det = online_eval(rows, gen, task.reward, key, seeds=(0, 1), length_fn=length_fn, ref_stats=stats, progress=False)
+    assert [r["seed"] for r in res] == [0, 1]
+    for r in res:  # each seed's mean reward is the task's reward of that seed's completions
+        d = det[det.seed == r["seed"]]
+        assert np.isclose(r["reward"], np.mean(task.reward(rows, list(d.completion))))
+        assert np.isclose(r["mean_length"], np.mean([length_fn(c) for c in d.completion]))
+    # the same seed reproduces the same completions
+    res2, det2 = online_eval(rows, gen, task.reward, key, seeds=(0,), progress=False)
+    assert list(det2.completion) == list(det[det.seed == 0].completion)
+    # log-probs through the real chat-template encoder agree with an unbatched hand computation
+    comps = list(det[det.seed == 0].completion)
+    got = completion_logps(model, tok, [r["prompt"] for r in rows], comps, batch_size=3)
+    for r, c, g in zip(rows, comps, got):
+        e = encode_example(tok, r["prompt"], c)
+        ids = torch.tensor([e["input_ids"]]); m = torch.tensor(e["completion_mask"], dtype=torch.float)
+        with torch.no_grad(): lp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1).gather(-1, ids[0, 1:, None])[:, 0]
+        assert abs(float((lp * m[1:]).sum()) - g) < 1e-3
