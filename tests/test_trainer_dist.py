@@ -1,0 +1,75 @@
+"""The trainer under `accelerate launch` with 2 CPU processes (gloo): DDP and DeepSpeed ZeRO-1 reach the weights of a
+single-process run with the same global batch (the batch is defined in samples, so the split must not matter)."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest, torch, yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def make_run(folder: Path, name: str, **train) -> Path:
+    "Tiny model, char tokenizer and 32 toy pairs on disk, and a run file pointing at them."
+    from qrpo_nb.trainer import toy_tokenizer, toy_pairs
+    from qrpo_nb.models import tiny_llama
+    assets = folder / "assets"
+    if not assets.exists():
+        tok = toy_tokenizer()
+        tiny_llama(len(tok), hidden_size=32, num_hidden_layers=2, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                   eos_token_id=tok.eos_token_id, seed=0).save_pretrained(assets / "model")
+        tok.save_pretrained(assets / "model")
+        toy_pairs(32, seed=1).save_to_disk(str(assets / "data"))
+    cfg = dict(loss="dpo", beta=0.1, lr=1e-3, batch_size=8, micro_batch_size=2, epochs=1, n_checkpoints=1, adam_eps=1e-6,
+               seed=5, progress=False, output_dir=str(folder / name))
+    cfg.update(train)
+    run = folder / f"{name}.yaml"
+    run.write_text(yaml.safe_dump({"model": str(assets / "model"), "dataset": str(assets / "data"), "train": cfg}))
+    return run
+
+
+def launch(run: Path, accel_config: str | None = None, n: int = 1, timeout: int = 300):
+    cmd = ([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs/accelerate" / accel_config),
+            "--num_processes", str(n), "--main_process_port", str(29500 + os.getpid() % 1000)] if accel_config
+           else [sys.executable]) + ["-m", "qrpo_nb.trainer", str(run)]
+    p = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
+    return p
+
+
+def weights(ckpt: Path) -> dict:
+    from safetensors.torch import load_file
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def assert_same_run(a: Path, b: Path, rtol=1e-4):
+    wa, wb = weights(a / "checkpoint-4"), weights(b / "checkpoint-4")
+    w0 = weights(a / "checkpoint-0")
+    assert wa.keys() == wb.keys()
+    moved = max((wa[k] - w0[k]).abs().max().item() for k in wa)
+    assert moved > 1e-4  # training did something
+    diff = max((wa[k] - wb[k]).abs().max().item() for k in wa)
+    assert diff <= rtol * moved * 10, (diff, moved)
+    la = [json.loads(l) for l in (a / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(l) for l in (b / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in la] == [r["step"] for r in lb] == [1, 2, 3, 4]
+    for ra, rb in zip(la, lb):  # true loss, gradient norm and token counts of the global batch on any split
+        assert ra["tokens"] == rb["tokens"]
+        assert abs(ra["loss"] - rb["loss"]) < 1e-5 and abs(ra["grad_norm"] - rb["grad_norm"]) < 1e-4 * max(1, ra["grad_norm"])
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dist")
+    launch(make_run(d, "single"))
+    return d
+
+
+def test_ddp_two_processes_gloo(single):
+    launch(make_run(single, "ddp", micro_batch_size=1), "ddp.yaml", n=2)
+    assert_same_run(single / "single", single / "ddp")
+
+
+def test_deepspeed_zero1_two_processes_gloo(single):
+    launch(make_run(single, "ds"), "ds-zero1.yaml", n=2)
+    assert_same_run(single / "single", single / "ds")
