@@ -128,3 +128,33 @@ def test_online_eval_with_the_real_generation_and_task():
         ids = torch.tensor([e["input_ids"]]); m = torch.tensor(e["completion_mask"], dtype=torch.float)
         with torch.no_grad(): lp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1).gather(-1, ids[0, 1:, None])[:, 0]
         assert abs(float((lp * m[1:]).sum()) - g) < 1e-3
+
+
+def _compactor(root, rounds, barrier):
+    st = ResultsStore(root)
+    barrier.wait()
+    for _ in range(rounds):
+        st.compact()
+
+
+def test_compaction_racing_with_appends_loses_nothing(tmp_path):
+    nproc, n = 3, 40
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(nproc + 1)
+    ps = [ctx.Process(target=_writer, args=(str(tmp_path), w, n, barrier)) for w in range(nproc)]
+    ps.append(ctx.Process(target=_compactor, args=(str(tmp_path), 15, barrier)))
+    for p in ps: p.start()
+    for p in ps: p.join(120)
+    assert all(p.exitcode == 0 for p in ps)
+    df = ResultsStore(tmp_path).load()
+    assert sorted(df.reward) == sorted(float(w * 1000 + i) for w in range(nproc) for i in range(n))
+
+
+def test_reader_ignores_a_line_being_written(tmp_path):
+    st = ResultsStore(tmp_path)
+    st.append(dict(KEY, checkpoint=0, seed=0, reward=1.0))
+    with open(st.part, "a") as f: f.write('{"model": "m", "datas')   # a writer caught mid-line
+    assert len(ResultsStore(tmp_path).load()) == 1
+    with open(st.part, "a") as f: f.write('\n{"model": 1}\n')          # now a corrupt complete line: an error
+    with pytest.raises(ValueError, match="corrupt line"):
+        ResultsStore(tmp_path).load()
