@@ -1,0 +1,102 @@
+"Data: encode_example invariants on real tokenizers, the CPU tasks end to end with the real sandbox, loaders from files."
+import json, math, random
+import pytest
+from datasets import Dataset
+from qrpo_nb.data import (encode_example, pad_batch, get_task, load_leetcode, load_raw, eval_split, split_counts,
+                          filter_by_length, code_rewards, cpu_tokenizer, PREFERENCE_COLUMNS, CODE_COLUMNS)
+from qrpo_nb.models import llama3_tokenizer
+
+def _tokenizers():
+    toks = {"llama3-instruct": llama3_tokenizer(), "tulu3": llama3_tokenizer("tulu3"), "cpu": cpu_tokenizer()}
+    try:
+        from qrpo_nb.models import smollm2
+        toks["smollm2"] = smollm2(tokenizer_only=True)
+    except ImportError: pass
+    return toks
+
+TOKS = _tokenizers()
+
+@pytest.mark.parametrize("name", sorted(TOKS))
+def test_encode_invariants(name):
+    "Random prompts/completions: one BOS at most at the start, exactly one EOS ending the completion, mask = completion + EOS."
+    tok, rng = TOKS[name], random.Random(0)
+    words = ["alpha", "beta", " gamma", "x = 3", "\n", "ünï", "code:", "```python\nprint(1)\n```", "  "]
+    for _ in range(40):
+        msgs = [{"role": "user", "content": "".join(rng.choices(words, k=rng.randint(1, 6)))}]
+        if rng.random() < 0.3: msgs = [{"role": "system", "content": "Be kind."}] + msgs
+        comp = "".join(rng.choices(words, k=rng.randint(0, 6))) + (tok.eos_token if rng.random() < 0.3 else "")
+        e = encode_example(tok, msgs, comp)
+        ids, mask = e["input_ids"], e["completion_mask"]
+        assert len(ids) == len(mask) and ids[-1] == tok.eos_token_id and mask[-1] == 1
+        k = mask.index(1)
+        assert all(m == 0 for m in mask[:k]) and all(m == 1 for m in mask[k:])      # prompt, then completion
+        assert ids[k:].count(tok.eos_token_id) == 1                                  # exactly one EOS in the completion
+        if tok.bos_token_id is not None: assert ids[1:].count(tok.bos_token_id) == ids[1:k].count(tok.bos_token_id) and ids[:2] != [tok.bos_token_id] * 2
+        body = comp[:-len(tok.eos_token)] if comp.endswith(tok.eos_token) else comp
+        assert tok.decode(ids[k:-1]) == body                                        # the completion text round-trips
+
+def test_pad_equals_eos_is_kept():
+    tok = TOKS["llama3-instruct"]; assert tok.pad_token_id == tok.eos_token_id
+    a, b = encode_example(tok, "Hi", "A"), encode_example(tok, "Hi", "A much longer answer.")
+    batch = pad_batch([a, b], tok.pad_token_id)
+    na = len(a["input_ids"])
+    assert batch["attention_mask"][0, na - 1] == 1 and batch["completion_mask"][0, na - 1] == 1
+    assert batch["attention_mask"][0, na:].sum() == 0 and batch["completion_mask"][0, na:].sum() == 0
+
+def test_cpu_code_end_to_end_with_sandbox():
+    "Reference solutions score 1 in the real sandbox, near misses less, no code 0; sandbox and fallback agree."
+    pytest.importorskip("qrpo_nb.sandbox")
+    task = get_task("cpu_code", n_sft=20, n_train=24, n_eval=16)
+    pref = task.preference_data()
+    assert set(PREFERENCE_COLUMNS) <= set(pref.column_names) and set(CODE_COLUMNS) <= set(pref.column_names)
+    rows = list(pref) * 3
+    comps = list(pref["chosen"]) + list(pref["rejected"]) + ["I do not know."] * len(pref)
+    sb = code_rewards(rows, comps, backend="sandbox")
+    fb = code_rewards(rows, comps, backend="grammar")
+    n = len(pref)
+    assert sb[:n] == [1.0] * n and sb[2 * n:] == [0.0] * n
+    assert sum(sb[n:2 * n]) / n < 0.8
+    assert sb == pytest.approx(fb)                     # the fallback matches the sandbox on the task's grammar
+    ev = task.eval_prompts()
+    assert split_counts(ev) == {"test": 8, "validation": 8}
+
+def test_cpu_chat_spread_and_schema():
+    task = get_task("cpu_chat", n_sft=50, n_train=40, n_eval=10)
+    pref = task.preference_data()
+    assert set(PREFERENCE_COLUMNS) <= set(pref.column_names)
+    r = task.reward(list(pref), list(pref["chosen"]))
+    assert len(set(round(x, 6) for x in r)) > 10
+    sft = task.sft_data()
+    tok = task.tokenizer()
+    lens = [len(encode_example(tok, x["prompt"], x["completion"])["input_ids"]) for x in sft]
+    assert max(lens) <= 256
+
+def test_sft_fits_cpu_budget():
+    "All cpu_code SFT examples fit the CPU preset's max_length (256) and completions its max_new_tokens (48)."
+    task = get_task("cpu_code", n_sft=500, n_train=0, n_eval=0)
+    tok = task.tokenizer()
+    for x in task.sft_data():
+        e = encode_example(tok, x["prompt"], x["completion"], max_length=256)
+        assert sum(e["completion_mask"]) <= 48
+
+def test_leetcode_json_string_and_single_file(tmp_path):
+    "input_output stored as a JSON string (as some exports do) and a single parquet file both load."
+    rows = []
+    for i in range(4):
+        io = [{"input": f"n = {j}", "output": str(j * i)} for j in range(20 + i)]
+        rows.append(dict(task_id=f"t-{i}", question_id=i, difficulty="Easy" if i < 2 else "Hard", tags=["Math"],
+                         problem_description="d", starter_code="s", estimated_date="2020-01-01", prompt="import math\n",
+                         completion="c", entry_point="Solution().f", test="def check(candidate): pass",
+                         input_output=json.dumps(io), query=f"q{i}", response="r"))
+    p = tmp_path / "lc.parquet"; Dataset.from_list(rows).to_parquet(p)
+    ds = load_leetcode(p, split="test", min_tests=21, verbose=False)
+    assert ds["task_id"] == ["t-1", "t-2", "t-3"] and ds["n_tests"] == [21, 22, 23]
+    assert ds[0]["tests"][3] == {"input": "n = 3", "output": "3"}
+    assert len(load_raw(p, "test")) == 4
+
+def test_filter_by_length_pairs_need_both():
+    tok = TOKS["llama3-instruct"]
+    ds = Dataset.from_list([dict(prompt=[{"role": "user", "content": "Hi"}], chosen="ok", rejected="no " * 50),
+                            dict(prompt=[{"role": "user", "content": "Hi"}], chosen="ok", rejected="no")])
+    kept, counts = filter_by_length(ds, tok, max_length=30, verbose=False)
+    assert counts["kept"] == 1 and kept[0]["rejected"] == "no"

@@ -1,0 +1,76 @@
+"Models: clear errors offline, tiny models for the CPU tasks, and (slow) the SFT warm-up that makes π_ref for cpu_code."
+import math, os, random, time
+import numpy as np
+import pytest
+import torch
+from qrpo_nb.models import load_model, load_tokenizer, tiny_llama, n_params
+
+def test_missing_hub_name_offline_is_clear():
+    if os.environ.get("HF_HUB_OFFLINE") != "1": pytest.skip("only meaningful offline")
+    with pytest.raises(OSError, match="HF_HUB_OFFLINE"): load_model("some-org/some-model-that-is-not-cached")
+    with pytest.raises(OSError, match="HF_HUB_OFFLINE"): load_tokenizer("some-org/some-model-that-is-not-cached")
+
+def test_tiny_model_for_cpu_task_roundtrip(tmp_path):
+    from qrpo_nb.data import get_task, encode_example, pad_batch
+    task = get_task("cpu_code", n_sft=4, n_train=0, n_eval=0)
+    tok, cfg = task.tokenizer(), task.model_config()
+    m = tiny_llama(**cfg)
+    assert m.config.eos_token_id == tok.eos_token_id and m.config.pad_token_id == tok.pad_token_id
+    assert m.config.vocab_size == len(tok)
+    m.save_pretrained(tmp_path / "m"); tok.save_pretrained(tmp_path / "m")
+    m2, tok2 = load_model(tmp_path / "m"), load_tokenizer(tmp_path / "m")
+    assert tok2.apply_chat_template([{"role": "user", "content": "a"}], tokenize=False) == tok.apply_chat_template([{"role": "user", "content": "a"}], tokenize=False)
+    b = pad_batch([encode_example(tok, r["prompt"], r["completion"]) for r in task.sft_data()], tok.pad_token_id)
+    with torch.no_grad():
+        a1 = m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        a2 = m2(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    torch.testing.assert_close(a1, a2)
+
+def sft_reference_policy(task, epochs=3, lr=3e-3, batch_size=32, seed=0):
+    "Plain-torch SFT of the task's tiny Llama on its warm-up data (completion tokens + EOS)."
+    from qrpo_nb.data import encode_example, pad_batch
+    tok = task.tokenizer(); model = tiny_llama(**task.model_config(), seed=seed)
+    enc = [encode_example(tok, r["prompt"], r["completion"]) for r in task.sft_data()]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    steps = math.ceil(len(enc) / batch_size) * epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.1 * steps)) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    rng, step, ntok, t0 = random.Random(seed), 0, 0, time.time()
+    model.train()
+    while step < steps:
+        order = list(range(len(enc))); rng.shuffle(order)
+        for i in range(0, len(order), batch_size):
+            if step >= steps: break
+            b = pad_batch([enc[j] for j in order[i:i + batch_size]], tok.pad_token_id)
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
+            m = b["completion_mask"][:, 1:].float()
+            lp = torch.log_softmax(logits.float(), -1).gather(-1, b["input_ids"][:, 1:, None])[..., 0]
+            loss = -(lp * m).sum() / m.sum()
+            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+            ntok += int(b["attention_mask"].sum()); step += 1
+    return model.eval(), tok, ntok / (time.time() - t0)
+
+def sample_rewards(task, model, tok, n=8, seed=0):
+    "Rewards of n temperature-1 samples per evaluation prompt: array (prompts, n)."
+    from qrpo_nb.data import prompt_ids
+    rows = list(task.eval_prompts()); pids = [prompt_ids(tok, r["prompt"]) for r in rows]; L = max(map(len, pids))
+    ids = torch.full((len(rows), L), tok.pad_token_id); att = torch.zeros(len(rows), L, dtype=torch.long)
+    for i, p in enumerate(pids): ids[i, L - len(p):] = torch.tensor(p); att[i, L - len(p):] = 1
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=att, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                             max_new_tokens=task.max_new_tokens, num_return_sequences=n, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    texts = tok.batch_decode(out[:, L:], skip_special_tokens=True)
+    return np.array(task.reward([rows[i // n] for i in range(len(texts))], texts)).reshape(len(rows), n), rows
+
+@pytest.mark.slow
+def test_cpu_code_reference_policy_spreads():
+    "After a short SFT, π_ref's pass rates spread: ties at 0 and 1, partial credit, most prompts with mixed rewards."
+    from qrpo_nb.data import get_task
+    task = get_task("cpu_code", n_sft=2000, n_train=0, n_eval=64)
+    model, tok, tps = sft_reference_policy(task, epochs=3)
+    R, rows = sample_rewards(task, model, tok, n=8)
+    print(f"SFT {tps:.0f} tokens/s; mean pass rate {R.mean():.3f}, zeros {(R == 0).mean():.2f}, ones {(R == 1).mean():.2f}, "
+          f"partial {((R > 0) & (R < 1)).mean():.2f}, prompts with mixed rewards {(R.std(1) > 0).mean():.2f}")
+    assert 0.2 < R.mean() < 0.9
+    assert (R == 1).mean() > 0.1 and (R == 0).mean() > 0.02 and ((R > 0) & (R < 1)).mean() > 0.05
+    assert (R.std(1) > 0).mean() > 0.3
