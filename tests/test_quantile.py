@@ -69,3 +69,29 @@ def test_log_partition_monotone_and_finite_over_range():
         assert np.all(np.isfinite(v))
         # Z_f(β) = E[e^{f(U)/β}] and β log Z_f(β) is increasing in 1/β (a log-mean-exp): decreasing in β
         assert np.all(np.diff(bs * v) <= 1e-9), name
+
+
+def test_chunked_rows_match_direct_comparison():
+    "Inputs large enough to be processed in several row chunks give the direct (B, k, n) comparison's answer."
+    rng = np.random.default_rng(5)
+    B, k, n = 7, 16, 131072                                     # 2^22 // (k n) = 2 rows per chunk
+    r, ref = rng.integers(0, 50, (B, k)).astype(float), rng.integers(0, 50, (B, n)).astype(float)
+    expected = (ref[:, None, :] <= r[:, :, None]).mean(-1)
+    np.testing.assert_array_equal(quantile_reward(r, ref), expected)
+
+
+@pytest.mark.parametrize("tie_break", ["none", "random"])
+def test_many_samples_per_row_match_loops(tie_break):
+    "More than 16 samples per row take the sort + binary-search path: same answer as the loops, NaN and ties included."
+    rng = np.random.default_rng(9)
+    B, k, n = 6, 40, 13
+    ref = rng.integers(0, 6, (B, n)).astype(float)
+    ref[rng.random((B, n)) < 0.3] = np.nan
+    ref[:, 0] = 2.
+    ref[2, 1] = np.inf
+    r = rng.integers(-1, 7, (B, k)).astype(float)
+    r[0, 0], r[1, 0] = np.inf, -np.inf
+    got = quantile_reward(r, ref, tie_break=tie_break, generator=4)
+    u = np.random.default_rng(4).random((B, k)) if tie_break == "random" else np.ones((B, k))
+    for j in range(k):
+        np.testing.assert_allclose(got[:, j], brute_quantile(r[:, j], ref, u=u[:, j]), atol=1e-15)
