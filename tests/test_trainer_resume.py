@@ -1,0 +1,77 @@
+"""Kill-and-resume: a training process killed with SIGKILL mid-run, started again, ends with exactly the weights of
+an uninterrupted run (CPU, same seed). Also: a bad run file fails with a clear message and a non-zero exit."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch, yaml
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def make_run(folder: Path, name: str, **train) -> Path:
+    from qrpo_nb.trainer import toy_tokenizer, toy_pairs
+    from qrpo_nb.models import tiny_llama
+    assets = folder / "assets"
+    if not assets.exists():
+        tok = toy_tokenizer()
+        tiny_llama(len(tok), hidden_size=32, num_hidden_layers=2, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                   eos_token_id=tok.eos_token_id, seed=0).save_pretrained(assets / "model")
+        tok.save_pretrained(assets / "model")
+        toy_pairs(48, seed=2, max_len=40).save_to_disk(str(assets / "data"))
+    cfg = dict(loss="qrpo", beta=0.1, lr=1e-3, batch_size=4, micro_batch_size=2, epochs=1, n_checkpoints=3, n_ref=4,
+               state_every=1, seed=7, progress=False, output_dir=str(folder / name))
+    cfg.update(train)
+    run = folder / f"{name}.yaml"
+    run.write_text(yaml.safe_dump({"model": str(assets / "model"), "dataset": str(assets / "data"), "train": cfg}))
+    return run
+
+
+def cmd(run): return [sys.executable, "-m", "qrpo_nb.trainer", str(run)]
+
+
+def n_logged(out: Path) -> int:
+    f = out / "metrics.jsonl"
+    return len(f.read_text().splitlines()) if f.exists() else 0
+
+
+def test_sigkill_then_resume_gives_identical_weights(tmp_path):
+    full = make_run(tmp_path, "full")
+    p = subprocess.run(cmd(full), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    steps = 12  # 48 pairs / 4
+    assert n_logged(tmp_path / "full") == steps
+
+    killed = make_run(tmp_path, "killed")
+    for kill_after in (3, 7):  # killed twice, at different points; each time it restarts where its state says
+        proc = subprocess.Popen(cmd(killed), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        t0 = time.time()
+        while n_logged(tmp_path / "killed") < kill_after and proc.poll() is None and time.time() - t0 < 240:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL); proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        assert n_logged(tmp_path / "killed") < steps
+    p = subprocess.run(cmd(killed), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "resuming from step" in p.stdout
+
+    a, b = load_file(str(tmp_path / "full" / f"checkpoint-{steps}" / "model.safetensors")), \
+           load_file(str(tmp_path / "killed" / f"checkpoint-{steps}" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a: assert torch.equal(a[k], b[k]), k
+    la = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(l) for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lb] == list(range(1, steps + 1))
+    assert [r["loss"] for r in la] == [r["loss"] for r in lb] and [r["grad_norm"] for r in la] == [r["grad_norm"] for r in lb]
+    assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == sorted(f"checkpoint-{s}" for s in (0, 4, 8, 12))
+
+
+@pytest.mark.parametrize("train,msg", [(dict(beta=0.0), "beta must be > 0"), (dict(loss="nope"), "unknown loss 'nope'"),
+                                       (dict(batch_size=6, micro_batch_size=4), "not divisible by micro_batch_size"),
+                                       (dict(batch_size=64), "fewer than one batch of 64")])
+def test_bad_run_file_fails_clearly(tmp_path, train, msg):
+    from qrpo_nb.trainer import main
+    run = make_run(tmp_path, "bad", **train)
+    with pytest.raises(ValueError, match=msg): main([str(run)])
