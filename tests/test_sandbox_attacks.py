@@ -214,3 +214,27 @@ def test_process_mode_still_isolates_processes():
         assert all(os.path.isdir(d) and os.listdir(d) == [] for d in scratch_dirs)
     assert not any(os.path.exists(d) for d in scratch_dirs)
     assert _descendants(os.getpid()) == []
+
+
+SABOTAGE = {  # attacks on the processes that outlive a candidate (the zygote, its spare, the tester, the server)
+    'stop_everything': ('import os, signal\nfor p in os.listdir("/proc"):\n    if p.isdigit() and int(p) != os.getpid():\n'
+                        '        try:\n            os.kill(int(p), signal.SIGSTOP)\n        except OSError:\n            pass\n'),
+    'kill_all_but_ancestors': ('import os, signal\nanc, p = set(), os.getpid()\nwhile p > 1:\n    anc.add(p)\n'
+                               '    p = int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1])\n'
+                               'for q in os.listdir("/proc"):\n    if q.isdigit() and int(q) not in anc and int(q) != 1:\n'
+                               '        try:\n            os.kill(int(q), signal.SIGKILL)\n        except OSError:\n            pass\n'),
+    'term_everything': ('import os, signal\nfor p in os.listdir("/proc"):\n    if p.isdigit() and int(p) != os.getpid():\n'
+                        '        try:\n            os.kill(int(p), signal.SIGTERM)\n        except OSError:\n            pass\n'),
+}
+
+
+@pytest.mark.parametrize('name', list(SABOTAGE))
+def test_a_candidate_cannot_sabotage_the_next_one(name):
+    "Whatever a candidate does to the sandbox's long-lived processes, the next candidate is scored normally."
+    with warnings.catch_warnings(), Sandbox(workers=1) as sb:
+        warnings.simplefilter('ignore')
+        sb.run(Job(SABOTAGE[name] + HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT)
+        for _ in range(3):
+            r = sb.run(Job(HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT)
+            assert r.outcomes == ['passed', 'passed'], r.details
+    assert _descendants(os.getpid()) == []
