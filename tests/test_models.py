@@ -74,3 +74,16 @@ def test_cpu_code_reference_policy_spreads():
     assert 0.2 < R.mean() < 0.9
     assert (R == 1).mean() > 0.1 and (R == 0).mean() > 0.02 and ((R > 0) & (R < 1)).mean() > 0.05
     assert (R.std(1) > 0).mean() > 0.3
+
+@pytest.mark.slow
+def test_smollm2_full_model():
+    "The dequantised SmolLM2-135M-Instruct has its published size and answers a factual question."
+    pytest.importorskip("gguf")
+    from qrpo_nb.models import smollm2
+    try: sm, tok = smollm2()
+    except ImportError as e: pytest.skip(str(e))
+    assert n_params(sm) == 134_515_008 and "dequantised" in sm.config.qrpo_nb_source
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    out = sm.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
