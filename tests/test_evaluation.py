@@ -1,5 +1,6 @@
-"""Evaluation tests that need separate processes: concurrent appends to the results store, the AlpacaEval runner."""
+"""Evaluation tests beyond the notebook: concurrent results-store writers, the AlpacaEval runner, the real generation/task wiring, selection against an independent transcription."""
 import json
+import math
 import multiprocessing as mp
 import os
 import stat
@@ -158,3 +159,40 @@ def test_reader_ignores_a_line_being_written(tmp_path):
     with open(st.part, "a") as f: f.write('\n{"model": 1}\n')          # now a corrupt complete line: an error
     with pytest.raises(ValueError, match="corrupt line"):
         ResultsStore(tmp_path).load()
+
+
+def _naive_select(rows, k1=2.0, k2=0.8):
+    """An independent, loop-only transcription of App. L.10 (SPEC §5) over plain dicts."""
+    val = [r for r in rows if r["split"] == "validation"]
+    best = {}
+    for r in val:  # best candidate per setting on validation reward (ties: higher LC, then earlier step)
+        b = best.get(r["setting"])
+        if b is None or (r["reward_mean"], r["lc_reward_mean"], -r["checkpoint"]) > (b["reward_mean"], b["lc_reward_mean"], -b["checkpoint"]):
+            best[r["setting"]] = r
+    cands = list(best.values())
+    top = max(cands, key=lambda r: r["reward_mean"])
+    short = [r for r in cands if top["reward_mean"] - r["reward_mean"] <= k1 * math.hypot(r["reward_std"], top["reward_std"]) + 1e-12]
+    top_lc = max(short, key=lambda r: r["lc_reward_mean"])
+    short2 = [r for r in short if top_lc["lc_reward_mean"] - r["lc_reward_mean"] <= k2 * math.hypot(r["lc_reward_std"], top_lc["lc_reward_std"]) + 1e-12]
+    win = max(short2, key=lambda r: (r["reward_mean"], -r["checkpoint"]))
+    return win["setting"], win["beta"], win["lr"], win["checkpoint"]
+
+
+def test_select_matches_an_independent_transcription_on_random_summaries():
+    import itertools, math as _m
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    agree = 0
+    for trial in range(60):
+        rows = []
+        for setting, beta, lr, ck in itertools.product(["offline", "offpolicy-best", "offpolicy-random", "sft-offline"],
+                                                       [0.01, 0.1], [1e-7, 1e-6], [0, 10, 20]):
+            base = rng.normal(0.5, 0.03)
+            for split in ("validation", "test"):
+                rows.append(dict(model="m", dataset="d", method="qrpo", setting=setting, beta=beta, lr=lr, checkpoint=ck,
+                                 split=split, reward_mean=round(base + rng.normal(0, 0.005), 3), reward_std=rng.uniform(0.001, 0.02),
+                                 lc_reward_mean=round(base + rng.normal(0, 0.03), 3), lc_reward_std=rng.uniform(0.001, 0.02), n_seeds=3))
+        got = select(pd.DataFrame(rows)).iloc[0]
+        assert (got.setting, got.beta, got.lr, got.checkpoint) == _naive_select(rows)
+        agree += 1
+    assert agree == 60
