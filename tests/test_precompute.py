@@ -192,7 +192,9 @@ def test_cpu_task_end_to_end(task_name, tmp_path):
     if task_name == "cpu_code":   # the reference solutions pass every test
         assert prefs["chosen_reward"] == [1.0] * 6
         for row in prefs:   # a near miss scores the share of tests its expression gets right, evaluated directly
-            f = eval("lambda x: " + row["rejected"].split("return ", 1)[1].split("\n")[0])
+            ns = {}   # trusted code written by qrpo_nb.data: run directly, outside the sandbox
+            exec(row["rejected"].split("```python\n", 1)[1].rsplit("```", 1)[0], ns)
+            f = ns["Solution"]().f
             io = row["input_output"]
             assert row["rejected_reward"] == sum(repr(f(int(t["input"].split("=")[1]))) == t["output"]
                                                  for t in io) / len(io)
