@@ -276,6 +276,8 @@ def plot_discrete(df, path=None):
         ax.set_xticks(np.arange(len(betas)) + 0.4 - width / 2, [f"β={b:g}" for b in betas]); ax.set_ylabel(lab)
         ax.grid(alpha=.3, axis="y"); ax.legend(fontsize=7, ncol=4, loc="upper center")
     axes[0].set_yscale("log")
+    kls = df["kl_to_pi*(R_q)"].clip(lower=1e-8)
+    axes[0].set_ylim(kls.min() / 2, kls.max() * 10)
     fig.suptitle("Binary rewards: plain R̂_q vs discrete partition function vs random tie-break", fontsize=10)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=130)
