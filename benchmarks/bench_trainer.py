@@ -10,6 +10,12 @@ this trainer's training time plus a ninth of its tokenisation and reference pass
 matmul peak of this machine (MFU).
 
     python benchmarks/bench_trainer.py [--pairs 96] [--batch 8] [--micro 2] [--sweep 9]
+
+On a shared machine set OMP_NUM_THREADS=1: with several threads per process, contention makes both wall and CPU time
+(spinning threads) swing by several times between runs. Measured 2026-11-22 on the 2-core build machine under load,
+OMP_NUM_THREADS=1, --pairs 48: qrpo_nb 821 tokens/s, TRL default 166, TRL precompute 150 (4.9x, 5.5x); peak RSS
+1191 vs 4598 / 4577 MiB (0.26x); sweep of 9: 6.2x / 6.9x per run. The MFU column uses the 6·N·T rule, which counts
+LM-head FLOPs on prompt positions that this trainer skips, so its share overstates the work it really executes.
 """
 import argparse, json, os, resource, subprocess, sys, tempfile, threading, time
 from pathlib import Path
