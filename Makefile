@@ -68,4 +68,4 @@ reproduce: install
 	$(BIN)/qrpo-nb reproduce --preset $(PRESET)
 
 bench: install
-	@for b in benchmarks/*.py; do echo "== $$b"; $(TEST_ENV) $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do echo "== $$b"; OMP_NUM_THREADS=1 $(TEST_ENV) $(BIN)/python $$b || exit 1; done
