@@ -4,28 +4,15 @@ import json, os, subprocess, sys
 from pathlib import Path
 import pytest, torch, yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+from trainer_runs import ENV, ROOT, make_run as _make_run
+
+PAIRS = dict(n=32, seed=1)
+DEFAULTS = dict(loss="dpo", beta=0.1, lr=1e-3, batch_size=8, micro_batch_size=2, epochs=1, n_checkpoints=1, adam_eps=1e-6,
+                seed=5)
 
 
 def make_run(folder: Path, name: str, **train) -> Path:
-    "Tiny model, char tokenizer and 32 toy pairs on disk, and a run file pointing at them."
-    from qrpo_nb.trainer import toy_tokenizer, toy_pairs
-    from qrpo_nb.models import tiny_llama
-    assets = folder / "assets"
-    if not assets.exists():
-        tok = toy_tokenizer()
-        tiny_llama(len(tok), hidden_size=32, num_hidden_layers=2, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                   eos_token_id=tok.eos_token_id, seed=0).save_pretrained(assets / "model")
-        tok.save_pretrained(assets / "model")
-        toy_pairs(32, seed=1).save_to_disk(str(assets / "data"))
-    cfg = dict(loss="dpo", beta=0.1, lr=1e-3, batch_size=8, micro_batch_size=2, epochs=1, n_checkpoints=1, adam_eps=1e-6,
-               seed=5, progress=False, output_dir=str(folder / name))
-    cfg.update(train)
-    run = folder / f"{name}.yaml"
-    run.write_text(yaml.safe_dump({"model": str(assets / "model"), "dataset": str(assets / "data"), "train": cfg}))
-    return run
+    return _make_run(folder, name, PAIRS, DEFAULTS, **train)
 
 
 def launch(run: Path, accel_config: str | None = None, n: int = 1, timeout: int = 300):

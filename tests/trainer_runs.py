@@ -1,0 +1,25 @@
+"""Shared by the trainer's subprocess tests: the environment for child processes and a run file on disk."""
+import os
+from pathlib import Path
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def make_run(folder: Path, name: str, pairs: dict, defaults: dict, **train) -> Path:
+    "Tiny model, char tokenizer and toy pairs (`toy_pairs(**pairs)`) on disk, and a run file pointing at them."
+    from qrpo_nb.trainer import toy_tokenizer, toy_pairs
+    from qrpo_nb.models import tiny_llama
+    assets = folder / "assets"
+    if not assets.exists():
+        tok = toy_tokenizer()
+        tiny_llama(len(tok), hidden_size=32, num_hidden_layers=2, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                   eos_token_id=tok.eos_token_id, seed=0).save_pretrained(assets / "model")
+        tok.save_pretrained(assets / "model")
+        toy_pairs(**pairs).save_to_disk(str(assets / "data"))
+    cfg = {**defaults, "progress": False, "output_dir": str(folder / name), **train}
+    run = folder / f"{name}.yaml"
+    run.write_text(yaml.safe_dump({"model": str(assets / "model"), "dataset": str(assets / "data"), "train": cfg}))
+    return run
