@@ -112,7 +112,9 @@ def load_ultrafeedback(name_or_path=ULTRAFEEDBACK, split:str="train_prefs", revi
 
 # %% ../nbs/05_data.ipynb #1b21925c
 LEETCODE = "newfacade/LeetCodeDataset"
-LEETCODE_REVISION = None  # `main` holds v0.3.1 (train 2,641 / test 228 problems); pass a commit sha to pin harder
+# a commit of the dataset repo that an independent importer recorded; it holds problem 3502 (April 2025), a v0.3.x
+# release as the paper used (v0.3.1: train 2,641 / test 228 problems). `revision=None` follows `main` instead.
+LEETCODE_REVISION = "215604aeed660029df7de2fea5a4d7b6ed476a08"
 
 def count_tests(row) -> int:
     "LeetCodeDataset's test count of a problem: the length of its `input_output` list."
