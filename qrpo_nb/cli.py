@@ -12,10 +12,11 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'STAGES', 'PAPER_TASKS', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'SLURM_DEFAULTS',
-           'templates_dir', 'presets_dir', 'load_preset', 'Stage', 'missing_modules', 'require', 'task_reward',
-           'stage_key', 'StageRun', 'stage_config', 'plan', 'StageError', 'run_stage', 'reproduce', 'grid_runs',
-           'expand_sweep', 'write_jobs', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep', 'main']
+__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'STAGES', 'PAPER_TASKS', 'JOB_STAGES', 'DISTRIBUTED_STAGES',
+           'SLURM_DEFAULTS', 'templates_dir', 'presets_dir', 'load_preset', 'Stage', 'missing_modules', 'require',
+           'task_reward', 'stage_key', 'StageRun', 'stage_config', 'plan', 'StageError', 'run_stage', 'reproduce',
+           'grid_runs', 'expand_sweep', 'write_jobs', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep',
+           'main']
 
 # %% ../nbs/12_cli.ipynb #da0b3a20
 REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().resolve().parent
@@ -30,6 +31,23 @@ def presets_dir() -> Path:
 
 # %% ../nbs/12_cli.ipynb #0715350b
 STAGE_ORDER = ("prepare", "sft", "references", "rewards", "pairs", "train", "evaluate", "report")
+PART_STAGES = STAGE_ORDER[:-1]   # what each part of a multi-part preset runs; the report covers every part
+
+def _check_parts(data: dict, p) -> None:
+    "A multi-part preset: `parts` maps part name -> {common, stages (no report)}; the top level keeps `report` only."
+    parts = data.get("parts")
+    if parts is None: return
+    if not isinstance(parts, dict) or not parts:
+        raise ValueError(f"preset {p}: 'parts' must be a non-empty mapping of part name -> {{common, stages}}")
+    top = set(data.get("stages") or {}) - {"report"}
+    if top: raise ValueError(f"preset {p}: with 'parts', the top-level 'stages' may only hold 'report', not {sorted(top)}")
+    for name, part in parts.items():
+        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"preset {p}: part name {name!r} must be letters, digits, '-' or '_'")
+        if not isinstance(part, dict) or not isinstance(part.get("stages") or {}, dict):
+            raise ValueError(f"preset {p}: part {name!r} must be a mapping with 'common' and 'stages' mappings")
+        bad = set(part.get("stages") or {}) - set(PART_STAGES)
+        if bad: raise ValueError(f"preset {p}: part {name!r}: unknown stage(s) {sorted(bad)}; a part runs {list(PART_STAGES)}")
 
 def load_preset(
     name_or_path: str | os.PathLike, # a preset name in `presets_dir()` or a path to a YAML file
@@ -50,6 +68,7 @@ def load_preset(
     unknown = set(stages) - set(STAGE_ORDER)
     if unknown:
         raise ValueError(f"preset {p}: unknown stage(s) {sorted(unknown)}; known stages: {list(STAGE_ORDER)}")
+    _check_parts(data, p)
     return data
 
 # %% ../nbs/12_cli.ipynb #d2101200
@@ -133,7 +152,11 @@ class StageRun:
     key: str
     out_dir: Path
     params: dict = field(default_factory=dict)
+    part: str | None = None  # the part of a multi-part preset it belongs to (None: a single-part preset, or the report)
+    deps: tuple = ()         # labels of the runs it reads
 
+    @property
+    def label(self) -> str: return f"{self.part}/{self.stage.name}" if self.part else self.stage.name
     @property
     def marker(self) -> Path: return self.out_dir/"_COMPLETE"
     @property
@@ -141,10 +164,14 @@ class StageRun:
     @property
     def notebook_out(self) -> Path: return self.out_dir/self.stage.notebook
 
-def stage_config(preset: dict, name: str) -> dict:
-    "The parameters of stage `name`: the preset's `common` overlaid by its own section."
+def stage_config(preset: dict, name: str, part: str | None = None) -> dict:
+    "The parameters of stage `name`: the preset's `common` overlaid by its own section (of `part`, if given)."
     cfg = dict(preset.get("common") or {})
-    cfg.update(preset.get("stages", {}).get(name) or {})
+    src = preset
+    if part is not None:
+        src = preset["parts"][part]
+        cfg.update(src.get("common") or {})
+    cfg.update((src.get("stages") or {}).get(name) or {})
     return cfg
 
 def plan(
@@ -155,16 +182,26 @@ def plan(
     "Resolve every stage of `preset` to its key, run folder and parameters."
     root = Path(runs_dir).resolve()/preset["name"]
     figures = Path(figures_dir).resolve() if figures_dir else (REPO_ROOT/"paper_figures").resolve()
+    parts = preset.get("parts")
     keys, dirs, out = {}, {}, []
-    for name in STAGE_ORDER:
-        st = STAGES[name]
-        cfg = stage_config(preset, name)
-        keys[name] = stage_key(cfg, {d: keys[d] for d in st.deps})
-        dirs[name] = root/name/keys[name]
-        params = dict(cfg, out_dir=str(dirs[name]), inputs={d: str(dirs[d]) for d in st.deps})
-        if name == "report":
-            params.update(figures_dir=str(figures), preset=preset)
-        out.append(StageRun(st, keys[name], dirs[name], params))
+    # a multi-part preset: each part's stages 1-7 under runs/<preset>/<part>/, labelled "<part>/<stage>"
+    for part in (parts or [None]):
+        for name in (PART_STAGES if parts else STAGE_ORDER):
+            st = STAGES[name]
+            cfg = stage_config(preset, name, part)
+            lab = lambda s: f"{part}/{s}" if part else s
+            keys[lab(name)] = stage_key(cfg, {d: keys[lab(d)] for d in st.deps})
+            dirs[lab(name)] = (root/part if part else root)/name/keys[lab(name)]
+            params = dict(cfg, out_dir=str(dirs[lab(name)]), inputs={d: str(dirs[lab(d)]) for d in st.deps})
+            out.append(StageRun(st, keys[lab(name)], dirs[lab(name)], params, part, tuple(lab(d) for d in st.deps)))
+    if parts:   # one report whose inputs are every part's upstream folders, keyed "<part>/<stage>"
+        st = STAGES["report"]
+        ups = [f"{p}/{d}" for p in parts for d in st.deps]
+        cfg = stage_config(preset, "report")
+        key = stage_key(cfg, {u: keys[u] for u in ups})
+        params = dict(cfg, out_dir=str(root/"report"/key), inputs={u: str(dirs[u]) for u in ups})
+        out.append(StageRun(st, key, root/"report"/key, params, None, tuple(ups)))
+    out[-1].params.update(figures_dir=str(figures), preset=preset)
     return out
 
 # %% ../nbs/12_cli.ipynb #31685be1
@@ -240,25 +277,25 @@ def reproduce(
 ) -> dict:
     "Run (or resume) the pipeline of `preset`; returns {stage: 'ran'|'skipped'} and timings."
     pr = load_preset(preset) if not isinstance(preset, dict) else preset
-    runs = plan(pr, runs_dir, figures_dir)
-    by = {r.stage.name: r for r in runs}
+    runs = plan(pr, runs_dir, figures_dir)   # in execution order; labels are "<stage>" or "<part>/<stage>"
+    by = {r.label: r for r in runs}
     sel = list(STAGE_ORDER) if not stages else list(stages)
     bad = [s for s in sel if s not in STAGES]
     if bad: raise ValueError(f"unknown stage(s) {bad}; known stages: {list(STAGE_ORDER)}")
     forced = set()
     if force:
-        for s in STAGE_ORDER:
-            if s in sel or set(STAGES[s].deps) & forced: forced.add(s)
-    need = set(sel) | forced   # and incomplete upstream stages of those must run first
-    for s in reversed(STAGE_ORDER):
-        if s in need:
-            need |= {d for d in STAGES[s].deps if not by[d].complete or d in forced}
+        for r in runs:
+            if r.stage.name in sel or set(r.deps) & forced: forced.add(r.label)
+    need = {r.label for r in runs if r.stage.name in sel} | forced   # and incomplete upstream runs of those
+    for r in reversed(runs):
+        if r.label in need:
+            need |= {d for d in r.deps if not by[d].complete or d in forced}
     status, seconds, cpu = {}, {}, {}
     root = Path(runs_dir).resolve()/pr["name"]
     root.mkdir(parents=True, exist_ok=True)
-    for s in STAGE_ORDER:
+    for r in runs:
+        s = r.label
         if s not in need: continue
-        r = by[s]
         if r.complete and s not in forced and not r.stage.always:
             status[s] = "skipped"; log(f"[{s}] complete, skipped ({r.out_dir})"); continue
         if s in forced and r.out_dir.exists(): shutil.rmtree(r.out_dir)
@@ -267,12 +304,12 @@ def reproduce(
             seconds[s] = round(run_stage(r, templates, log_output=log_output, check_modules=check_modules), 2)
         except StageError:
             status[s] = "failed"
-            _write_atomic(root/"summary.json", {"status": status, "seconds": seconds})
+            _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu})
             raise
         status[s] = "ran"; cpu[s] = json.loads(r.marker.read_text()).get("cpu_seconds")
         log(f"[{s}] done in {seconds[s]:.1f} s ({cpu[s]:.1f} CPU s)")
     _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu,
-                                       "keys": {r.stage.name: r.key for r in runs}})
+                                       "keys": {r.label: r.key for r in runs}})
     return {"status": status, "seconds": seconds, "cpu_seconds": cpu}
 
 # %% ../nbs/12_cli.ipynb #aee350f9
