@@ -18,11 +18,12 @@ from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 
 # %% auto #0
 __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
-           'FIG3_COLORS', 'SPEC_ITEMS', 'method_label', 'published_results', 'fmt_pm', 'scale_note', 'to_markdown',
-           'tex_escape', 'to_latex', 'save_table', 'paper_style', 'save_figure', 'table2', 'table3', 'config_table',
-           'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1', 'scaling_points', 'figure3',
-           'figure4', 'figure8', 'read_jsonl', 'find_logratio_key', 'figure6', 'code_figure', 'split_prefix',
-           'leetcode_texts', 'figures_9_11', 'collect_items', 'ReportItem', 'write_report', 'build_report']
+           'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'SPEC_ITEMS', 'method_label', 'published_results', 'fmt_pm',
+           'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'save_figure', 'table2',
+           'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1',
+           'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'find_logratio_key', 'figure6',
+           'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11', 'collect_items', 'ReportItem',
+           'write_report', 'build_report']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
@@ -146,7 +147,7 @@ def table3(selected: pd.DataFrame,  # `select` output for the chat tasks (one or
         for _, r in g.iterrows():
             m = method_label(r.method)
             ae = alpaca.get((model, dataset, r.method)) or {}
-            ae_s = fmt_pm(ae.get("lc_winrate"), ae.get("lc_se"), 1) if ae.get("lc_winrate") is not None else "not run (no judge)"
+            ae_s = fmt_pm(ae.get("lc_winrate"), ae.get("lc_se"), 1) if ae.get("lc_winrate") is not None else "not run: no judge configured"
             p = {k: _pub_lookup(published, "table3", pmodel, pdata, m, k)
                  for k in ("armorm_lc_reward", "armorm_reward", "alpacaeval2_lc_winrate_pct")}
             rows.append({"Model": model, "Dataset": dataset, "Method": m,
@@ -230,20 +231,37 @@ def setting_table(summary: pd.DataFrame,  # `summarise` output of one (model, da
     df["_o"] = [METHOD_ORDER.index(m) if m in METHOD_ORDER else 99 for m in df.Method]
     return df.sort_values(["_o", "Setting"], kind="mergesort").drop(columns="_o").reset_index(drop=True)
 
-def table_names_12_16(pairs: Sequence[tuple], code_datasets: Sequence[str] = ("leetcode",)) -> dict[str, tuple]:
-    "Name each (model, dataset): chat pairs Tables 12–15 in order, the code task Table 16 (extras get a suffix)."
-    out, chat, code = {}, 0, 0
+# The paper's appendix tables per chat (model, dataset). Their captions did not survive extraction: the datasets follow
+# from the step counts (764 = 98,000 / 128 for Magpie-Air in Tables 12–13, 476 = 61,135 / 128 for UltraFeedback in
+# Tables 14–15); the model order within a dataset (Llama, then Mistral) is Table 3's.
+PAPER_CHAT_TABLES = {"table12": ("Llama-3.1-Tulu-3-8B-SFT", "Magpie-Air"), "table13": ("Mistral-7B-Instruct-v0.2", "Magpie-Air"),
+                     "table14": ("Llama-3.1-Tulu-3-8B-SFT", "UltraFeedback"), "table15": ("Mistral-7B-Instruct-v0.2", "UltraFeedback")}
+
+def table_names_12_16(pairs: Sequence[tuple], code_datasets: Sequence[str] = ("leetcode",),
+                      paper_match: dict | None = None,  # {(model, dataset): (paper model, paper dataset)}
+                     ) -> dict[str, tuple]:
+    "Name each (model, dataset): a chat pair takes its paper table (`paper_match` or its own name), else the first free of Tables 12–15; the code task Table 16 (extras get a suffix)."
+    paper_match, out, code, extra = paper_match or {}, {}, 0, 0
+    own = {v: k for k, v in PAPER_CHAT_TABLES.items()}
+    chat = [tuple(p) for p in pairs if str(p[1]).lower() not in code_datasets]
+    for p in chat:   # first the pairs that stand for a known paper position
+        t = own.get(tuple(paper_match.get(p, p)))
+        if t and t not in out: out[t] = p
+    for p in chat:
+        if p in out.values(): continue
+        free = [t for t in PAPER_CHAT_TABLES if t not in out]
+        if free: out[free[0]] = p
+        else: extra += 1; out[f"table15_{extra + 1}"] = p
     for m, d in pairs:
-        if str(d).lower() in code_datasets: name = "table16" if code == 0 else f"table16_{code + 1}"; code += 1
-        else: name = f"table{12 + chat}" if chat < 4 else f"table15_{chat - 2}"; chat += 1
-        out[name] = (m, d)
+        if str(d).lower() in code_datasets: out["table16" if code == 0 else f"table16_{code + 1}"] = (m, d); code += 1
     return out
 
-def tables_12_16(summary: pd.DataFrame, order: Sequence[tuple] | None = None, code_datasets: Sequence[str] = ("leetcode",)) -> dict[str, pd.DataFrame]:
-    "`{table12: ..., table16: ...}`: one `setting_table` per (model, dataset), in `order` (default: sorted)."
+def tables_12_16(summary: pd.DataFrame, order: Sequence[tuple] | None = None, code_datasets: Sequence[str] = ("leetcode",),
+                 paper_match: dict | None = None) -> dict[str, pd.DataFrame]:
+    "`{table12: ..., table16: ...}`: one `setting_table` per (model, dataset), named by `table_names_12_16`."
     pairs = list(order) if order else sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
     out = {}
-    for name, (m, d) in table_names_12_16(pairs, code_datasets).items():
+    for name, (m, d) in table_names_12_16(pairs, code_datasets, paper_match).items():
         sub = summary[(summary.model == m) & (summary.dataset == d)]
         if sub.empty: raise ValueError(f"no results for {(m, d)}")
         out[name] = setting_table(sub, lc=str(d).lower() not in code_datasets)
@@ -295,9 +313,11 @@ def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (mo
             if judged:
                 v = [(alpaca[sel.loc[m, "method"]]["lc_winrate"], alpaca[sel.loc[m, "method"]].get("lc_se") or 0.0) for m in ms]
                 _bars(axes[0, 1], ms, [a for a, _ in v], [b for _, b in v], "This run: AlpacaEval 2 LC", "LC Score", ref=50.0)
-            else:
+            else:   # no judge: the task's own LC reward of each selected model, a stand-in that must not read as AlpacaEval
+                task = f" of {selected.dataset.iloc[0]}" if "dataset" in selected else ""
                 _bars(axes[0, 1], ms, sel.loc[ms, "test_lc_reward_mean"].tolist(), sel.loc[ms, "test_lc_reward_std"].tolist(),
-                      f"This run: test LC reward\n({NO_JUDGE})", "LC reward", digits=3)
+                      f"This run: best test LC reward{task} (↑)\nthe task's LC reward, a stand-in: NOT AlpacaEval 2\n({NO_JUDGE})",
+                      f"task LC reward{task} (not AlpacaEval)", digits=3)
             if scale: fig.text(0.5, -0.02, scale_note(scale), ha="center", fontsize=10)
         fig.tight_layout()
     return fig
@@ -530,9 +550,11 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  alpaca: dict | None = None,  # {(model, dataset, method): run_alpaca_eval result}
                  preset_tables: dict | None = None,  # Tables 5–11 data
                  scaling: pd.DataFrame | None = None,  # Figure 3 data
-                 length_points: dict | None = None,  # {"model / dataset": points} for Figures 4 (first) and 8
+                 length_points: dict | None = None,  # {"model / dataset": points} for Figures 4 and 8
                  logs: dict | None = None,  # Figure 6 logs
                  leetcode: tuple[str, str] | None = None,  # (prompt, prefix) for Figures 9–11; default from the sandbox
+                 figure4_key: str | None = None,  # the `length_points` panel of Figure 4 (default: the first)
+                 sources: dict | None = None,  # {item: source} where an item comes from a part of the run, not all of it
                 ) -> Path:
     "Build every item we have inputs for into `out_dir` and write the indexing `REPORT.md`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -560,11 +582,19 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
             items.append(ReportItem("table2", save_table(table2(select(codes)), "table2", out,
                                     "Table 2: average test pass rate (%) on the code task, beside the paper", scale_note(scale)), src))
         pairs = sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
-        names = table_names_12_16(pairs, code_datasets)
-        for name, df in tables_12_16(summary, pairs, code_datasets).items():
+        names = table_names_12_16(pairs, code_datasets, paper_match)
+        for name, df in tables_12_16(summary, pairs, code_datasets, paper_match).items():
             m, d = names[name]
-            items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: best checkpoint per setting, {m} / {d} (* = selected)",
-                                                     scale_note(scale)), src, f"{m} / {d}"))
+            pos = PAPER_CHAT_TABLES.get(name)
+            where = f"; stands for the paper's Table {name[5:]} ({pos[0]} / {pos[1]})" if pos else ""
+            items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: best checkpoint per setting, {m} / {d} (* = selected){where}",
+                                                     scale_note(scale)), src, f"{m} / {d}{where}"))
+        if len(chat):   # the paper's chat tables no (model, dataset) of this run stands for: say so, and why
+            have = [f"{m} / {d} (Table {n[5:]})" for n, (m, d) in names.items() if n in PAPER_CHAT_TABLES]
+            for name, (pm, pd_) in PAPER_CHAT_TABLES.items():
+                if name not in names:
+                    items.append(ReportItem(name, [], "—", f"no counterpart at this scale: the paper's Table {name[5:]} is {pm} / {pd_}; "
+                                            f"this run trains {len(have)} chat model × dataset ({', '.join(have)}), no second model or dataset, so no run stands for it"))
     if preset_tables is not None:
         for name, df in tables_5_11(preset_tables).items():
             items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: {CONFIG_TABLES[name]} (this run beside the paper)"), "preset"))
@@ -574,7 +604,8 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
     if scaling is not None:
         attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src)
     if length_points:
-        t0, p0 = next(iter(length_points.items()))
+        t0 = figure4_key if figure4_key is not None else next(iter(length_points))
+        p0 = length_points[t0]
         attempt("figure4", lambda: save_figure(figure4(p0, t0, scale), "figure4", out), src, t0)
         attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src)
     if logs:
@@ -588,4 +619,6 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
     for k, v in collect_items(out).items():
         items.append(ReportItem(k, v, "theory notebook" if k != "table1" else "losses notebook (loss registry)",
                                 "" if v else "not found in the folder: run its notebook"))
+    for it in items:
+        if it.item in (sources or {}) and it.files: it.source = sources[it.item]
     return write_report(items, out, scale, run, ae_status)
