@@ -1,5 +1,5 @@
 """`qrpo-nb` through its command line, in subprocesses: the smoke preset end to end, kill-and-resume of a stage,
-and the sweep (paper counts by hand, SLURM scripts, failed jobs re-run). Toy templates (written here) check the
+and the sweep (paper counts by hand, SLURM scripts, failed jobs re-run), a two-part preset (code + chat) end to end. Toy templates (written here) check the
 orchestration with numbers computable by hand; the smoke test runs the real templates on the real components."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
@@ -161,8 +161,66 @@ def test_sweep_failed_jobs_are_listed_and_rerun(tmp_path):
     assert (ok / "_COMPLETE").stat().st_mtime == mtime
 
 
+def two_part_smoke(path: Path) -> Path:
+    """The smoke preset as the code part of a two-part preset (its content verbatim), beside a chat part of the same
+    size on the CPU chat task: the shape of the cpu preset that `make reproduce` runs."""
+    smoke = load_preset("smoke")
+    code = {"common": smoke["common"], "stages": {k: v for k, v in smoke["stages"].items() if k != "report"}}
+    chat = yaml.safe_load(yaml.safe_dump(code))
+    chat["common"]["task"] = "cpu-chat"
+    chat["stages"]["pairs"] = {"settings": ["offline", "off-policy-best"], "n_pool": 4}
+    chat["stages"]["train"].update(methods={"qrpo": {"chat": [0.03]}, "dpo": {"chat": [0.1]}}, settings=["offline", "off-policy-best"])
+    path.write_text(yaml.safe_dump({"name": "smoke2", "stages": {"report": {}}, "parts": {"code": code, "chat": chat}}, sort_keys=False))
+    return path
+
+
+def _check_blocked(r, pl, labels):
+    "While a component is missing, the run must stop at the first stage that needs it, naming the module."
+    blocked = next((s for s in STAGE_ORDER if missing_modules(STAGES[s].requires)), None)
+    if not blocked: return
+    assert r.returncode == 1
+    miss = missing_modules(STAGES[blocked].requires)
+    assert f"stage {blocked!r} needs {', '.join(miss)}, which is not available yet" in r.stderr, r.stderr[-3000:]
+    for lab in labels:
+        if STAGE_ORDER.index(pl[lab].stage.name) < STAGE_ORDER.index(blocked): assert pl[lab].complete, lab
+    pytest.skip(f"smoke pipeline runs up to {blocked!r}, blocked by missing {miss}")
+
+
+def test_smoke_two_parts_end_to_end(tmp_path):
+    """The real templates on the smoke preset's content as the code part of a two-part preset plus a chat part (the
+    cpu preset's shape): each part runs its stages into runs/<preset>/<part>/, one report covers both tasks."""
+    pre = two_part_smoke(tmp_path / "smoke2.yaml")
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    r = cli("reproduce", "--preset", pre, "--runs-dir", runs, "--figures-dir", figs)
+    pl = {p.label: p for p in plan(load_preset(pre), runs, figs)}
+    labels = [f"{p}/{s}" for p in ("code", "chat") for s in STAGE_ORDER[:-1]] + ["report"]
+    assert list(pl) == labels
+    _check_blocked(r, pl, labels)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for lab in labels:   # every executed notebook is kept in its stage folder, under its part
+        assert pl[lab].complete and pl[lab].notebook_out.exists(), lab
+        assert pl[lab].out_dir.relative_to(runs.resolve() / "smoke2").parts[0] == lab.split("/")[0]
+    # the code part is the smoke preset verbatim: the same stage keys as the single-part smoke run
+    single = {p.label: p.key for p in plan(load_preset("smoke"), runs)}
+    assert all(pl[f"code/{s}"].key == single[s] for s in STAGE_ORDER[:-1])
+    summary = json.loads((runs / "smoke2" / "summary.json").read_text())
+    assert set(summary["status"]) == set(labels) and set(summary["cpu_seconds"]) == set(labels)
+    report = (figs / "REPORT.md").read_text()
+    for stem in ("table2", "table16", "table3", "table12"):   # the code task's and the chat task's tables
+        assert (figs / f"{stem}.md").exists(), stem
+    assert (figs / "figure1.png").exists() and "stands for the paper's Table 12" in (figs / "table12.md").read_text()
+    assert "not run: no judge configured" in (figs / "table3.md").read_text()
+    assert report.count("no counterpart at this scale") == 3    # Tables 13-15: one chat model x dataset here
+    # a second call finds every part's stages complete: nothing runs; --stages selects in every part
+    r = cli("reproduce", "--preset", pre, "--runs-dir", runs, "--figures-dir", figs, "--stages", "evaluate")
+    st = json.loads(r.stdout[r.stdout.index("{"):])["status"]
+    assert st == {"code/evaluate": "skipped", "chat/evaluate": "skipped"}, st
+
+
+@pytest.mark.slow
 def test_smoke_preset_end_to_end(tmp_path):
-    """The real templates on the smoke preset. Every stage whose components are exported must complete; the first
+    """The real templates on the single-part smoke preset (slow: `make test` runs its content as the code part of
+    `test_smoke_two_parts_end_to_end`). Every stage whose components are exported must complete; the first
     stage whose component is still missing must stop the run with a message naming the module."""
     runs, figs = tmp_path / "runs", tmp_path / "figs"
     t0 = time.time()
