@@ -373,7 +373,7 @@ def _length_panel(ax, pts: pd.DataFrame, max_points: int = 1500, seed: int = 0):
         xs = np.array([g.length_norm.min(), g.length_norm.max()])
         ax.plot(xs, f.slope * xs + f.intercept, color=c, lw=4)
         ax.scatter([f.x_mean], [f.y_mean], s=180, marker=mk, color=c, edgecolor="#333333", zorder=5,
-                   label=f"{m}, $\\rho = {f.rho:.2f}$")
+                   label=f"{m}, $\\rho = {f.rho:.2f}$" if np.isfinite(f.rho) else f"{m}, ρ undefined: constant implicit reward (π_ref, step 0)")
     ax.set_xlabel("Completion length (normalized)"); ax.set_ylabel("Implicit reward (normalized)")
     ax.legend(loc="upper right", markerscale=0.8)
     return fits
