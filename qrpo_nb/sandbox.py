@@ -27,7 +27,9 @@ def prctl(option, value):
     _libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
 
 def send(fd, obj):
-    data = json.dumps(obj).encode()
+    send_raw(fd, json.dumps(obj).encode())
+
+def send_raw(fd, data):
     msg = struct.pack('>I', len(data)) + data
     view = memoryview(msg)
     while view:
@@ -174,6 +176,8 @@ def candidate_main(sock_fd, job, workdir):
         send(sock_fd, {'ready': False, 'error': f'{type(e).__name__}: {e}'})
         os._exit(0)
     entry = job.get('entry_point') or None
+    try: entry = entry and compile(entry, '<entry>', 'eval')
+    except BaseException: pass  # a bad entry point: every call reports the error
 
     def answer(item):
         try:
@@ -190,8 +194,13 @@ def candidate_main(sock_fd, job, workdir):
     while True:
         try: req = recv(sock_fd)
         except Exception: os._exit(0)
-        for k, item in enumerate(req['items']):  # answers stream back one by one
-            send(sock_fd, dict(answer(item), seq=req['seq'], k=k))
+        seq, items, batch, parts, size = int(req['seq']), req['items'], req.get('batch'), [], 0
+        for k, item in enumerate(items):  # answers stream back one by one (a batch: in one message, or 1 MB chunks)
+            parts.append(json.dumps(dict(answer(item), k=k)))
+            size += len(parts[-1])
+            if not batch or size > 1 << 20 or k == len(items) - 1:
+                send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
+                parts, size = [], 0
 
 class RemoteError(Exception):
     pass
@@ -212,18 +221,21 @@ class Remote:
 class Link:
     """The tester's side of the pipe to the candidate: batched requests, answers streamed back in order."""
     def __init__(self, fd, ns): self.fd, self.ns, self.seq, self.cache = fd, ns, 0, {}
-    def stream(self, items):
+    def stream(self, items, batch=False):
         self.seq += 1
-        send(self.fd, {'seq': self.seq, 'items': items})
-        for k in range(len(items)):
-            while True:
-                rep = recv(self.fd)  # EOFError: the candidate died
-                if isinstance(rep, dict) and rep.get('seq') == self.seq and rep.get('k') == k: break
-            yield rep
+        send(self.fd, {'seq': self.seq, 'items': items, 'batch': batch})
+        k = 0
+        while k < len(items):
+            msg = recv(self.fd)  # EOFError: the candidate died
+            if not (isinstance(msg, dict) and msg.get('seq') == self.seq and isinstance(msg.get('reps'), list)): continue
+            for rep in msg['reps']:
+                if isinstance(rep, dict) and rep.get('k') == k and k < len(items):
+                    k += 1
+                    yield rep
     def prefetch(self, items):
         "Evaluate literal calls in one batch; the test code then finds their answers here, in call order."
         self.cache = {}
-        for item, rep in zip(items, list(self.stream(items))):
+        for item, rep in zip(items, list(self.stream(items, batch=True)) if items else []):
             self.cache.setdefault(_call_key(item['name'], item['args'], item['kwargs']), []).append(rep)
 
 def _literal(node):
@@ -236,15 +248,36 @@ def _literal(node):
         return isinstance(node.func, ast.Name) and node.func.id in ('list_node', 'tree_node') and not node.keywords and all(map(_literal, node.args))
     return isinstance(node, ast.Name) and node.id in ('True', 'False', 'None')
 
-def literal_calls(src, names, ns):
-    "The calls of `names` with literal arguments in test code, as batch items."
+import operator
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.LShift: operator.lshift,
+           ast.RShift: operator.rshift, ast.BitOr: operator.or_, ast.BitXor: operator.xor, ast.BitAnd: operator.and_,
+           ast.MatMult: operator.matmul}
+_UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
+
+def literal_value(node, ns):
+    "The value of a `_literal` expression, as Python would compute it (helper calls looked up in the trusted `ns`)."
+    t = type(node)
+    if t is ast.Constant: return node.value
+    if t is ast.List: return [literal_value(e, ns) for e in node.elts]
+    if t is ast.Tuple: return tuple([literal_value(e, ns) for e in node.elts])
+    if t is ast.Set: return {literal_value(e, ns) for e in node.elts}
+    if t is ast.Dict: return {literal_value(k, ns): literal_value(v, ns) for k, v in zip(node.keys, node.values)}
+    if t is ast.UnaryOp: return _UNOPS[type(node.op)](literal_value(node.operand, ns))
+    if t is ast.BinOp: return _BINOPS[type(node.op)](literal_value(node.left, ns), literal_value(node.right, ns))
+    if t is ast.Call: return (ns[node.func.id] if node.func.id in ns else getattr(__builtins__, node.func.id))(*[literal_value(a, ns) for a in node.args])
+    if t is ast.Name: return {'True': True, 'False': False, 'None': None}[node.id]
+    raise ValueError('not a literal')
+
+def literal_calls(tree, names, ns):
+    "The calls of `names` with literal arguments in a test's syntax tree, as batch items."
     items = []
-    for node in ast.walk(ast.parse(src)):
+    for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
                 and all(_literal(a) for a in node.args) and all(k.arg and _literal(k.value) for k in node.keywords)):
             try:
-                args = [eval(compile(ast.Expression(a), '<arg>', 'eval'), dict(ns)) for a in node.args]
-                kwargs = {k.arg: eval(compile(ast.Expression(k.value), '<arg>', 'eval'), dict(ns)) for k in node.keywords}
+                args = [literal_value(a, ns) for a in node.args]
+                kwargs = {k.arg: literal_value(k.value, ns) for k in node.keywords}
                 items.append({'name': 'candidate', 'args': encode(args), 'kwargs': encode(kwargs)})
             except Exception:
                 pass
@@ -292,8 +325,9 @@ def tester_main(sock_fd, out_fd, job, start):
             tns['candidate'] = Remote(link, 'candidate')
             entry = job.get('entry_name')
             if entry: tns[entry] = tns['candidate']
-            link.prefetch(literal_calls(test['src'], {'candidate', entry} - {None}, ns))
-            run_source(test['src'], tns, '<test>')
+            tree = ast.parse(test['src'], '<test>')
+            link.prefetch(literal_calls(tree, {'candidate', entry} - {None}, ns))
+            exec(compile(tree, '<test>', 'exec'), tns)
             if test['kind'] == 'check': tns['check'](tns['candidate'])
             outcome, detail = 'passed', ''
         except EOFError:
@@ -328,6 +362,7 @@ def _spare():
             if not fds: os._exit(0)
             job = recv(theirs.fileno())
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.makedirs(job['workdir'], exist_ok=True)
             os.setsid()
             isolate_fds([fds[0]])
             nproc = job['nproc']
@@ -341,29 +376,28 @@ def _spare():
     return mine, pid
 
 def zygote_main(ctl):
-    """Z: forks candidate processes; it never receives tests or expected values.
+    """Z: forks candidate processes; it never receives code, tests or expected values.
 
-    Between jobs (message R, sent by the server after its sweep) it forks a spare that waits for the next job, so the
-    fork is off the critical path; a spare never exists while a candidate runs, so no candidate can touch it."""
+    On each message R (sent by the server after its sweep, so a spare never exists while a candidate runs and no
+    candidate can touch it) it forks a spare that waits for its job, and hands the server the spare's end of their
+    socket pair; the server sends the job to the spare directly. The fork is off the critical path, and the zygote
+    does almost nothing after forking, so it writes to few of the pages it shares with the spare (copy-on-write)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     gc.freeze()  # fewer copy-on-write faults in the children
-    spare = None
     while True:
         try:
-            kind, fds, _, _ = socket.recv_fds(ctl, 1, 1)
-            if kind == b'R':
-                if spare is None: spare, _ = _spare()
-                continue
-            if not fds: os._exit(0)
-            job = recv(ctl.fileno())
+            if ctl.recv(1) != b'R': os._exit(0)
+            spare, _ = _spare()
+            socket.send_fds(ctl, [b'S'], [spare.fileno()])
+            spare.close()
         except Exception: os._exit(0)
-        job['workdir'] = os.path.join(job['scratch'], 'job')
-        os.makedirs(job['workdir'], exist_ok=True)
-        if spare is None: spare, _ = _spare()
-        try: send_with_fd(spare, job, fds[0])
-        except OSError: pass  # the spare is gone: this job's tester sees EOF
-        spare.close(); os.close(fds[0])
-        spare = None
+
+def take_spare(zs, wait_s=30.0):
+    "The socket to the spare the zygote forked on the last R."
+    if not select.select([zs], [], [], wait_s)[0]: raise OSError('the zygote did not fork a spare in time')
+    _, fds, _, _ = socket.recv_fds(zs, 1, 1)
+    if not fds: raise OSError('the zygote ended')
+    return socket.socket(fileno=fds[0])
 
 def tester_loop(ctl, out_fd):
     """B's life: one job after another, each in a fresh namespace, until killed (after a timeout) or the server ends."""
@@ -380,7 +414,8 @@ def send_with_fd(sock, obj, fd):
     socket.send_fds(sock, [b'J'], [fd])
     send(sock.fileno(), obj)
 
-def descendants(root, exclude):
+def children():
+    "Parent pid -> child pids, from one /proc listing."
     kids = {}
     for d in os.listdir('/proc'):
         if not d.isdigit(): continue
@@ -389,6 +424,9 @@ def descendants(root, exclude):
             ppid = int(stat.rsplit(')', 1)[1].split()[1])
         except (OSError, ValueError, IndexError): continue
         kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+def descendants(kids, root, exclude):
     out, todo = [], [root]
     while todo:
         for c in kids.get(todo.pop(), []):
@@ -396,11 +434,17 @@ def descendants(root, exclude):
             out.append(c); todo.append(c)
     return out
 
+OWN_PIDNS = False  # set by main: this server is alone in a fresh pid namespace (bubblewrap), so its /proc lists only it
+
 def sweep(me, zygote, tester=None):
     """Kill every process this server started (whatever session it moved to) until a fresh listing shows none new."""
-    killed = set()
+    killed, keep = set(), {1, me, zygote, tester}
     for _ in range(10000):
-        pids = [p for p in descendants(me, {zygote, tester}) + descendants(zygote, set()) if p not in killed]
+        if OWN_PIDNS:  # everything in the namespace but bwrap's init, the server, the zygote and the tester
+            pids = [p for p in map(int, filter(str.isdigit, os.listdir('/proc'))) if p not in keep and p not in killed]
+        else:
+            kids = children()
+            pids = [p for p in descendants(kids, me, {zygote, tester}) + descendants(kids, zygote, set()) if p not in killed]
         if not pids: break
         for p in pids:
             try: os.kill(p, signal.SIGKILL)
@@ -412,12 +456,16 @@ def sweep(me, zygote, tester=None):
 def alive(pid, child=False):
     """Whether `pid` runs untouched: not stopped (SIGSTOP from a candidate; resumed here), not dead, no SIGKILL pending."""
     try:
-        with open(f'/proc/{pid}/status') as f: status = dict(l.split(':', 1) for l in f.read().splitlines() if ':' in l)
+        with open(f'/proc/{pid}/status') as f: status = f.read()
         os.kill(pid, signal.SIGCONT)
         if child and os.waitpid(pid, os.WNOHANG)[0] != 0: return False
-        if status['State'].split()[0] in ('Z', 'X', 'x', 'T', 't'): return False
-        return not any(int(status.get(k, '0').strip(), 16) >> (signal.SIGKILL - 1) & 1 for k in ('SigPnd', 'ShdPnd'))
-    except (OSError, ChildProcessError, KeyError, ValueError):
+        def field(k, default=None):
+            i = status.find(f'\n{k}:')
+            if i < 0 and default is None: raise ValueError(f'no {k} in /proc/{pid}/status')
+            return status[i + len(k) + 2:].split(None, 1)[0] if i >= 0 else default
+        if field('State') in ('Z', 'X', 'x', 'T', 't'): return False
+        return not any(int(field(k, '0'), 16) >> (signal.SIGKILL - 1) & 1 for k in ('SigPnd', 'ShdPnd'))
+    except (OSError, ChildProcessError, IndexError, ValueError):
         return False
 
 def reap():
@@ -428,24 +476,30 @@ def reap():
         if pid == 0: return
 
 def wipe(paths, keep):
+    "Remove everything but `keep` from the writable places; returns what could not be removed."
+    left = []
     for base in paths:
         try: entries = os.listdir(base)
         except OSError: continue
-        for e in entries:
-            p = os.path.join(base, e)
-            if p in keep: continue
+        extra = [p for p in (os.path.join(base, e) for e in entries) if p not in keep]
+        for p in extra:
             try:
                 if os.path.isdir(p) and not os.path.islink(p):
-                    for root, dirs, files in os.walk(p):
-                        for d in dirs:
-                            try: os.chmod(os.path.join(root, d), 0o700)
-                            except OSError: pass
-                    shutil.rmtree(p, ignore_errors=True)
+                    try: shutil.rmtree(p)
+                    except OSError:  # directories the candidate made unwritable: open them up, then remove
+                        try: os.chmod(p, 0o700)
+                        except OSError: pass
+                        for root, dirs, files in os.walk(p):
+                            for d in dirs:
+                                try: os.chmod(os.path.join(root, d), 0o700)
+                                except OSError: pass
+                        shutil.rmtree(p, ignore_errors=True)
                 else: os.unlink(p)
             except OSError: pass
-
-def leftovers(paths, keep):
-    return [os.path.join(b, e) for b in paths if os.path.isdir(b) for e in os.listdir(b) if os.path.join(b, e) not in keep]
+        if extra:
+            try: left += [p for p in (os.path.join(base, e) for e in os.listdir(base)) if p not in keep]
+            except OSError: pass
+    return left
 
 class Tester:
     """The server's handle on the tester process B (re-forked after a timeout, a crash or a change of limits)."""
@@ -482,8 +536,11 @@ def main():
     for fd in (0, 1, 2): os.dup2(null, fd)
     import collections, itertools, functools, heapq, bisect, string, random, re, operator, queue, typing, hashlib  # warm
     gc.freeze()
-    zs, zc = socket.socketpair()
+    global OWN_PIDNS
     me = os.getpid()
+    # alone in a fresh pid namespace (bubblewrap's init is pid 1): every later process in it is this server's
+    OWN_PIDNS = scratch == '/tmp' and sorted(map(int, filter(str.isdigit, os.listdir('/proc')))) == sorted({1, me})
+    zs, zc = socket.socketpair()
     zpid = os.fork()
     if zpid == 0:
         zs.close(); os.close(host_in); os.close(host_out)
@@ -495,7 +552,7 @@ def main():
         if os.access('/dev', os.W_OK):
             wiped.append('/dev'); dev_keep = {os.path.join('/dev', e) for e in os.listdir('/dev')}
     box = [None]  # the current tester
-    zs.send(b'R')  # a first spare
+    zs.send(b'R'); SPARE[0] = True  # a first spare
     send(host_out, {'hello': me, 'uid': os.getuid()})
     while True:
         try:
@@ -508,14 +565,13 @@ def main():
         except Exception as e:
             result = {'fatal': f'{type(e).__name__}: {e}'}
         sweep(me, zpid, box[0].pid if box[0] else None)
-        wipe(wiped, dev_keep)
-        result['left'] = leftovers(wiped, dev_keep)[:5]
+        result['left'] = wipe(wiped, dev_keep)[:5]
         # a candidate may have stopped or killed the processes that outlive it (same uid): resume them, check them
         # (a candidate that stops or kills them attacked the sandbox, and all its tests count as errors)
         attacked = False
         if box[0] is not None and not alive(box[0].pid, child=True): box[0].kill(); box[0] = None; attacked = True
         if not alive(zpid, child=True): result['restart'] = attacked = True
-        else: zs.send(b'R')  # the next spare, forked now that no candidate runs
+        elif not SPARE[0]: zs.send(b'R'); SPARE[0] = True  # the next spare, forked now that no candidate runs
         result['infra'] = sorted(INFRA | {me, zpid}); INFRA.clear()
         if attacked and 'outcomes' in result:
             result['outcomes'] = ['error'] * len(result['outcomes'])
@@ -524,13 +580,14 @@ def main():
         if 'fatal' in result or 'restart' in result: break
     os._exit(0)
 
+SPARE = [False]  # whether a spare was asked of the zygote and not taken yet (at most one at a time)
 INFRA = set()  # this job's server, zygote and tester pids (the host checks none of them was stopped)
 
 def run_job(cand, tests, zs, zpid, me, scratch, box):
     n = len(tests['tests'])
     outcomes, details = ['error'] * n, [''] * n
     start, t0 = 0, time.monotonic()
-    cand = dict(cand, scratch=scratch)
+    cand = dict(cand, scratch=scratch, workdir=os.path.join(scratch, 'job'))
     timeout, total = cand['timeout_s'], cand['total_timeout_s']
     key = (max(cand['memory_mb'], 1024), cand['fsize_mb'], max(cand['nofile'], 64))
     while start < n:
@@ -541,7 +598,12 @@ def run_job(cand, tests, zs, zpid, me, scratch, box):
         INFRA.add(tester.pid)
         a_end, b_end = socket.socketpair()
         try:
-            send_with_fd(zs, cand, a_end.fileno())
+            if not SPARE[0]: zs.send(b'R')  # a restart: the last candidate process is swept, a spare may be forked
+            SPARE[0] = False
+            spare = take_spare(zs)
+            try: send_with_fd(spare, cand, a_end.fileno())
+            except OSError: pass  # the spare is gone: this job's tester sees EOF
+            finally: spare.close()  # the server keeps no channel from the candidate
             send_with_fd(tester.ctl, dict(tests, prefix=cand['prefix'], setup=cand['setup'], start=start), b_end.fileno())
         except OSError as e:
             return {'fatal': f'lost a sandbox process: {e}'}
@@ -584,7 +646,8 @@ def run_job(cand, tests, zs, zpid, me, scratch, box):
         finally:
             if not healthy:  # the tester may be stuck mid-test: replace it
                 tester.kill(); box[0] = None
-            sweep(me, zpid, box[0].pid if box[0] else None)
+            if restart is not None and restart < n:  # a fresh candidate process takes over: nothing of this one stays
+                sweep(me, zpid, box[0].pid if box[0] else None)  # (after the last one, main sweeps)
         start = restart
     return {'outcomes': outcomes, 'details': details}
 
