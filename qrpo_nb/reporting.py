@@ -20,10 +20,10 @@ from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
            'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'SPEC_ITEMS', 'method_label', 'published_results', 'fmt_pm',
            'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'save_figure', 'table2',
-           'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1',
-           'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'find_logratio_key', 'figure6',
-           'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11', 'collect_items', 'ReportItem',
-           'write_report', 'build_report']
+           'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
+           'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl',
+           'find_logratio_key', 'figure6', 'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11',
+           'collect_items', 'ReportItem', 'write_report', 'build_report']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
@@ -129,6 +129,19 @@ def table2(selected: pd.DataFrame,  # `select` output for the code task (rewards
                      "Avg. pass % (paper)": fmt_pm(pm, ps, 1)})
     df = pd.DataFrame(rows)
     return df.set_index("Method").loc[_order(df.Method)].reset_index()
+
+def initial_rows(summary: pd.DataFrame,  # `summarise` output (every run's step 0 is π_ref)
+                ) -> pd.DataFrame:
+    "π_ref's row per (model, dataset), shaped like `select` output (method `initial`): the mean over the runs' step-0 rows, identical in a real run."
+    s0 = summary[summary.checkpoint == 0]
+    cols = [c for c in ("reward_mean", "reward_std", "lc_reward_mean", "lc_reward_std") if c in s0]
+    out = []
+    for (m, d), g in s0.groupby(["model", "dataset"], sort=True):
+        row = dict(model=m, dataset=d, method="initial", setting="—", checkpoint=0)
+        for split, pre in (("validation", "valid_"), ("test", "test_")):
+            row.update({pre + c: float(g[g.split == split][c].mean()) for c in cols})
+        out.append(row)
+    return pd.DataFrame(out)
 
 def table3(selected: pd.DataFrame,  # `select` output for the chat tasks (one or more model × dataset)
            alpaca: dict | None = None,  # {(model, dataset, method): run_alpaca_eval result}
@@ -568,7 +581,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         chat, codes = summary[~code], summary[code]
         if len(chat):
             sel = select(chat)
-            items.append(ReportItem("table3", save_table(table3(sel, alpaca, paper_match=paper_match), "table3", out,
+            items.append(ReportItem("table3", save_table(table3(pd.concat([initial_rows(chat), sel], ignore_index=True), alpaca, paper_match=paper_match), "table3", out,
                                     "Table 3: test LC reward, reward and AlpacaEval 2 of the selected models, beside the paper",
                                     scale_note(scale)), src))
             first = sel[(sel.model == sel.model.iloc[0]) & (sel.dataset == sel.dataset.iloc[0])]
@@ -579,7 +592,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                                         f"this run: {key0[0]} / {key0[1]}"))
             except ValueError as e: items.append(ReportItem("figure1", [], src, f"not produced: {e}"))
         if len(codes):
-            items.append(ReportItem("table2", save_table(table2(select(codes)), "table2", out,
+            items.append(ReportItem("table2", save_table(table2(pd.concat([initial_rows(codes), select(codes)], ignore_index=True)), "table2", out,
                                     "Table 2: average test pass rate (%) on the code task, beside the paper", scale_note(scale)), src))
         pairs = sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
         names = table_names_12_16(pairs, code_datasets, paper_match)

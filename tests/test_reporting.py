@@ -92,6 +92,9 @@ def test_build_report_end_to_end(tmp_path):
     assert "| QRPO | offpolicy-random* | 0.1700 / 0.1710 | 0.1700 / 0.1700 | 0.003 | 1e-06 | 20 |" in t12
     qrow = next(l for l in (out / "table3.md").read_text().splitlines() if "| QRPO |" in l)
     assert "| 0.1710 ± 0.0100 |" in qrow and "| 50.6 ± 0.1 |" in qrow  # this run beside the paper's Llama/Magpie-Air row
+    # pi_ref's row: the mean of the runs' step-0 rows (test reward 0.101 and 0.11, LC 0.10 and 0.11) beside the paper's Initial
+    assert ("| tiny | toy-chat | Initial | 0.1050 ± 0.0100 | 0.1055 ± 0.0100 | not run: no judge configured | "
+            "0.1518 ± 0.0011 | 0.1519 ± 0.0010 | 18.1 ± 0.4 |") in (out / "table3.md").read_text()
     # the run's one chat (model, dataset) stands for Table 12; Tables 13-15 say why nothing stands for them
     assert "stands for the paper's Table 12 (Llama-3.1-Tulu-3-8B-SFT / Magpie-Air)" in t12
     for n, (m, d) in {13: ("Mistral-7B-Instruct-v0.2", "Magpie-Air"), 14: ("Llama-3.1-Tulu-3-8B-SFT", "UltraFeedback"),
