@@ -19,7 +19,7 @@ __all__ = ['SANDBOX_UID', 'OUTCOMES', 'LEETCODE_PREFIX', 'LEETCODE_SYSTEM', 'par
 _SERVER_SRC = r'''
 # Runs inside the sandbox: the server (talks to the host), a zygote Z (forks candidates; never sees tests),
 # a fresh candidate process A per job, and a long-lived tester process B (never runs candidate code).
-import ast, gc, os, sys, json, struct, signal, select, time, resource, socket, shutil, ctypes, math, traceback
+import ast, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, shutil, ctypes, math, traceback
 _libc = ctypes.CDLL(None, use_errno=True)
 MAX_MSG = 1 << 24
 
@@ -238,16 +238,6 @@ class Link:
         for item, rep in zip(items, list(self.stream(items, batch=True)) if items else []):
             self.cache.setdefault(_call_key(item['name'], item['args'], item['kwargs']), []).append(rep)
 
-def _literal(node):
-    if isinstance(node, ast.Constant): return True
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)): return all(map(_literal, node.elts))
-    if isinstance(node, ast.Dict): return all(k is not None and _literal(k) for k in node.keys) and all(map(_literal, node.values))
-    if isinstance(node, ast.UnaryOp): return _literal(node.operand)
-    if isinstance(node, ast.BinOp): return _literal(node.left) and _literal(node.right)
-    if isinstance(node, ast.Call):  # list_node([...]) / tree_node([...]) of literals
-        return isinstance(node.func, ast.Name) and node.func.id in ('list_node', 'tree_node') and not node.keywords and all(map(_literal, node.args))
-    return isinstance(node, ast.Name) and node.id in ('True', 'False', 'None')
-
 import operator
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.LShift: operator.lshift,
@@ -255,27 +245,45 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.MatMult: operator.matmul}
 _UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
 
+class NotLiteral(Exception):
+    pass
+
 def literal_value(node, ns):
-    "The value of a `_literal` expression, as Python would compute it (helper calls looked up in the trusted `ns`)."
+    """The value of a literal expression (constants, containers, arithmetic on them, `list_node`/`tree_node` of them),
+    as Python would compute it, with the helpers from the trusted `ns`; NotLiteral for any other expression."""
     t = type(node)
     if t is ast.Constant: return node.value
     if t is ast.List: return [literal_value(e, ns) for e in node.elts]
     if t is ast.Tuple: return tuple([literal_value(e, ns) for e in node.elts])
     if t is ast.Set: return {literal_value(e, ns) for e in node.elts}
-    if t is ast.Dict: return {literal_value(k, ns): literal_value(v, ns) for k, v in zip(node.keys, node.values)}
-    if t is ast.UnaryOp: return _UNOPS[type(node.op)](literal_value(node.operand, ns))
-    if t is ast.BinOp: return _BINOPS[type(node.op)](literal_value(node.left, ns), literal_value(node.right, ns))
-    if t is ast.Call: return (ns[node.func.id] if node.func.id in ns else getattr(__builtins__, node.func.id))(*[literal_value(a, ns) for a in node.args])
-    if t is ast.Name: return {'True': True, 'False': False, 'None': None}[node.id]
-    raise ValueError('not a literal')
+    if t is ast.Dict:
+        if None in node.keys: raise NotLiteral('** in a dict')
+        return {literal_value(k, ns): literal_value(v, ns) for k, v in zip(node.keys, node.values)}
+    if t is ast.UnaryOp and type(node.op) in _UNOPS: return _UNOPS[type(node.op)](literal_value(node.operand, ns))
+    if t is ast.BinOp and type(node.op) in _BINOPS: return _BINOPS[type(node.op)](literal_value(node.left, ns), literal_value(node.right, ns))
+    if (t is ast.Call and type(node.func) is ast.Name and node.func.id in ('list_node', 'tree_node') and not node.keywords):
+        return ns[node.func.id](*[literal_value(a, ns) for a in node.args])
+    if t is ast.Name and node.id in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[node.id]
+    raise NotLiteral(t.__name__)
+
+def walk(tree):
+    "The nodes of a syntax tree in `ast.walk`'s (breadth-first) order, without its per-node generators."
+    out, i, AST = [tree], 0, ast.AST
+    while i < len(out):
+        node = out[i]; i += 1
+        for name in node._fields:
+            v = getattr(node, name, None)
+            if type(v) is list: out.extend([x for x in v if isinstance(x, AST)])
+            elif isinstance(v, AST): out.append(v)
+    return out
 
 def literal_calls(tree, names, ns):
-    "The calls of `names` with literal arguments in a test's syntax tree, as batch items."
+    "The calls of `names` with literal arguments in a test's syntax tree, as batch items (in `ast.walk` order)."
     items = []
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
-                and all(_literal(a) for a in node.args) and all(k.arg and _literal(k.value) for k in node.keywords)):
-            try:
+    for node in walk(tree):
+        if type(node) is ast.Call and type(node.func) is ast.Name and node.func.id in names:
+            try:  # a call with any other argument (or one whose value fails) is left to run when the test makes it
+                if any(k.arg is None for k in node.keywords): raise NotLiteral('**kwargs')
                 args = [literal_value(a, ns) for a in node.args]
                 kwargs = {k.arg: literal_value(k.value, ns) for k in node.keywords}
                 items.append({'name': 'candidate', 'args': encode(args), 'kwargs': encode(kwargs)})
@@ -420,8 +428,8 @@ def children():
     for d in os.listdir('/proc'):
         if not d.isdigit(): continue
         try:
-            with open(f'/proc/{d}/stat') as f: stat = f.read()
-            ppid = int(stat.rsplit(')', 1)[1].split()[1])
+            with open(f'/proc/{d}/stat') as f: line = f.read()
+            ppid = int(line.rsplit(')', 1)[1].split()[1])
         except (OSError, ValueError, IndexError): continue
         kids.setdefault(ppid, []).append(int(d))
     return kids
@@ -475,6 +483,17 @@ def reap():
         except ChildProcessError: return
         if pid == 0: return
 
+def remove_tree(p):
+    try: shutil.rmtree(p)
+    except OSError:  # directories the candidate made unwritable: open them up, then remove
+        try: os.chmod(p, 0o700)
+        except OSError: pass
+        for root, dirs, files in os.walk(p):
+            for d in dirs:
+                try: os.chmod(os.path.join(root, d), 0o700)
+                except OSError: pass
+        shutil.rmtree(p, ignore_errors=True)
+
 def wipe(paths, keep):
     "Remove everything but `keep` from the writable places; returns what could not be removed."
     left = []
@@ -484,16 +503,9 @@ def wipe(paths, keep):
         extra = [p for p in (os.path.join(base, e) for e in entries) if p not in keep]
         for p in extra:
             try:
-                if os.path.isdir(p) and not os.path.islink(p):
-                    try: shutil.rmtree(p)
-                    except OSError:  # directories the candidate made unwritable: open them up, then remove
-                        try: os.chmod(p, 0o700)
-                        except OSError: pass
-                        for root, dirs, files in os.walk(p):
-                            for d in dirs:
-                                try: os.chmod(os.path.join(root, d), 0o700)
-                                except OSError: pass
-                        shutil.rmtree(p, ignore_errors=True)
+                if stat.S_ISDIR(os.lstat(p).st_mode):
+                    try: os.rmdir(p)  # the usual case: an empty work dir
+                    except OSError: remove_tree(p)
                 else: os.unlink(p)
             except OSError: pass
         if extra:
