@@ -405,7 +405,7 @@ def take_spare(zs, wait_s=30.0):
     if not select.select([zs], [], [], wait_s)[0]: raise OSError('the zygote did not fork a spare in time')
     _, fds, _, _ = socket.recv_fds(zs, 1, 1)
     if not fds: raise OSError('the zygote ended')
-    return socket.socket(fileno=fds[0])
+    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fds[0])
 
 def tester_loop(ctl, out_fd):
     """B's life: one job after another, each in a fresh namespace, until killed (after a timeout) or the server ends."""
@@ -464,7 +464,9 @@ def sweep(me, zygote, tester=None):
 def alive(pid, child=False):
     """Whether `pid` runs untouched: not stopped (SIGSTOP from a candidate; resumed here), not dead, no SIGKILL pending."""
     try:
-        with open(f'/proc/{pid}/status') as f: status = f.read()
+        fd = os.open(f'/proc/{pid}/status', os.O_RDONLY)
+        try: status = os.read(fd, 1 << 16).decode()
+        finally: os.close(fd)
         os.kill(pid, signal.SIGCONT)
         if child and os.waitpid(pid, os.WNOHANG)[0] != 0: return False
         def field(k, default=None):
