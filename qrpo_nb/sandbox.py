@@ -931,12 +931,12 @@ class Job:
 
 class Sandbox:
     "A bounded pool of warm sandbox workers."
-    def __init__(self, workers: int | None = None,  # concurrent candidates (default: 2 per core, hiding pipe latency)
+    def __init__(self, workers: int | None = None,  # concurrent candidates (default: 3 per core, hiding pipe latency)
                  isolation: str = 'auto',  # 'auto', 'bwrap' or 'process'
                  tmp_mb: int = 256):  # size of each sandbox's private /tmp
         self.layers = sandbox_layers(isolation)
         self.mode, self.tmp_mb = self.layers['mode'], tmp_mb
-        self.n = 2 * (os.cpu_count() or 1) if workers is None else workers
+        self.n = 3 * (os.cpu_count() or 1) if workers is None else workers
         if self.n < 1: raise ValueError(f'workers must be >= 1, got {workers}')
         self._idle, self._all, self._lock, self._closed = queue.Queue(), [], threading.Lock(), False
         self.tag = f'qrpo-sandbox-{os.getpid()}-{id(self):x}-{time.monotonic_ns():x}'  # on every process it starts
