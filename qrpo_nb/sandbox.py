@@ -163,8 +163,7 @@ def run_source(src, ns, name):
 
 def candidate_main(sock_fd, job, workdir):
     """Process A: load the candidate's code, then answer the tester's calls with plain data."""
-    os.chdir(workdir)
-    os.environ.clear(); os.environ.update(PATH='/usr/bin:/bin', HOME=workdir, TMPDIR=workdir, LANG='C.UTF-8')
+    os.chdir(workdir)  # (its environment, PATH, HOME, TMPDIR and LANG only, was set once by the zygote)
     ns = {'__name__': '__main__', '__builtins__': __builtins__}
     try:
         run_source(job['prefix'] + '\n' + job['setup'], ns, '<setup>')
@@ -364,13 +363,14 @@ def _spare():
     mine, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
-        try:
-            mine.close()
+        try:  # (plain os calls where the stdlib's Python wrappers would dirty more shared pages)
+            os.close(mine.detach())
             _, fds, _, _ = socket.recv_fds(theirs, 1, 1)
             if not fds: os._exit(0)
             job = recv(theirs.fileno())
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.makedirs(job['workdir'], exist_ok=True)
+            try: os.mkdir(job['workdir'])  # in the scratch dir, wiped since the last job
+            except FileExistsError: pass
             os.setsid()
             isolate_fds([fds[0]])
             nproc = job['nproc']
@@ -380,10 +380,10 @@ def _spare():
             candidate_main(fds[0], job, job['workdir'])
         finally:
             os._exit(0)
-    theirs.close()
+    os.close(theirs.detach())
     return mine, pid
 
-def zygote_main(ctl):
+def zygote_main(ctl, workdir):
     """Z: forks candidate processes; it never receives code, tests or expected values.
 
     On each message R (sent by the server after its sweep, so a spare never exists while a candidate runs and no
@@ -391,13 +391,14 @@ def zygote_main(ctl):
     socket pair; the server sends the job to the spare directly. The fork is off the critical path, and the zygote
     does almost nothing after forking, so it writes to few of the pages it shares with the spare (copy-on-write)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    os.environ.clear(); os.environ.update(PATH='/usr/bin:/bin', HOME=workdir, TMPDIR=workdir, LANG='C.UTF-8')  # theirs
     gc.freeze()  # fewer copy-on-write faults in the children
     while True:
         try:
             if ctl.recv(1) != b'R': os._exit(0)
             spare, _ = _spare()
             socket.send_fds(ctl, [b'S'], [spare.fileno()])
-            spare.close()
+            os.close(spare.detach())
         except Exception: os._exit(0)
 
 def take_spare(zs, wait_s=30.0):
@@ -558,7 +559,7 @@ def main():
     zpid = os.fork()
     if zpid == 0:
         zs.close(); os.close(host_in); os.close(host_out)
-        zygote_main(zc); os._exit(0)
+        zygote_main(zc, os.path.join(scratch, 'job')); os._exit(0)
     zc.close()
     wiped, dev_keep = [scratch], set()
     if scratch == '/tmp':  # inside bubblewrap: /dev and its shm are private to this sandbox too (never the host's)
