@@ -17,7 +17,7 @@ __all__ = ['SANDBOX_UID', 'OUTCOMES', 'LEETCODE_PREFIX', 'LEETCODE_SYSTEM', 'par
 
 # %% ../nbs/04_sandbox.ipynb #a2521e6b
 _SERVER_SRC = r'''
-# Runs inside the sandbox: the server (talks to the host), a zygote Z (forks candidates; never sees tests),
+# Runs inside the sandbox: the server (talks to the host), a zygote Z (forks candidates; never sees code or tests),
 # a fresh candidate process A per job, and a long-lived tester process B (never runs candidate code).
 import ast, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, shutil, ctypes, math, traceback
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -391,7 +391,7 @@ def zygote_main(ctl, workdir):
     socket pair; the server sends the job to the spare directly. The fork is off the critical path, and the zygote
     does almost nothing after forking, so it writes to few of the pages it shares with the spare (copy-on-write)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
-    os.environ.clear(); os.environ.update(PATH='/usr/bin:/bin', HOME=workdir, TMPDIR=workdir, LANG='C.UTF-8')  # theirs
+    os.environ.clear(); os.environ.update(PATH='/usr/bin:/bin', HOME=workdir, TMPDIR=workdir, LANG='C.UTF-8')  # candidates'
     gc.freeze()  # fewer copy-on-write faults in the children
     while True:
         try:
