@@ -32,6 +32,7 @@ class TrainConfig:
     n_ref: int | None = None          # reference rewards used per prompt: the first n of `ref_rewards` (None: all)
     epochs: float = 1                 # passes over the data (fractions allowed); the last incomplete batch is dropped
     warmup_ratio: float = 0.1         # share of the steps with a linear warm-up, then cosine decay to 0
+    lr_schedule: str = "cosine"      # after the warm-up: "cosine" decay to 0 (the paper) or "constant"
     max_grad_norm: float | None = None  # clipping threshold (None: no clipping; the norm is logged anyway)
     n_checkpoints: int = 5            # equally spaced model checkpoints, plus the initial model as step 0
     seed: int = 0                     # seeds the data order and torch
@@ -62,6 +63,7 @@ class TrainConfig:
         if self.n_ref is not None and self.n_ref < 1: bad(f"n_ref must be >= 1, got {self.n_ref}")
         if not (self.epochs > 0): bad(f"epochs must be > 0, got {self.epochs}")
         if not (0 <= self.warmup_ratio < 1): bad(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.lr_schedule not in ("cosine", "constant"): bad(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.max_grad_norm is not None and not (self.max_grad_norm > 0): bad(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
         if self.n_checkpoints < 0: bad(f"n_checkpoints must be >= 0, got {self.n_checkpoints}")
         if self.mixed_precision not in _PRECISIONS: bad(f"mixed_precision must be one of {_PRECISIONS}, got {self.mixed_precision!r}")
@@ -478,12 +480,14 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
     # optimiser, schedule, accelerate
-    from transformers import get_cosine_schedule_with_warmup
+    from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
     net = SequenceLogps(model)
     okw = dict(lr=config.lr, betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay)
     try: opt = torch.optim.AdamW(net.parameters(), fused=True, **okw)  # one kernel for all tensors (CPU and GPU)
     except (RuntimeError, ValueError): opt = torch.optim.AdamW(net.parameters(), foreach=True, **okw)
-    sched = get_cosine_schedule_with_warmup(opt, int(math.ceil(config.warmup_ratio * T)), T)
+    n_warm = int(math.ceil(config.warmup_ratio * T))
+    sched = (get_cosine_schedule_with_warmup(opt, n_warm, T) if config.lr_schedule == "cosine"
+             else get_constant_schedule_with_warmup(opt, n_warm))
     clip = config.max_grad_norm
     acc.gradient_accumulation_steps = n_micro
     ds_plugin = getattr(acc.state, "deepspeed_plugin", None)
