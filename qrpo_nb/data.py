@@ -15,13 +15,14 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 'MAGPIE_AIR', 'MAGPIE_AIR_REVISION',
            'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'CODE_OPS', 'CODE_DIFFICULTY',
-           'CODE_STARTER', 'CHAT_TOPICS', 'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'TASKS',
-           'check_columns', 'typed_pairs', 'load_raw', 'load_magpie_air', 'load_ultrafeedback', 'count_tests',
-           'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids', 'encode_example', 'pad_batch', 'example_length',
-           'filter_by_length', 'code_expression', 'code_description', 'code_lines', 'code_body', 'code_solution',
-           'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'code_sft_rows', 'chat_reward',
-           'generate_chat_prompts', 'chat_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer',
-           'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
+           'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS', 'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR',
+           'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns', 'typed_pairs', 'load_raw', 'load_magpie_air',
+           'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids',
+           'encode_example', 'pad_batch', 'example_length', 'filter_by_length', 'code_expression', 'code_description',
+           'code_lines', 'code_body', 'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops',
+           'swap_last_op', 'code_sft_rows', 'chat_reward', 'generate_chat_prompts', 'chat_response',
+           'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer', 'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask',
+           'ChatDatasetTask', 'get_task']
 
 # %% ../nbs/05_data.ipynb #07434d98
 PREFERENCE_COLUMNS = ("prompt_id", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward", "ref_rewards",
@@ -323,14 +324,27 @@ def corrupt_ops(ops, rng) -> list:
         if code_expression(new) != code_expression(ops): return new
     raise RuntimeError("could not corrupt the program")  # unreachable in practice
 
-def code_sft_rows(problems, p_wrong:float=0.3, seed:int=0) -> list[dict]:
+def swap_last_op(ops, rng) -> list:
+    "The systematic near miss: the last step replaced by its neighbour (`+`/`-`, `max`/`min`, `abs`/negate, ...)."
+    new = [tuple(o) for o in ops]
+    i, k = new[-1]
+    i2 = _SWAP[i]
+    new[-1] = (i2, (k if k is not None else rng.randint(2, 9)) if CODE_OPS[i2][2] else None)
+    return new
+
+NEAR_MISSES = {"mixed": corrupt_ops, "last-swap": swap_last_op}
+
+def code_sft_rows(problems, p_wrong:float=0.3, seed:int=0,
+                  near_miss:str="mixed", # "mixed": any of the four kinds at a random step; "last-swap": `swap_last_op`
+                 ) -> list[dict]:
     "SFT rows (`prompt`, `completion`) for `cpu_code`: the solution, or with probability `p_wrong` a near miss."
     if not 0 <= p_wrong <= 1: raise ValueError(f"p_wrong must be in [0, 1], got {p_wrong}")
-    rng, out = random.Random(seed), []
+    if near_miss not in NEAR_MISSES: raise ValueError(f"near_miss must be one of {list(NEAR_MISSES)}, got {near_miss!r}")
+    rng, out, corrupt = random.Random(seed), [], NEAR_MISSES[near_miss]
     for p in problems:
         ops = [(i, None if k < 0 else k) for i, k in p["ops"]]
         wrong = rng.random() < p_wrong
-        out.append(dict(prompt=[{"role": "user", "content": p["query"]}], completion=code_solution(corrupt_ops(ops, rng) if wrong else ops), correct=not wrong))
+        out.append(dict(prompt=[{"role": "user", "content": p["query"]}], completion=code_solution(corrupt(ops, rng) if wrong else ops), correct=not wrong))
     return out
 
 # %% ../nbs/05_data.ipynb #0fa59ab6
@@ -478,6 +492,7 @@ class CodeTask:
     "The CPU code task: integer-expression problems in LeetCodeDataset's schema, rewarded by the sandbox pass rate."
     n_sft:int=5000; n_train:int=256; n_eval:int=64 # problems in each (disjoint) pool
     p_wrong:float=0.3 # share of near-miss SFT targets
+    near_miss:str="mixed" # their kind: "mixed" or "last-swap" (see `code_sft_rows`)
     seed:int=0
     reward_backend:str="auto" # "auto"/"sandbox": qrpo_nb.sandbox; "grammar": the temporary fallback
     name:str="cpu_code"
@@ -494,7 +509,7 @@ class CodeTask:
                     tests=p["input_output"], **{k: p[k] for k in _CODE_FIELDS})
     def sft_data(self) -> Dataset:
         "Warm-up SFT rows `prompt`, `completion` (a share `p_wrong` of near misses)."
-        rows = code_sft_rows(self._pool("sft"), self.p_wrong, seed=self.seed)
+        rows = code_sft_rows(self._pool("sft"), self.p_wrong, seed=self.seed, near_miss=self.near_miss)
         return Dataset.from_list([dict(prompt=r["prompt"], completion=r["completion"]) for r in rows])
     def train_prompts(self) -> Dataset:
         "Training prompts with their tests (reference completions are generated from them)."
