@@ -106,7 +106,8 @@ def save_figure(fig, name: str, out_dir: str | Path) -> list[Path]:
     "Write `name.png` and `name.pdf`; closes the figure and returns the paths."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    for p in paths: fig.savefig(p, bbox_inches="tight")
+    meta = {".png": {"Software": None}, ".pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
+    for p in paths: fig.savefig(p, bbox_inches="tight", metadata=meta[p.suffix])  # no dates: same run, same bytes
     plt.close(fig)
     return paths
 
