@@ -309,6 +309,12 @@ def generate_code_problems(n:int, seed:int=0, weights=(1, 2, 2)) -> list[dict]:
 # %% ../nbs/05_data.ipynb #fce91375
 _SWAP = {0: 1, 1: 0, 2: 4, 4: 2, 3: 4, 5: 6, 6: 5, 7: 8, 8: 7, 9: 2}
 
+def _neighbour(op, rng) -> tuple:
+    "A step replaced by its neighbour in `_SWAP`, keeping its constant (a new one when the old step had none)."
+    i, k = op
+    i2 = _SWAP[i]
+    return (i2, (k if k is not None else rng.randint(2, 9)) if CODE_OPS[i2][2] else None)
+
 def corrupt_ops(ops, rng) -> list:
     "A near-miss variant of a chain of operations (a different program), drawn with `rng`."
     ops = [tuple(o) for o in ops]
@@ -317,8 +323,7 @@ def corrupt_ops(ops, rng) -> list:
         i, k = new[j]
         kind = rng.choice(["constant", "swap", "drop", "replace"])
         if kind == "constant" and k is not None: new[j] = (i, max(2, k + rng.choice([-1, 1])))
-        elif kind == "swap":
-            i2 = _SWAP[i]; new[j] = (i2, (k if k is not None else rng.randint(2, 9)) if CODE_OPS[i2][2] else None)
+        elif kind == "swap": new[j] = _neighbour(new[j], rng)
         elif kind == "drop" and len(new) > 1: del new[j]
         else: new[j] = _code_ops(rng, 1)[0]
         if code_expression(new) != code_expression(ops): return new
@@ -327,9 +332,7 @@ def corrupt_ops(ops, rng) -> list:
 def swap_last_op(ops, rng) -> list:
     "The systematic near miss: the last step replaced by its neighbour (`+`/`-`, `max`/`min`, `abs`/negate, ...)."
     new = [tuple(o) for o in ops]
-    i, k = new[-1]
-    i2 = _SWAP[i]
-    new[-1] = (i2, (k if k is not None else rng.randint(2, 9)) if CODE_OPS[i2][2] else None)
+    new[-1] = _neighbour(new[-1], rng)
     return new
 
 NEAR_MISSES = {"mixed": corrupt_ops, "last-swap": swap_last_op}
