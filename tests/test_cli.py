@@ -174,16 +174,17 @@ def two_part_smoke(path: Path) -> Path:
     return path
 
 
-def _check_blocked(r, pl, labels):
+def _check_blocked(r, pl, labels, note=""):
     "While a component is missing, the run must stop at the first stage that needs it, naming the module."
     blocked = next((s for s in STAGE_ORDER if missing_modules(STAGES[s].requires)), None)
     if not blocked: return
     assert r.returncode == 1
     miss = missing_modules(STAGES[blocked].requires)
     assert f"stage {blocked!r} needs {', '.join(miss)}, which is not available yet" in r.stderr, r.stderr[-3000:]
-    for lab in labels:
-        if STAGE_ORDER.index(pl[lab].stage.name) < STAGE_ORDER.index(blocked): assert pl[lab].complete, lab
-    pytest.skip(f"smoke pipeline runs up to {blocked!r}, blocked by missing {miss}")
+    for lab in labels:   # the stages before it completed and kept their executed notebooks
+        if STAGE_ORDER.index(pl[lab].stage.name) < STAGE_ORDER.index(blocked):
+            assert pl[lab].complete and pl[lab].notebook_out.exists(), f"{lab} did not complete:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    pytest.skip(f"smoke pipeline runs up to {blocked!r}, blocked by missing {miss}{note}")
 
 
 def test_smoke_two_parts_end_to_end(tmp_path):
@@ -227,21 +228,12 @@ def test_smoke_preset_end_to_end(tmp_path):
     r = cli("reproduce", "--preset", "smoke", "--runs-dir", runs, "--figures-dir", figs)
     first_run_s = time.time() - t0
     pl = {p.stage.name: p for p in plan(load_preset("smoke"), runs, figs)}
-    blocked = next((s for s in STAGE_ORDER if missing_modules(STAGES[s].requires)), None)
-    for s in STAGE_ORDER:
-        if blocked and STAGE_ORDER.index(s) >= STAGE_ORDER.index(blocked): break
-        assert pl[s].complete, f"stage {s} did not complete:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-        assert pl[s].notebook_out.exists()
-    if blocked:
-        assert r.returncode == 1
-        miss = missing_modules(STAGES[blocked].requires)
-        assert f"stage {blocked!r} needs {', '.join(miss)}, which is not available yet" in r.stderr, r.stderr[-3000:]
-        pytest.skip(f"smoke pipeline runs up to {blocked!r}, blocked by missing {miss} ({first_run_s:.0f} s)")
-    assert r.returncode == 0, r.stderr[-3000:]
+    _check_blocked(r, pl, list(STAGE_ORDER), f" ({first_run_s:.0f} s)")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert any(figs.iterdir()), "the report wrote nothing into the figures folder"
     assert (figs / "REPORT.md").exists() and (figs / "table2.md").exists()   # the code task's Table 2
-    for s in STAGE_ORDER:   # every executed notebook is kept in its stage folder
-        assert pl[s].notebook_out.exists(), s
+    for s in STAGE_ORDER:   # every stage completed and its executed notebook is kept in its stage folder
+        assert pl[s].complete and pl[s].notebook_out.exists(), s
     # a second call finds the stages complete: nothing runs
     r = cli("reproduce", "--preset", "smoke", "--runs-dir", runs, "--figures-dir", figs, "--stages", "evaluate")
     st = json.loads(r.stdout[r.stdout.index("{"):])["status"]
