@@ -125,7 +125,7 @@ def count_tests(row) -> int:
 def _leetcode_row(r, prompt_builder="query"):
     io = json.loads(r["input_output"]) if isinstance(r["input_output"], str) else r["input_output"]
     if prompt_builder == "paper":
-        from qrpo_nb.sandbox import leetcode_prompt as prompt_builder
+        from qrpo_nb.leetcode import leetcode_prompt as prompt_builder
     prompt = r["query"] if prompt_builder == "query" else prompt_builder(r)
     prompt = _as_messages(prompt)
     return dict(prompt_id=str(r["task_id"]), prompt=prompt, task_id=str(r["task_id"]),
@@ -471,7 +471,7 @@ def _grammar_pass_rate(completion:str, tests) -> float:
     return ok / len(tests)
 
 def _sandbox():
-    try: from qrpo_nb import sandbox
+    try: from qrpo_nb import leetcode as sandbox
     except ImportError: return None
     return sandbox if hasattr(sandbox, "leetcode_reward") else None
 

@@ -478,8 +478,8 @@ def split_prefix(prefix: str) -> tuple[str, str]:
     return "\n".join(lines[:i]).strip("\n"), "\n".join(lines[i:]).strip("\n")
 
 def leetcode_texts() -> tuple[str, str] | None:
-    "(example prompt, unified prefix) from `qrpo_nb.sandbox` if it provides them, else None."
-    try: import qrpo_nb.sandbox as sb
+    "(example prompt, unified prefix) from `qrpo_nb.leetcode` if it provides them, else None."
+    try: import qrpo_nb.leetcode as sb
     except Exception: return None
     prefix = next((getattr(sb, n) for n in ("LEETCODE_PREFIX", "UNIFIED_PREFIX", "PREFIX") if isinstance(getattr(sb, n, None), str)), None)
     if prefix is None:
@@ -566,7 +566,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  scaling: pd.DataFrame | None = None,  # Figure 3 data
                  length_points: dict | None = None,  # {"model / dataset": points} for Figures 4 and 8
                  logs: dict | None = None,  # Figure 6 logs
-                 leetcode: tuple[str, str] | None = None,  # (prompt, prefix) for Figures 9–11; default from the sandbox
+                 leetcode: tuple[str, str] | None = None,  # (prompt, prefix) for Figures 9–11; default from qrpo_nb.leetcode
                  figure4_key: str | None = None,  # the `length_points` panel of Figure 4 (default: the first)
                  sources: dict | None = None,  # {item: source} where an item comes from a part of the run, not all of it
                 ) -> Path:
@@ -624,7 +624,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src)
     if logs:
         attempt("figure6", lambda: save_figure(figure6(logs, scale=scale), "figure6", out), src + " (trainer logs)")
-    lsrc = "given prompt and prefix" if leetcode else "qrpo_nb.sandbox (LeetCode prompt builder and prefix)"
+    lsrc = "given prompt and prefix" if leetcode else "qrpo_nb.leetcode (LeetCode prompt builder and prefix)"
     leetcode = leetcode or leetcode_texts()
     if leetcode:
         try:

@@ -111,7 +111,7 @@ def code_reward(max_tests: int = 100,         # the paper scores the first 100 t
                 sandbox=None,                  # a `qrpo_nb.sandbox.Sandbox` (default: the shared pool)
                 **limits) -> Callable:         # timeout_s, memory_mb, ... (see `Sandbox.run`)
     "The code reward: sandbox pass rate of each completion's code on its LeetCode-schema row (0 without code)."
-    from qrpo_nb import sandbox as sb_mod
+    from qrpo_nb import leetcode as sb_mod
     def reward(rows, completions):
         sb = sandbox or sb_mod.default_sandbox()
         jobs = [sb_mod.leetcode_job(c, r, max_tests) for r, c in zip(rows, completions)]

@@ -9,7 +9,8 @@ import os, secrets, socket, threading, time, warnings
 
 import pytest
 
-from qrpo_nb.sandbox import LEETCODE_PREFIX, Job, Sandbox, sandbox_layers
+from qrpo_nb.leetcode import LEETCODE_PREFIX
+from qrpo_nb.sandbox import Job, Sandbox, sandbox_layers
 
 TESTS = ['assert f(1) == 2', 'assert f(2) == 3']                       # call tests (compared in the tester)
 CHECK = ['def check(candidate):\n    assert candidate(1) == 2\n    assert abs(candidate(2) - 3) < 1e-9\n']
