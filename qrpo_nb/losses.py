@@ -14,8 +14,8 @@ from torch import Tensor
 from . import quantile as Q
 
 # %% auto #0
-__all__ = ['LOSSES', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss', 'simpo_loss', 'rebel_loss', 'mc_log_partition', 'mc_logz_loss',
-           'rpo_loss', 'LossSpec', 'register', 'table1', 'loss_table']
+__all__ = ['QRPO_LOSS_TYPES', 'LOSSES', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss', 'simpo_loss', 'rebel_loss',
+           'mc_log_partition', 'mc_logz_loss', 'rpo_loss', 'LossSpec', 'register', 'table1', 'loss_table']
 
 # %% ../nbs/02_losses.ipynb #cddba927
 def _f32(x) -> Tensor:
@@ -37,16 +37,23 @@ def _same_shape(**tensors):
 def qrpo_calibration(beta: float, # KL weight β
                      transform="identity", # a name of `qrpo_nb.quantile.TRANSFORMS` (or what `apply_transform` takes)
                      approx_logz: bool=False, # the paper's `log Z ≈ 1/β + log β` (identity only)
-                    ) -> float:
-    "β·log Z_f(β), the constant subtracted from f(R̂_q) to form QRPO's calibrated target (float64)."
+                     sigma=1., # scale of "normal_icdf" / "scaled_normal_icdf": a float, or one per sample (B,)
+                    ):
+    "β·log Z_f(β), the constant subtracted from f(R̂_q) to form QRPO's calibrated target (float64; (B,) for per-sample sigma)."
     beta = _check_beta(beta)
     if approx_logz:
         if transform != "identity":
             raise ValueError(f"approx_logz is the paper's approximation for the identity transform, not {transform!r}")
         return beta * (1.0 / beta + math.log(beta))
-    return beta * float(Q.log_partition(transform, beta))
+    if isinstance(sigma, (int, float)):
+        kw = {} if sigma == 1. else {"sigma": float(sigma)}
+        return beta * float(Q.log_partition(transform, beta, **kw))
+    s = sigma.detach().cpu().double() if isinstance(sigma, Tensor) else torch.as_tensor(sigma, dtype=torch.float64)
+    return beta * torch.as_tensor(Q.log_partition(transform, beta, sigma=s.numpy()), dtype=torch.float64)
 
 # %% ../nbs/02_losses.ipynb #71687a93
+QRPO_LOSS_TYPES = ("mse", "mae")
+
 def qrpo_loss(logratio: Tensor, # ℓ_θ(x, y) = log π_θ(y|x) − log π_ref(y|x), summed over completion tokens, (B,)
               quantile_reward: Tensor, # R̂_q(x, y) in [0, 1], (B,)
               beta: float, # KL weight β
@@ -54,17 +61,23 @@ def qrpo_loss(logratio: Tensor, # ℓ_θ(x, y) = log π_θ(y|x) − log π_ref(y
               *,
               calibration=None, # β·log Z_f(β): a float, or a (B,) tensor (discrete partition); default exact
               approx_logz: bool=False, # use the paper's `log Z_q ≈ 1/β + log β` (identity only)
-              n: int | None=None, # number of reference rewards behind R̂_q (clamping of unbounded f, see `apply_transform`)
+              n=None, # reference rewards behind R̂_q, an int or one per sample (clamping of unbounded f, see `apply_transform`)
               clamp: str="half", # clamping policy of `qrpo_nb.quantile.apply_transform` for unbounded f
+              sigma=1., # scale of "normal_icdf" / "scaled_normal_icdf": a float or one per sample (B,)
+              loss_type: str="mse", # "mse": squared residual (the paper); "mae": absolute residual (authors' code option)
               return_metrics: bool=False, # also return the targets
              ):
-    "Per-sample QRPO loss `(f(R̂_q) − β log Z_f(β) − β ℓ)²`."
+    "Per-sample QRPO loss `(f(R̂_q) − β log Z_f(β) − β ℓ)²` (or `|·|` with `loss_type=\"mae\"`)."
     beta = _check_beta(beta)
+    if loss_type not in QRPO_LOSS_TYPES: raise ValueError(f"loss_type must be one of {list(QRPO_LOSS_TYPES)}, got {loss_type!r}")
     l, rq = _f32(logratio), _f32(quantile_reward)
     _same_shape(logratio=l, quantile_reward=rq)
-    if calibration is None: calibration = qrpo_calibration(beta, transform, approx_logz)
-    target = _f32(Q.apply_transform(rq, transform, n=n, clamp=clamp)) - _f32(calibration).to(l.device)
-    losses = (target - beta * l) ** 2
+    name = Q._canon(transform)
+    kw = {"sigma": sigma} if name in Q._NORMAL else {}
+    if calibration is None: calibration = qrpo_calibration(beta, name, approx_logz, **kw)
+    target = _f32(Q.apply_transform(rq.double(), name, n=n, clamp=clamp, **kw)) - _f32(calibration).to(l.device)
+    resid = target - beta * l
+    losses = resid ** 2 if loss_type == "mse" else resid.abs()
     return (losses, {"target": target.detach(), "transformed": (target + _f32(calibration).to(l.device)).detach()}) \
         if return_metrics else losses
 
@@ -238,29 +251,41 @@ def _pointwise(batch, beta, one_side: Callable, prefix: str, keys=("logratio", "
 # %% ../nbs/02_losses.ipynb #72810f45
 def _qrpo_batch(batch, beta, n: int | None=None, transform="identity", approx_logz: bool=False,
                 tie_break: str="none", exclude_self: bool=False, discrete_logz: bool=False, clamp: str="half",
-                generator=None):
+                loss_type: str="mse", ref_std_mean: float | None=None, generator=None):
     beta = _check_beta(beta)
+    transform = Q._canon(transform)
     ref = _f32(batch["ref_rewards"])
     if ref.ndim != 2: raise ValueError(f"ref_rewards must be (B, n), got shape {tuple(ref.shape)}")
     if n is not None:
         if not 1 <= int(n) <= ref.shape[1]: raise ValueError(f"n must be in [1, {ref.shape[1]}], got {n}")
         ref = ref[:, :int(n)]
+    kw = {}
+    if transform == "scaled_normal_icdf":
+        if ref_std_mean is None:
+            raise ValueError("transform 'scaled_normal_icdf' needs ref_std_mean: the training set's mean per-prompt std of "
+                             "its first n reference rewards, qrpo_nb.quantile.reference_std(ref_rewards[:, :n]).mean() "
+                             "(the authors compute it once over the training split)")
+        kw["sigma"] = torch.as_tensor(Q.reference_scale(ref, ref_std_mean), dtype=torch.float64)
+    elif ref_std_mean is not None: raise ValueError("ref_std_mean applies to transform='scaled_normal_icdf' only")
     if discrete_logz:
         if approx_logz: raise ValueError("choose one of discrete_logz and approx_logz")
-        calibration = beta * _f32(Q.discrete_log_partition(ref, beta, transform, clamp=clamp))
-    else: calibration = qrpo_calibration(beta, transform, approx_logz)
+        calibration = beta * Q.discrete_log_partition(ref.double(), beta, transform, clamp=clamp, **kw)
+    else: calibration = qrpo_calibration(beta, transform, approx_logz, **kw)
+    present = (~torch.isnan(ref)).sum(1)
     def one_side(s):
-        self_index = None
+        self_index, m = None, present
         if exclude_self:
             key = f"{s}_ref_index"
             if key not in batch: raise ValueError(f"exclude_self needs the batch key {key!r}")
             self_index = batch[key].long()
             self_index = torch.where(self_index < ref.shape[1], self_index, torch.full_like(self_index, -1))
+            own = torch.where(self_index >= 0, self_index, torch.zeros_like(self_index))
+            m = present - ((self_index >= 0) & ~torch.isnan(ref.gather(1, own[:, None])[:, 0])).long()
         rq = Q.quantile_reward(_f32(batch[f"{s}_reward"]), ref, tie_break=tie_break, self_index=self_index,
                                generator=generator)
-        losses, m = qrpo_loss(batch[f"{s}_logratio"], rq, beta, transform, calibration=calibration, n=ref.shape[1],
-                              clamp=clamp, return_metrics=True)
-        return losses, {"quantile": rq, "target": m["target"]}
+        losses, mt = qrpo_loss(batch[f"{s}_logratio"], rq, beta, transform, calibration=calibration, n=m,
+                               clamp=clamp, loss_type=loss_type, return_metrics=True, **kw)
+        return losses, {"quantile": rq, "target": mt["target"]}
     losses, metrics = _pointwise(batch, beta, one_side, "qrpo")
     metrics["qrpo/calibration"] = _mean(torch.as_tensor(calibration))
     return losses, metrics

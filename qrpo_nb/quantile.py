@@ -11,8 +11,8 @@ import torch
 from scipy import integrate, optimize, special
 
 # %% auto #0
-__all__ = ['TRANSFORMS', 'UNBOUNDED_ENDS', 'quantile_reward', 'apply_transform', 'quad_log_partition', 'log_partition',
-           'discrete_log_partition']
+__all__ = ['TRANSFORMS', 'UNBOUNDED_ENDS', 'CLAMPS', 'quantile_reward', 'apply_transform', 'reference_std', 'reference_scale',
+           'quad_log_partition', 'log_partition', 'discrete_log_partition']
 
 # %% ../nbs/00_quantile.ipynb #c686b5dc
 def _as_tensor(x, name):
@@ -86,31 +86,61 @@ def _square(t): return t * t
 def _sqrt(t): return torch.sqrt(t) if _is_t(t) else np.sqrt(t)
 def _normal_icdf(t): return torch.special.ndtri(t) if _is_t(t) else special.ndtri(t)
 
-TRANSFORMS: dict[str, Callable] = {"identity": _identity, "log": _log, "square": _square, "sqrt": _sqrt, "normal_icdf": _normal_icdf}
+TRANSFORMS: dict[str, Callable] = {"identity": _identity, "log": _log, "square": _square, "sqrt": _sqrt,
+                                   "normal_icdf": _normal_icdf, "scaled_normal_icdf": _normal_icdf}
 # ends of [0, 1] at which each transformation is infinite: (at 0, at 1)
 UNBOUNDED_ENDS = {"identity": (False, False), "log": (True, False), "square": (False, False), "sqrt": (False, False),
-                  "normal_icdf": (True, True)}
+                  "normal_icdf": (True, True), "scaled_normal_icdf": (True, True)}
+CLAMPS = ("half", "paper", "eps", "none")
+_NORMAL = ("normal_icdf", "scaled_normal_icdf")
+
+def _canon(transform):
+    "A transform's registry name (the authors' hyphenated spelling accepted); callables pass through."
+    return transform.replace("-", "_") if isinstance(transform, str) else transform
 
 def _check_transform(transform):
     if callable(transform): return transform
     if transform not in TRANSFORMS: raise ValueError(f"unknown transform {transform!r}; choose from {sorted(TRANSFORMS)} or pass a callable")
     return TRANSFORMS[transform]
 
+def _per_row(v, t, name):
+    "A scalar as a float; an array of one value per row of `t` as `t`'s kind, shaped to broadcast against `t`."
+    if np.ndim(v) == 0 and not (_is_t(v) and v.ndim > 0): return float(v)
+    a = (v.detach().to(device=t.device, dtype=t.dtype) if _is_t(v) else torch.as_tensor(np.asarray(v, np.float64), dtype=t.dtype, device=t.device)) \
+        if _is_t(t) else np.asarray(v.detach().cpu().numpy() if _is_t(v) else v, dtype=np.float64)
+    a = a.reshape(-1)
+    if t.ndim == 0 or a.shape[0] != t.shape[0]:
+        raise ValueError(f"{name} has {a.shape[0]} values for quantile rewards of shape {tuple(t.shape)} (need one per row)")
+    return a.reshape((-1,) + (1,) * (t.ndim - 1))
+
+def _clip(t, lo, hi):
+    if _is_t(t):
+        lo = lo if isinstance(lo, float) else lo.expand_as(t)
+        hi = hi if isinstance(hi, float) else hi.expand_as(t)
+        return torch.clamp(t, torch.as_tensor(lo, dtype=t.dtype, device=t.device), torch.as_tensor(hi, dtype=t.dtype, device=t.device))
+    return np.clip(t, lo, hi)
+
 def apply_transform(
-    rq,                      # quantile rewards in [0, 1] (torch or numpy)
-    transform="identity",    # a name of `TRANSFORMS` or a callable f on [0, 1]
-    n: int | None = None,    # number of reference rewards behind `rq` (for `clamp="half"`)
-    clamp: str = "half",     # "half": [1/(2n), 1-1/(2n)]; "eps": [eps, 1-eps]; "paper": no clamping (Algorithm 1)
+    rq,                      # quantile rewards in [0, 1] (torch or numpy), (B,) or (B, k)
+    transform="identity",    # a name of `TRANSFORMS` (hyphens accepted) or a callable f on [0, 1]
+    n=None,                  # reference rewards behind `rq`: an int, or one per row (for "half" and "paper")
+    clamp: str = "half",     # "half": [1/(2n), 1-1/(2n)]; "paper": the authors' [1/n, (n-1)/n]; "eps": [eps, 1-eps]; "none"
     eps: float = 1e-6,       # margin of `clamp="eps"` (and of "half" when `n` is not given)
-    mu: float = 0.,          # location of "normal_icdf": mu + sigma * Phi^{-1}(t)
-    sigma: float = 1.,       # scale of "normal_icdf"
+    mu=0.,                   # location of "normal_icdf": mu + sigma * Phi^{-1}(t) (a float or one per row)
+    sigma=1.,                # scale of "normal_icdf" / "scaled_normal_icdf" (a float or one per row, >= 0)
 ):
     "$f(\\hat R_q)$, clamped away from an end of $[0,1]$ where $f$ is infinite (see the policy above)."
+    transform = _canon(transform)
     f = _check_transform(transform)
-    if clamp not in ("half", "eps", "paper"): raise ValueError(f"clamp must be 'half', 'eps' or 'paper', got {clamp!r}")
+    if clamp not in CLAMPS: raise ValueError(f"clamp must be one of {list(CLAMPS)}, got {clamp!r}")
     t = rq if _is_t(rq) else np.asarray(rq, dtype=np.float64)
     if (t < 0).any() or (t > 1).any() or (t != t).any(): raise ValueError("quantile rewards must lie in [0, 1] (no NaN)")
-    if transform != "normal_icdf" and (mu, sigma) != (0., 1.): raise ValueError("mu and sigma apply to 'normal_icdf' only")
+    has_loc = not (np.ndim(mu) == 0 and float(mu) == 0.) or not (np.ndim(sigma) == 0 and float(sigma) == 1.)
+    if transform not in _NORMAL and has_loc: raise ValueError("mu and sigma apply to 'normal_icdf' and 'scaled_normal_icdf' only")
+    if transform == "scaled_normal_icdf" and not (np.ndim(mu) == 0 and float(mu) == 0.):
+        raise ValueError("scaled_normal_icdf is sigma * Phi^{-1}(t): mu must be 0")
+    mu_, sg_ = _per_row(mu, t, "mu"), _per_row(sigma, t, "sigma")
+    if (np.asarray(sg_.cpu() if _is_t(sg_) else sg_) < 0).any(): raise ValueError("sigma must be >= 0")
     if isinstance(transform, str): lo_inf, hi_inf = UNBOUNDED_ENDS[transform]
     else:                                    # a callable: look at its ends
         ends = torch.tensor([0., 1.], dtype=t.dtype, device=t.device) if _is_t(t) else np.array([0., 1.])
@@ -118,17 +148,51 @@ def apply_transform(
             fe = f(ends)
         fe = fe.detach().cpu().numpy() if _is_t(fe) else np.asarray(fe, dtype=np.float64)
         lo_inf, hi_inf = (not np.isfinite(v) for v in fe)
-    if clamp != "paper" and (lo_inf or hi_inf):
-        if clamp == "half" and n is not None:
-            if n < 1: raise ValueError(f"n must be >= 1, got {n}")
-            e = 1 / (2 * n)
-        else: e = eps
-        if not 0 < e < 0.5: raise ValueError(f"clamping margin must be in (0, 0.5), got {e}")
-        lo, hi = (e if lo_inf else 0.), (1 - e if hi_inf else 1.)
-        t = t.clamp(lo, hi) if _is_t(t) else np.clip(t, lo, hi)
+    if clamp != "none" and (lo_inf or hi_inf):
+        nn = None if n is None else _per_row(n, t, "n")
+        if nn is not None:
+            nmin = float(nn) if isinstance(nn, float) else float(nn.min())
+            if nmin < 1: raise ValueError(f"n must be >= 1, got {nmin:g}")
+        if clamp == "paper":
+            if nn is None: raise ValueError("clamp='paper' clamps to [1/n, (n-1)/n]: pass n (the prompt's number of reference rewards)")
+            if hi_inf and nmin < 2:
+                raise ValueError(f"clamp='paper' for a transform infinite at 1 needs n >= 2: the authors' [1/n, (n-1)/n] "
+                                 f"is empty at n = 1 (got n = {nmin:g}); use clamp='half' or more reference rewards")
+            lo, hi = (1 / nn if lo_inf else 0.), ((nn - 1) / nn if hi_inf else 1.)
+        else:
+            if clamp == "half" and nn is not None: e = 1 / (2 * nn)
+            else:
+                e = eps
+                if not 0 < e < 0.5: raise ValueError(f"clamping margin must be in (0, 0.5), got {e}")
+            lo, hi = (e if lo_inf else 0.), (1 - e if hi_inf else 1.)
+        t = _clip(t, lo, hi)
     out = f(t)
-    if transform == "normal_icdf": out = mu + sigma * out
+    if transform in _NORMAL: out = mu_ + sg_ * out
     return out
+
+def reference_std(ref_rewards,   # (B, n) reference rewards of each prompt (NaN = missing), torch or numpy
+                 ) -> np.ndarray:
+    "Per-prompt sample standard deviation (ddof 1) of the reference rewards, NaN where fewer than 2 are present."
+    ref, _ = _as_tensor(ref_rewards, "ref_rewards")
+    if ref.ndim != 2: raise ValueError(f"ref_rewards must be 2-D (B, n), got shape {tuple(ref.shape)}")
+    a = ref.double().cpu().numpy()
+    ok = ~np.isnan(a); m = ok.sum(1)
+    mean = np.where(m > 0, np.nansum(a, 1) / np.maximum(m, 1), np.nan)
+    ss = np.nansum((a - mean[:, None]) ** 2, 1)
+    return np.where(m >= 2, np.sqrt(ss / np.maximum(m - 1, 1)), np.nan)
+
+def reference_scale(ref_rewards,     # (B, n) reference rewards of each prompt (NaN = missing)
+                    mean_std=None,   # the training set's mean per-prompt std (`reference_std(...).mean()`); None: of `ref_rewards`
+                   ) -> np.ndarray:
+    "The authors' per-prompt scale of `scaled_normal_icdf`: std(S_x) / mean over training prompts of std(S_x')."
+    s = reference_std(ref_rewards)
+    if mean_std is None:
+        if np.isnan(s).all(): raise ValueError("every prompt has fewer than 2 reference rewards: the scale needs n >= 2")
+        mean_std = float(np.nanmean(s))
+    if not (math.isfinite(float(mean_std)) and float(mean_std) > 0): raise ValueError(f"mean_std must be finite and > 0, got {mean_std}")
+    bad = np.flatnonzero(np.isnan(s))
+    if len(bad): raise ValueError(f"row {bad[0]}: fewer than 2 reference rewards, no std for scaled_normal_icdf (needs n >= 2)")
+    return s / float(mean_std)   # a prompt whose references all tie gets scale 0: f = 0, log Z = 0 (as in the authors' code)
 
 # %% ../nbs/00_quantile.ipynb #f3a822d3
 def _em1x_over_x(x: np.ndarray) -> np.ndarray:
@@ -215,21 +279,26 @@ def quad_log_partition(
     raise ValueError(f"variable must be 't' or 'z', got {variable!r}")
 
 # %% ../nbs/00_quantile.ipynb #5b7b3ced
-_Z_NAMES = ("identity", "log", "square", "sqrt", "normal_icdf")
+_Z_NAMES = ("identity", "log", "square", "sqrt", "normal_icdf", "scaled_normal_icdf")
 
 def log_partition(
-    transform="identity",   # a name of Table 4 (`TRANSFORMS`) or a callable f on [0, 1]
+    transform="identity",   # a name of Table 4 (`TRANSFORMS`, hyphens accepted) or a callable f on [0, 1]
     beta=0.1,               # KL weight β > 0: float, numpy array or torch tensor
-    mu: float = 0.,         # "normal_icdf" location: f = mu + sigma Φ⁻¹(t)
-    sigma: float = 1.,      # "normal_icdf" scale
+    mu=0.,                  # "normal_icdf" location: f = mu + sigma Φ⁻¹(t)
+    sigma=1.,               # "normal_icdf" / "scaled_normal_icdf" scale (a float, or an array broadcast against beta)
     approx: bool = False,   # the paper's practical log Z_q ≈ log β + 1/β (eq. 12; identity only)
     method: str = "exact",  # "exact": closed form for names; "quad": numerical quadrature
 ):
     "$\\log Z_f(\\beta) = \\log\\int_0^1 e^{f(t)/\\beta}dt$: exact and stable for β from 1e-6 to 1e3."
+    transform = _canon(transform)
     b = _check_beta(beta)
     if method not in ("exact", "quad"): raise ValueError(f"method must be 'exact' or 'quad', got {method!r}")
-    if sigma <= 0: raise ValueError(f"sigma must be > 0, got {sigma}")
-    if transform != "normal_icdf" and (mu, sigma) != (0., 1.): raise ValueError("mu and sigma apply to 'normal_icdf' only")
+    sg = np.asarray(sigma.detach().cpu().double().numpy() if _is_t(sigma) else sigma, dtype=np.float64)
+    mu_ = np.asarray(mu.detach().cpu().double().numpy() if _is_t(mu) else mu, dtype=np.float64)
+    if (sg < 0).any() or not np.isfinite(sg).all(): raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
+    if transform not in _NORMAL and ((mu_ != 0).any() or (sg != 1).any()):
+        raise ValueError("mu and sigma apply to 'normal_icdf' and 'scaled_normal_icdf' only")
+    if transform == "scaled_normal_icdf" and (mu_ != 0).any(): raise ValueError("scaled_normal_icdf is sigma * Phi^{-1}(t): mu must be 0")
     if approx:
         if transform != "identity": raise ValueError("approx=True is the paper's log β + 1/β, defined for the identity transform only")
         return _like_beta(np.log(b) + 1 / b, beta)
@@ -238,20 +307,24 @@ def log_partition(
     elif transform not in _Z_NAMES:
         raise ValueError(f"unknown transform {transform!r}; choose from {list(_Z_NAMES)} or pass a callable")
     elif method == "exact":
-        val = _closed_log_partition(transform, b, mu, sigma)
-    elif transform == "normal_icdf":
-        val = np.vectorize(lambda x: quad_log_partition(lambda z: mu + sigma * z, x, variable="z"), otypes=[np.float64])(b)
+        val = _closed_log_partition("normal_icdf" if transform in _NORMAL else transform, b, mu_, sg)
+    elif transform in _NORMAL:
+        val = np.vectorize(lambda x, m_, s_: quad_log_partition(lambda z: m_ + s_ * z, x, variable="z"), otypes=[np.float64])(b, mu_, sg)
     else:
         f = TRANSFORMS[transform]
         val = np.vectorize(lambda x: quad_log_partition(f, x), otypes=[np.float64])(b)
-    return _like_beta(np.asarray(val, dtype=np.float64), beta)
+    val = np.asarray(val, dtype=np.float64)
+    if val.shape != np.shape(b):   # per-prompt sigma (or mu): the shape of the broadcast, as the kind of sigma or beta
+        like = sigma if _is_t(sigma) else beta
+        return torch.as_tensor(val, dtype=torch.float64, device=like.device) if _is_t(like) else val
+    return _like_beta(val, beta)
 
 # %% ../nbs/00_quantile.ipynb #3b87851d
 def discrete_log_partition(
     ref_rewards,             # (n,) or (B, n) reference rewards (NaN = missing), torch or numpy
     beta: float,             # KL weight β > 0
     transform="identity",    # a name of `TRANSFORMS` or a callable f on [0, 1]
-    **transform_kwargs,      # passed to `apply_transform` (clamp, eps, mu, sigma)
+    **transform_kwargs,      # passed to `apply_transform` (n, clamp, eps, mu, sigma; per-row arrays allowed)
 ):
     "App. E: $\\log\\sum_k\\hat p_k e^{f(\\hat F(r_k))/\\beta}$ per prompt, from its reference rewards."
     b = float(_check_beta(beta))
@@ -268,7 +341,7 @@ def discrete_log_partition(
     fill = torch.where(valid, ref, torch.full((), math.inf, dtype=ref.dtype, device=ref.device))
     srt = torch.sort(fill, dim=1).values.contiguous()
     q = torch.searchsorted(srt, fill.contiguous(), right=True).double() / m[:, None]
-    transform_kwargs.setdefault("n", int(m.max()))
+    transform_kwargs.setdefault("n", m)   # each row clamped by its own count of present references
     fq = apply_transform(torch.where(valid, q, torch.ones_like(q)), transform, **transform_kwargs)
     logits = torch.where(valid, fq / b, torch.full_like(fq, -math.inf))
     out = torch.logsumexp(logits, 1) - torch.log(m.double())

@@ -3,6 +3,7 @@ import math
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from qrpo_nb.losses import LOSSES, dpo_loss, qrpo_loss, rebel_loss, rpo_loss, mc_logz_loss, simpo_loss, table1, loss_table
@@ -91,3 +92,41 @@ def test_committed_table1_is_current():
     md = Path(__file__).resolve().parents[1] / "paper_figures" / "table1.md"
     text = md.read_text()
     assert table1() in text and loss_table() in text
+
+
+# --- the authors' MAE option and Φ⁻¹ transforms (issue 12, item 8) ----------------------------------------------
+
+def test_qrpo_mae_values_and_gradients_by_hand():
+    "|t − βℓ| with t = R̂_q − β log Z_q: value |resid|, gradient −β·sign(resid) in ℓ."
+    beta = 0.2
+    c = beta * math.log(beta * math.expm1(1 / beta))            # β log Z_q(β), exact
+    rq = torch.tensor([1., 0.25, 0.])
+    l = torch.tensor([0., 10., -3.], requires_grad=True)
+    resid = [1 - c - 0., 0.25 - c - 2., 0. - c + 0.6]
+    loss = qrpo_loss(l, rq, beta, loss_type="mae")
+    assert torch.allclose(loss, torch.tensor([abs(x) for x in resid]), atol=1e-6)
+    loss.sum().backward()
+    assert torch.allclose(l.grad, torch.tensor([-beta * math.copysign(1, x) for x in resid]), atol=1e-7)
+
+
+def test_qrpo_compute_paper_clamp_per_prompt_n():
+    "clamp='paper' clamps each prompt by its own count of present references (n = 3 here, not the 4 columns)."
+    beta = 0.5
+    batch = {"chosen_logratio": torch.zeros(2), "chosen_reward": torch.tensor([5., -5.]),
+             "ref_rewards": torch.tensor([[0., 1., 2., float("nan")], [0., 1., 2., 3.]])}
+    losses, _ = LOSSES["qrpo"].compute(batch, beta, transform="normal_icdf", clamp="paper")
+    z3, z4 = 0.4307272992954576, 0.6744897501960817             # Φ⁻¹(2/3), Φ⁻¹(3/4)
+    expect = torch.tensor([(z3 - 1 / (2 * beta)) ** 2, (-z4 - 1 / (2 * beta)) ** 2])
+    assert torch.allclose(losses, expect, atol=1e-5)
+
+
+def test_qrpo_scaled_normal_icdf_target():
+    "f_x = s_x Φ⁻¹, s_x = std(refs, ddof 1) / ref_std_mean, target s_x Φ⁻¹(R̂_q) − s_x²/(2β)."
+    beta, mean_std = 0.3, 0.8
+    ref = torch.tensor([[0., 1., 2., 3.], [0., 2., 4., 6.]])
+    batch = {"chosen_logratio": torch.tensor([0.1, -0.2]), "chosen_reward": torch.tensor([1.5, 10.]), "ref_rewards": ref}
+    s = torch.tensor([float(np.std([0, 1, 2, 3], ddof=1)), float(np.std([0, 2, 4, 6], ddof=1))]) / mean_std
+    icdf = torch.tensor([0., 0.6744897501960817])              # R̂_q = 2/4, and 4/4 clamped to 3/4
+    target = s * icdf - s ** 2 / (2 * beta)
+    losses, _ = LOSSES["qrpo"].compute(batch, beta, transform="scaled-normal-icdf", clamp="paper", ref_std_mean=mean_std)
+    assert torch.allclose(losses, (target - beta * batch["chosen_logratio"]) ** 2, atol=1e-5)

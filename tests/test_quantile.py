@@ -95,3 +95,51 @@ def test_many_samples_per_row_match_loops(tie_break):
     u = np.random.default_rng(4).random((B, k)) if tie_break == "random" else np.ones((B, k))
     for j in range(k):
         np.testing.assert_allclose(got[:, j], brute_quantile(r[:, j], ref, u=u[:, j]), atol=1e-15)
+
+
+# --- the authors' clamping convention and scaled-normal-icdf (issue 12, item 8) ---------------------------------
+
+from scipy import integrate, special
+from qrpo_nb.quantile import apply_transform, reference_scale, reference_std
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 10])
+def test_paper_clamp_is_the_authors_interval(n):
+    "clamp='paper' keeps R̂_q in [1/n, (n-1)/n] before Φ⁻¹ and >= 1/n before log (their QRPOTrainer.qrpo_loss)."
+    q = np.arange(n + 1) / n                                    # every value R̂_q takes with n references
+    lo, hi = 1 / n, (n - 1) / n
+    expect_icdf = [special.ndtri(min(max(x, lo), hi)) for x in q]
+    expect_log = [math.log(max(x, lo)) for x in q]
+    np.testing.assert_allclose(apply_transform(q, "normal_icdf", n=n, clamp="paper"), expect_icdf, atol=1e-12)
+    np.testing.assert_allclose(apply_transform(q, "log", n=n, clamp="paper"), expect_log, atol=1e-12)
+    assert np.isfinite(apply_transform(q, "normal_icdf", n=n, clamp="paper")).all()
+
+
+def test_paper_clamp_hand_values_and_small_n():
+    z = 0.4307272992954576                                      # Φ⁻¹(2/3), tables
+    np.testing.assert_allclose(apply_transform(np.array([0., 1.]), "normal_icdf", n=3, clamp="paper"), [-z, z], atol=1e-12)
+    np.testing.assert_allclose(apply_transform(np.array([0., 1.]), "normal_icdf", n=2, clamp="paper"), [0., 0.], atol=1e-15)
+    assert list(apply_transform(np.array([0., 1.]), "log", n=1, clamp="paper")) == [0., 0.]
+    with pytest.raises(ValueError, match="needs n >= 2"):
+        apply_transform(np.array([0., 1.]), "normal_icdf", n=1, clamp="paper")
+    with np.errstate(divide="ignore"):
+        raw = apply_transform(np.array([0., 1.]), "normal_icdf", clamp="none")
+    assert np.isneginf(raw[0]) and np.isposinf(raw[1])
+
+
+@pytest.mark.parametrize("s,beta", [(0.3, 0.1), (1.0, 0.5), (2.5, 2.0)])
+def test_scaled_normal_icdf_log_partition_against_quadrature(s, beta):
+    "log Z of s·Φ⁻¹(t) is s²/(2β²): scipy quadrature in the normal-score variable (its own integrand, not ours)."
+    val, _ = integrate.quad(lambda z: math.exp(-z * z / 2 + s * z / beta - s * s / (2 * beta * beta)) / math.sqrt(2 * math.pi),
+                            -np.inf, np.inf, epsabs=0, epsrel=1e-12)
+    expect = s * s / (2 * beta * beta) + math.log(val)          # integrand shifted by its exact log Z: val ≈ 1
+    assert abs(log_partition("scaled_normal_icdf", beta, sigma=s) - expect) < 1e-9
+    assert abs(log_partition("scaled-normal-icdf", beta, sigma=s, method="quad") - expect) < 1e-7
+
+
+def test_reference_scale_is_std_over_mean_std():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(50, 5)) * rng.uniform(0.5, 2, (50, 1))
+    sd = np.array([np.std(row, ddof=1) for row in ref])
+    np.testing.assert_allclose(reference_std(ref), sd, rtol=1e-12)
+    np.testing.assert_allclose(reference_scale(ref), sd / sd.mean(), rtol=1e-12)
