@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 'MAGPIE_AIR', 'MAGPIE_AIR_REVISION',
            'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'CODE_OPS', 'CODE_DIFFICULTY',
            'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS', 'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR',
-           'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns', 'typed_pairs', 'load_raw', 'load_magpie_air',
+           'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns', 'typed_pairs', 'split_files', 'load_raw', 'load_magpie_air',
            'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids',
            'encode_example', 'pad_batch', 'example_length', 'filter_by_length', 'code_expression', 'code_description',
            'code_lines', 'code_body', 'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops',
@@ -56,6 +56,19 @@ def typed_pairs(ds:Dataset) -> Dataset:
 # %% ../nbs/05_data.ipynb #b3e23cd4
 _EXT = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}
 
+def split_files(folder, # a folder of data files
+                split:str) -> list[Path]: # the split's files, sorted
+    "The data files of `split` in `folder`, named as on the hub: `{split}.jsonl`, `{split}-00000-of-00004.parquet`, `LeetCodeDataset-{split}.jsonl`, `{split}/*`."
+    folder = Path(folder)
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix in _EXT
+                   and not any(q.startswith(".") for q in f.relative_to(folder).parts))
+    # name tokens split at "-" only: "train_prefs-00000-of-00001" is split train_prefs, not train
+    mine = [f for f in files if split in f.name.removesuffix(f.suffix).split("-") or split in f.relative_to(folder).parts[:-1]]
+    if not mine:
+        raise ValueError(f"no data file of split {split!r} in {folder} (files: {[str(f.relative_to(folder)) for f in files][:20]})")
+    if len({f.suffix for f in mine}) > 1: raise ValueError(f"split {split!r} in {folder} mixes file types: {mine}")
+    return mine
+
 def load_raw(name_or_path, # hub name, `save_to_disk` folder, folder of data files, or a data file
              split:str, # the split to read
              revision:str|None=None, # hub revision (commit sha or tag) when `name_or_path` is a hub name
@@ -71,7 +84,9 @@ def load_raw(name_or_path, # hub name, `save_to_disk` folder, folder of data fil
     if p.is_file():
         if p.suffix not in _EXT: raise ValueError(f"unsupported data file {p} (use {sorted(_EXT)})")
         return load_dataset(_EXT[p.suffix], data_files={split: str(p)}, split=split, **kwargs)
-    if p.is_dir(): return load_dataset(str(p), split=split, **kwargs)
+    if p.is_dir():
+        files = split_files(p, split)
+        return load_dataset(_EXT[files[0].suffix], data_files={split: [str(f) for f in files]}, split=split, **kwargs)
     if str(name_or_path).startswith((".", "/", "~")): raise FileNotFoundError(f"no such dataset file or folder: {p}")
     return load_dataset(str(name_or_path), split=split, revision=revision, **kwargs)
 

@@ -100,3 +100,35 @@ def test_filter_by_length_pairs_need_both():
                             dict(prompt=[{"role": "user", "content": "Hi"}], chosen="ok", rejected="no")])
     kept, counts = filter_by_length(ds, tok, max_length=30, verbose=False)
     assert counts["kept"] == 1 and kept[0]["rejected"] == "no"
+
+FIX = __import__("pathlib").Path(__file__).parent / "data"
+
+def _jsonl(p): return [json.loads(l) for l in open(p)]
+
+@pytest.mark.parametrize("split,n", [("train", 24), ("test", 12)])
+def test_magpie_fixture(split, n):
+    "Magpie-Air fixture through the real loader; expected values read from the file with json alone."
+    from qrpo_nb.data import load_magpie_air
+    rows, ds = _jsonl(FIX / f"magpie-air/{split}.jsonl"), load_magpie_air(FIX / "magpie-air", split)
+    assert len(ds) == n == len(rows)
+    assert ds["prompt_id"] == [r["uuid"] for r in rows]
+    assert ds["prompt"] == [[{"role": "user", "content": r["instruction"]}] for r in rows]
+    assert ds["rejected"] == [r["rejected"][1]["content"] for r in rows]
+    assert ds["chosen_reward"] == [max(s["score"] for s in r["rewards_armorm"]) for r in rows]
+
+@pytest.mark.parametrize("split,n", [("train_prefs", 24), ("test_prefs", 12)])
+def test_ultrafeedback_fixture_split_names(split, n):
+    "Split names such as train_prefs come from the file names (datasets' own inference reads train_prefs as train)."
+    from qrpo_nb.data import load_ultrafeedback
+    rows, ds = _jsonl(FIX / f"ultrafeedback/{split}.jsonl"), load_ultrafeedback(FIX / "ultrafeedback", split)
+    assert len(ds) == n and ds["prompt_id"] == [r["prompt_id"] for r in rows]
+    assert ds["chosen"] == [r["chosen"][1]["content"] for r in rows]
+    assert ds["score_rejected"] == [r["score_rejected"] for r in rows]
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_leetcode_fixture_min_tests(split):
+    rows = _jsonl(FIX / f"leetcode/{split}.jsonl")
+    ds = load_leetcode(FIX / "leetcode", split, verbose=False)
+    keep = [r for r in rows if len(r["input_output"]) >= 20]
+    assert ds["task_id"] == [r["task_id"] for r in keep] and 0 < len(keep) < len(rows)
+    assert ds["n_tests"] == [len(r["input_output"]) for r in keep]
