@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 from .generation import stable_seed, run_chunks, merge_chunks, chunks_done, _rows_of, _dist_rank_world, _is_chat
 
 # %% auto #0
-__all__ = ['ARMORM', 'POOL_COLUMNS', 'PAIR_COLUMNS', 'SETTINGS', 'RewardModel', 'armorm', 'pointwise', 'as_reward', 'code_reward',
-           'reward_name', 'annotate', 'annotate_references', 'off_policy_pairs', 'offline_pairs', 'build_pairs']
+__all__ = ['ARMORM', 'POOL_COLUMNS', 'PAIR_COLUMNS', 'PAIR_STRATEGIES', 'PAPER_PAIRS', 'SETTINGS', 'RewardModel', 'armorm',
+           'pointwise', 'as_reward', 'code_reward', 'reward_name', 'annotate', 'annotate_references',
+           'off_policy_pairs', 'offline_pairs', 'build_pairs']
 
 # %% ../nbs/08_rewards.ipynb #32a0ca14
 def _chat_of(prompt, completion) -> list[dict]:
@@ -247,16 +248,19 @@ def _pair(r, rw, c, j) -> dict:
             "rejected": r["completions"][j], "chosen_reward": float(rw[c]), "rejected_reward": float(rw[j]),
             "ref_rewards": [float(x) for x in rw], "chosen_ref_index": int(c), "rejected_ref_index": int(j)}
 
+PAIR_STRATEGIES = ("best", "first", "random")
+
 def off_policy_pairs(references,              # annotated reference pools
-                     strategy: str = "random",  # "best" (best/worst) or "random" (ranked random pairs)
+                     strategy: str = "random",  # "best" (best/worst), "first" (the authors' pairs (0,1), (2,3)...) or "random" (ranked random pairs)
                      k: int = 6,              # pool prefix the pairs come from (paper: 6 chat, 20 code)
                      pairs_per_prompt: int = 1,  # random pairs per prompt (paper: 1 chat, 10 code)
                      *, seed: int = 0, drop_ties: bool = False) -> datasets.Dataset:
     "Preference pairs drawn from each prompt's first `k` reference completions."
-    if strategy not in ("best", "random"): raise ValueError(f"unknown strategy {strategy!r}: 'best' or 'random'")
+    if strategy not in PAIR_STRATEGIES: raise ValueError(f"unknown strategy {strategy!r}: one of {list(PAIR_STRATEGIES)}")
     if k < 2: raise ValueError(f"k must be >= 2, got {k}")
-    if strategy == "random" and not 1 <= pairs_per_prompt <= k // 2:
+    if strategy in ("random", "first") and not 1 <= pairs_per_prompt <= k // 2:
         raise ValueError(f"pairs_per_prompt must be in [1, {k // 2}] for k={k} disjoint pairs, got {pairs_per_prompt}")
+    if strategy == "first": k = 2 * pairs_per_prompt   # the authors' pairs read completions 0 .. 2p-1 only
     out = []
     for i, r in enumerate(_rows_of(references)):
         rw = _pool_rewards(i, r, k); head = rw[:k]
@@ -264,6 +268,10 @@ def off_policy_pairs(references,              # annotated reference pools
             c = int(np.argmax(head)); j = int(np.argmin(head))
             if c == j: j = 1 if c == 0 else 0  # all tie: two distinct completions
             pairs = [(c, j)]
+        elif strategy == "first":   # authors: tie -> completion 1 with one pair (offpolicy2random), the first with several
+            second_wins = pairs_per_prompt == 1
+            pairs = [(b, a) if head[b] > head[a] or (second_wins and head[b] == head[a]) else (a, b)
+                     for a, b in ((2 * i, 2 * i + 1) for i in range(pairs_per_prompt))]
         else:
             perm = np.random.default_rng(stable_seed(seed, r["prompt_id"])).permutation(k)
             pairs = [(a, b) if head[a] >= head[b] else (b, a) for a, b in perm[:2 * pairs_per_prompt].reshape(-1, 2)]
@@ -300,7 +308,10 @@ def offline_pairs(preferences,                 # rows with prompt_id, prompt, ch
                     "rejected_ref_index": -1})
     return datasets.Dataset.from_list(out)
 
-SETTINGS = {  # the paper's distribution-shift settings (App. L); code uses off_policy_random with k=20, 10 pairs
+# the authors' pairing for each setting (their prepare_offpolicy_dataset modes); pass it as options to `build_pairs`
+PAPER_PAIRS = {"off_policy_best": dict(strategy="best", k=6), "off_policy_random": dict(strategy="first", pairs_per_prompt=1),
+               "code": dict(strategy="first", k=20, pairs_per_prompt=10)}
+SETTINGS = {  # our distribution-shift settings (App. L); code uses off_policy_random with k=20, 10 pairs
     "offline": dict(),
     "off_policy_best": dict(strategy="best", k=6),
     "off_policy_random": dict(strategy="random", k=6, pairs_per_prompt=1),
