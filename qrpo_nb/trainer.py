@@ -13,13 +13,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TOY_TEMPLATE', 'TrainConfig', 'toy_tokenizer', 'toy_pairs', 'encode_example', 'is_pairwise', 'tokenize_dataset',
-           'sample_lengths', 'get_losses', 'check_config', 'steps_per_epoch', 'total_steps', 'checkpoint_steps',
-           'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate', 'compute_reference_logps',
-           'loss_batch', 'make_accelerator', 'TrainResult', 'train', 'read_metrics', 'load_run_file', 'main']
+__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'TrainConfig', 'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length',
+           'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config', 'steps_per_epoch', 'total_steps',
+           'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate',
+           'compute_reference_logps', 'loss_batch', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
+           'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
+_SAVE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PAPER_RL_MAX_GRAD_NORM = 1e8  # the authors' clipping threshold for every preference/RL method: effectively none
 
 @dataclass
 class TrainConfig:
@@ -33,17 +36,21 @@ class TrainConfig:
     epochs: float = 1                 # passes over the data (fractions allowed); the last incomplete batch is dropped
     warmup_ratio: float = 0.1         # share of the steps with a linear warm-up, then cosine decay to 0
     lr_schedule: str = "cosine"      # after the warm-up: "cosine" decay to 0 (the paper) or "constant"
-    max_grad_norm: float | None = None  # clipping threshold (None: no clipping; the norm is logged anyway)
+    max_grad_norm: float | None = None  # clipping threshold (None: no clipping; the norm is logged anyway; paper RL: 1e8)
     n_checkpoints: int = 5            # equally spaced model checkpoints, plus the initial model as step 0
     seed: int = 0                     # seeds the data order and torch
     output_dir: str = "runs/train"    # checkpoints, resume state, metrics.jsonl / metrics.csv
     loss_options: dict = field(default_factory=dict)  # keyword options of the loss (transform, gamma, ...)
     completion_only: bool = False     # SFT: loss on completion tokens only (default: all tokens, as in the paper)
-    max_length: int | None = None     # samples with a longer sequence are dropped (with a warning)
+    max_length: int | None = 2048     # tokens of prompt + completion + EOS (the paper's 2,048); None: no limit
+    truncation: str = "truncate"      # longer samples: "truncate" (keep the first max_length tokens, the paper) or "drop"
     weight_decay: float = 0.0         # 0 is Adam; > 0 gives AdamW
     adam_betas: tuple = (0.9, 0.999)
     adam_eps: float = 1e-8
-    mixed_precision: str = "auto"     # "auto" (bf16 where the device supports it), "no", "bf16", "fp16"
+    mixed_precision: str = "auto"     # "auto" (bf16 on a bf16 GPU, or when the model is loaded in bf16), "no", "bf16", "fp16"
+    master_weights: str = "fp32"      # "fp32": a bf16/fp16-loaded model is trained on float32 parameters (autocast
+                                      # computes in low precision); "model": in the dtype it was loaded in (lossy)
+    save_dtype: str | None = None     # dtype of the checkpoints: None = the dtype the model was loaded in; "float32", "bfloat16"
     state_every: int | None = None    # also save the resume state every k steps (None: at the checkpoints only)
     max_steps: int | None = None      # stop after this many optimiser steps (the schedule still spans all epochs)
     report_to: list = field(default_factory=list)  # extra trackers: "tensorboard", "wandb"
@@ -66,6 +73,10 @@ class TrainConfig:
         if self.lr_schedule not in ("cosine", "constant"): bad(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.max_grad_norm is not None and not (self.max_grad_norm > 0): bad(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
         if self.n_checkpoints < 0: bad(f"n_checkpoints must be >= 0, got {self.n_checkpoints}")
+        if self.max_length is not None and (int(self.max_length) != self.max_length or self.max_length < 2): bad(f"max_length must be an integer >= 2 or None, got {self.max_length}")
+        if self.truncation not in ("truncate", "drop"): bad(f"truncation must be 'truncate' or 'drop', got {self.truncation!r}")
+        if self.master_weights not in ("fp32", "model"): bad(f"master_weights must be 'fp32' or 'model', got {self.master_weights!r}")
+        if self.save_dtype is not None and self.save_dtype not in _SAVE_DTYPES: bad(f"save_dtype must be None or one of {sorted(_SAVE_DTYPES)}, got {self.save_dtype!r}")
         if self.mixed_precision not in _PRECISIONS: bad(f"mixed_precision must be one of {_PRECISIONS}, got {self.mixed_precision!r}")
         if self.state_every is not None and self.state_every < 1: bad(f"state_every must be >= 1, got {self.state_every}")
         if self.max_steps is not None and self.max_steps < 1: bad(f"max_steps must be >= 1, got {self.max_steps}")
@@ -74,13 +85,15 @@ class TrainConfig:
 
     @classmethod
     def paper_rl(cls, loss, beta, lr, **kw):
-        "The paper's preference/RL preset: batch 128 pairs, Adam, cosine + 10% warm-up, 1 epoch, no clipping."
-        return cls(**{**dict(loss=loss, beta=beta, lr=lr, batch_size=128, epochs=1, warmup_ratio=0.1, max_grad_norm=None), **kw})
+        "The paper's preference/RL preset: batch 128 pairs, Adam, cosine + 10% warm-up, 1 epoch, clip at 1e8 (none in effect)."
+        return cls(**{**dict(loss=loss, beta=beta, lr=lr, batch_size=128, epochs=1, warmup_ratio=0.1,
+                             max_grad_norm=PAPER_RL_MAX_GRAD_NORM, max_length=2048, truncation="truncate"), **kw})
 
     @classmethod
     def paper_sft(cls, epochs=1, **kw):
         "The paper's SFT preset: lr 5e-7, clip 10, loss on all tokens (1 epoch chat, 3 code)."
-        return cls(**{**dict(loss="sft", lr=5e-7, batch_size=128, epochs=epochs, max_grad_norm=10.0, completion_only=False), **kw})
+        return cls(**{**dict(loss="sft", lr=5e-7, batch_size=128, epochs=epochs, max_grad_norm=10.0, completion_only=False,
+                             max_length=2048, truncation="truncate"), **kw})
 
     def to_dict(self): return asdict(self)
 
@@ -93,7 +106,8 @@ class TrainConfig:
 TOY_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
-def toy_tokenizer():
+def toy_tokenizer(template_bos:bool=True, # the chat template writes the BOS itself
+                  adds_bos:bool=False): # encoding plain text adds a BOS (as Llama's and Mistral's tokenizers do)
     "A character-level fast tokenizer (letters, digits, punctuation) with BOS/EOS/PAD and a chat template."
     from tokenizers import Tokenizer, models, pre_tokenizers, Regex
     from transformers import PreTrainedTokenizerFast
@@ -103,9 +117,12 @@ def toy_tokenizer():
     vocab = {t: i for i, t in enumerate(specials + chars)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    if adds_bos:
+        from tokenizers import processors
+        tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                   unk_token="<unk>", additional_special_tokens=specials[4:])
-    tok.chat_template = TOY_TEMPLATE
+    tok.chat_template = TOY_TEMPLATE if template_bos else TOY_TEMPLATE.replace("{{ bos_token }}", "")
     return tok
 
 def toy_pairs(n:int=32, seed:int=0, min_len:int=4, max_len:int=40, n_ref:int=8, pairwise:bool=True):
@@ -124,24 +141,7 @@ def toy_pairs(n:int=32, seed:int=0, min_len:int=4, max_len:int=40, n_ref:int=8, 
     return datasets.Dataset.from_list(rows)
 
 # %% ../nbs/09_trainer.ipynb #8bb2863b
-def _encode_fallback(tokenizer, messages, completion, max_length=None):
-    "Chat template (or plain text) for the prompt, then the completion and exactly one EOS."
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-        p = tokenizer(text, add_special_tokens=False)["input_ids"]
-    else:
-        text = "\n".join(m["content"] for m in messages) if not isinstance(messages, str) else messages
-        p = tokenizer(text)["input_ids"]
-    c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is None: raise ValueError("the tokenizer has no EOS token")
-    if not c or c[-1] != tokenizer.eos_token_id: c = c + [tokenizer.eos_token_id]
-    return {"input_ids": list(p) + list(c), "completion_mask": [0] * len(p) + [1] * len(c)}
-
-def encode_example(tokenizer, messages, completion, max_length=None):
-    "`qrpo_nb.data.encode_example` when available, else the private equivalent."
-    try: from qrpo_nb.data import encode_example as enc
-    except Exception: enc = _encode_fallback
-    return enc(tokenizer, messages, completion, max_length=max_length)
+from .data import encode_example, prompt_ids  # the one encoder of SFT, reference log-probs, training, generation, evaluation
 
 def is_pairwise(columns) -> bool:
     "Preference data has `chosen` and `rejected`; pointwise data has `chosen` (or `completion`) alone."
@@ -151,28 +151,48 @@ def _sides(columns, sft=False):
     if sft: return [("chosen", "completion" if "completion" in columns else "chosen")]
     return [("chosen", "chosen" if "chosen" in columns else "completion")] + ([("rejected", "rejected")] if is_pairwise(columns) else [])
 
-def tokenize_dataset(dataset, tokenizer, sft:bool=False, max_length:int|None=None, num_proc:int|None=None):
-    "Add `{side}_input_ids`, `{side}_completion_mask` (side: chosen, rejected) and drop samples over `max_length`."
-    sides = _sides(dataset.column_names, sft)
-    if all(f"{s}_input_ids" in dataset.column_names for s, _ in sides): return dataset
-    def enc(row):
-        out = {}
-        for side, col in sides:
-            e = encode_example(tokenizer, row["prompt"], row[col])
-            out[f"{side}_input_ids"], out[f"{side}_completion_mask"] = e["input_ids"], e["completion_mask"]
-        return out
-    ds = dataset.map(enc, num_proc=num_proc, desc="tokenize")
-    if max_length is not None:
-        n = len(ds)
-        ds = ds.filter(lambda r: all(len(r[f"{s}_input_ids"]) <= max_length for s, _ in sides), desc="length filter")
-        if len(ds) < n: warnings.warn(f"dropped {n - len(ds)} of {n} samples longer than max_length={max_length}")
+def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:dict|None=None):
+    "Truncate (keep the first `max_length` tokens of each side) or drop samples longer than `max_length`; count them."
+    if truncation not in ("truncate", "drop"): raise ValueError(f"truncation must be 'truncate' or 'drop', got {truncation!r}")
+    n = len(ds)
+    counts = dict(total=n, over=0, truncated=0, dropped=0, kept=n, max_length=max_length, truncation=truncation)
+    if max_length is not None and n:
+        lens = np.array([[len(x) for x in ds[f"{s}_input_ids"]] for s in sides])                  # (sides, N)
+        n_prompt = lens - np.array([[sum(m) for m in ds[f"{s}_completion_mask"]] for s in sides])
+        over = (lens > max_length).any(0)
+        drop = over if truncation == "drop" else (n_prompt >= max_length).any(0)  # no completion token would remain
+        counts.update(over=int(over.sum()), truncated=int((over & ~drop).sum()), dropped=int(drop.sum()), kept=int(n - drop.sum()))
+        if counts["truncated"]:
+            cols = [f"{s}_{c}" for s in sides for c in ("input_ids", "completion_mask")]
+            ds = ds.map(lambda r: {c: r[c][:max_length] for c in cols}, desc="truncate")
+        if counts["dropped"]: ds = ds.select(np.flatnonzero(~drop))
+        if counts["over"]:
+            warnings.warn(f"max_length={max_length}: {counts['over']} of {n} samples are longer; truncated "
+                          f"{counts['truncated']}, dropped {counts['dropped']} (truncation={truncation!r})")
+    if stats is not None: stats.update(counts)
     return ds
+
+def tokenize_dataset(dataset, tokenizer, sft:bool=False, max_length:int|None=None, truncation:str="truncate",
+                     num_proc:int|None=None, stats:dict|None=None): # filled with the counts of `fit_length`
+    "Add `{side}_input_ids`, `{side}_completion_mask` (side: chosen, rejected), then fit samples to `max_length`."
+    sides = _sides(dataset.column_names, sft)
+    ds = dataset
+    if not all(f"{s}_input_ids" in dataset.column_names for s, _ in sides):
+        def enc(row):
+            out = {}
+            for side, col in sides:
+                e = encode_example(tokenizer, row["prompt"], row[col])
+                out[f"{side}_input_ids"], out[f"{side}_completion_mask"] = e["input_ids"], e["completion_mask"]
+            return out
+        ds = dataset.map(enc, num_proc=num_proc, desc="tokenize")
+    return fit_length(ds, [s for s, _ in sides], max_length, truncation, stats)
 
 def sample_lengths(dataset, sft=False) -> np.ndarray:
     "Longest sequence of each sample (the padded width it needs) and its total tokens (both sides), shape (2, N)."
     sides = _sides(dataset.column_names, sft)
     ls = np.stack([np.array([len(x) for x in dataset[f"{s}_input_ids"]]) for s, _ in sides])
     return np.stack([ls.max(0), ls.sum(0)])
+
 
 # %% ../nbs/09_trainer.ipynb #948b8f21
 _COLUMN_OF = {  # batch key -> the dataset column it comes from
@@ -297,12 +317,13 @@ def _f32():
 
 @torch.no_grad()
 def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16, max_length:int|None=None,
+                            truncation:str="truncate", # over-long samples when tokenising here: "truncate" or "drop"
                             autocast=None, # a context manager factory (e.g. `accelerator.autocast`), default none
                             indices=None, progress:bool=True):
     "Add float32 columns `chosen_ref_logp` (and `rejected_ref_logp`) = Σ log π_ref over completion tokens."
     if "chosen_input_ids" not in dataset.column_names:
         if tokenizer is None: raise ValueError("the dataset is not tokenised: pass the tokenizer")
-        dataset = tokenize_dataset(dataset, tokenizer, max_length=max_length)
+        dataset = tokenize_dataset(dataset, tokenizer, max_length=max_length, truncation=truncation)
     sides = [s for s, _ in _sides(dataset.column_names)]
     pad = (getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None)
     pad = pad if pad is not None else 0
@@ -360,20 +381,38 @@ def loss_batch(sums, counts, sub, pairwise:bool, n_ref:int|None=None) -> dict:
 # %% ../nbs/09_trainer.ipynb #cc91153a
 def _use_deepspeed() -> bool: return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
-def make_accelerator(config:TrainConfig):
-    "An `Accelerator` for this config: gloo on CPU (DeepSpeed too), bf16 where supported when `auto`."
+def _param_dtype(model):
+    "The dtype of the model's floating-point parameters (the dtype it was loaded in)."
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+def resolve_precision(config:TrainConfig, model_dtype=None, cuda:bool|None=None, bf16_ok:bool|None=None) -> str:
+    "The mixed precision of a run: `config.mixed_precision`, where `auto` is bf16 on a bf16 GPU or for a bf16-loaded model."
+    mp = config.mixed_precision
+    if mp != "auto": return mp
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if cuda and (torch.cuda.is_bf16_supported() if bf16_ok is None else bf16_ok): return "bf16"
+    if model_dtype == torch.bfloat16: return "bf16"  # loading in bf16 asks for bf16 compute (on float32 master weights)
+    if model_dtype == torch.float16 and cuda: return "fp16"
+    return "no"
+
+def make_accelerator(config:TrainConfig, model_dtype=None): # the dtype the model was loaded in (for `auto`)
+    "An `Accelerator` for this config: gloo on CPU (DeepSpeed too), the precision of `resolve_precision`."
     from accelerate import Accelerator, InitProcessGroupKwargs
     cuda = torch.cuda.is_available()
-    mp = config.mixed_precision
-    if mp == "auto": mp = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    mp = resolve_precision(config, model_dtype)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
     kw = [InitProcessGroupKwargs(backend="gloo")] if launched and not cuda else []
     if not launched:  # one process: a new run in the same Python session may change precision (accelerate keeps a singleton)
         from accelerate.state import AcceleratorState, GradientState
         AcceleratorState._reset_state(); GradientState._reset_state()
-    return Accelerator(cpu=not cuda and not _use_deepspeed(), mixed_precision=mp, kwargs_handlers=kw,
-                       step_scheduler_with_optimizer=False, log_with=list(config.report_to) or None,
-                       project_dir=config.output_dir)
+    acc = Accelerator(cpu=not cuda and not _use_deepspeed(), mixed_precision=mp, kwargs_handlers=kw,
+                      step_scheduler_with_optimizer=False, log_with=list(config.report_to) or None,
+                      project_dir=config.output_dir)
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if launcher and launcher != mp and acc.is_main_process:  # the trainer's setting wins; say so
+        print(f"mixed precision: {mp} (TrainConfig.mixed_precision={config.mixed_precision!r}); the launcher config's "
+              f"{launcher!r} is not used", flush=True)
+    return acc
 
 def _rank0_print(acc, *a):
     if acc.is_main_process: print(*a, flush=True)
@@ -382,33 +421,42 @@ def _latest_state(out:Path):
     done = sorted((int(p.name.split("-")[1]), p) for p in (out / "state").glob("step-*") if (p / "COMPLETE").exists())
     return done[-1] if done else (None, None)
 
-def _prepare_data(config, acc, model, tokenizer, dataset, spec, losses):
-    "Tokenise, filter by length and add reference log-probs once (cached in `output_dir/data`)."
+def _tokenized(config, model, tokenizer, dataset):
+    "The tokenised, length-fitted data and its length counts, or the prepared data cached by a run of the same key."
     out = Path(config.output_dir); cache = out / "data"
-    sft = config.loss == "sft"
     with torch.no_grad():  # the cache is only valid for the same data and the same initial model (π_ref)
         sig = sum(float(p.double().sum()) for p in list(model.parameters())[:4])
     key = f"{config.key()}-{getattr(dataset, '_fingerprint', '')}-{sig:.17g}"
     if (cache / "KEY").exists() and (cache / "KEY").read_text() == key:
         import datasets
-        return datasets.load_from_disk(str(cache / "ds"))
-    ds = tokenize_dataset(dataset, tokenizer, sft=sft, max_length=config.max_length)
+        stats = json.loads((cache / "length.json").read_text()) if (cache / "length.json").exists() else {}
+        return datasets.load_from_disk(str(cache / "ds")), key, stats, True
+    stats = {}
+    ds = tokenize_dataset(dataset, tokenizer, sft=config.loss == "sft", max_length=config.max_length,
+                          truncation=config.truncation, stats=stats)
+    return ds, key, stats, False
+
+def _add_reference_logps(config, acc, net, tokenizer, ds, spec, key, stats, cached):
+    "Reference log-probs of the data by the prepared module itself (same weights, dtype and autocast as step 1); cached."
+    sft = config.loss == "sft"; cache = Path(config.output_dir) / "data"
     needs_ref = spec is not None and getattr(spec, "needs_ref_model", False)
     sides = [s for s, _ in _sides(ds.column_names, sft)]
     if needs_ref and not all(f"{s}_ref_logp" in ds.column_names for s in sides):
         from accelerate.utils import gather_object
         mine = np.arange(acc.process_index, len(ds), acc.num_processes)
-        part = compute_reference_logps(model.to(acc.device), ds, tokenizer, batch_size=config.ref_batch_size,
+        ref = acc.unwrap_model(net)  # DeepSpeed bf16: the engine's bf16 module; else the float32 master weights
+        part = compute_reference_logps(ref, ds, tokenizer, batch_size=config.ref_batch_size,
                                        autocast=acc.autocast, indices=mine, progress=config.progress and acc.is_main_process)
         parts = gather_object([(mine.tolist(), {s: part[s][mine].tolist() for s in sides})])
         for s in sides:
             col = np.full(len(ds), np.nan)
             for idx, vals in parts: col[idx] = vals[s]
             ds = ds.add_column(f"{s}_ref_logp", col.astype(np.float32).tolist(), feature=_f32())
-    if acc.is_main_process and config.save_state:
+    if acc.is_main_process and config.save_state and not cached:
         cache.mkdir(parents=True, exist_ok=True)
         if (cache / "ds").exists(): shutil.rmtree(cache / "ds")
-        ds.save_to_disk(str(cache / "ds")); (cache / "KEY").write_text(key)
+        ds.save_to_disk(str(cache / "ds")); (cache / "length.json").write_text(json.dumps(stats, indent=1))
+        (cache / "KEY").write_text(key)
     acc.wait_for_everyone()
     return ds
 
@@ -431,16 +479,22 @@ class TrainResult:
     steps: int
     checkpoints: list
     history: list
+    length_stats: dict = field(default_factory=dict)  # samples over `max_length`: over, truncated, dropped, kept
 
-def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict):
+def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None): # dtype of the weights (None: as trained)
     "A loadable model folder (`save_pretrained`) with the tokenizer and the trainer state; written atomically."
     sd = acc.get_state_dict(net)
+    if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     if acc.is_main_process:
         tmp = path.with_name(path.name + ".tmp")
         if tmp.exists(): shutil.rmtree(tmp)
         inner = acc.unwrap_model(net).model
         keep = {k for k, _ in inner.named_parameters()} | {k for k, _ in inner.named_buffers()}  # tied weights once
         inner.save_pretrained(tmp, state_dict={k[6:]: v for k, v in sd.items() if k.startswith("model.") and k[6:] in keep})
+        if dtype is not None:  # the config names the dtype of the weights on disk (loading with dtype="auto" keeps it)
+            cf = json.loads((tmp / "config.json").read_text())
+            for k in [k for k in ("dtype", "torch_dtype") if k in cf] or ["dtype"]: cf[k] = str(dtype).removeprefix("torch.")
+            (tmp / "config.json").write_text(json.dumps(cf, indent=2, sort_keys=True) + "\n")
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
         if path.exists(): shutil.rmtree(path)
@@ -461,15 +515,21 @@ def _save_state(acc, out:Path, step:int, state:dict):
 
 def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerator=None) -> TrainResult:
     "Train `model` on `dataset` with `config.loss`; resumable, launchable with `accelerate launch`."
-    acc = accelerator or make_accelerator(config)
+    loaded = _param_dtype(model)
+    acc = accelerator or make_accelerator(config, model_dtype=loaded)
     W, rank = acc.num_processes, acc.process_index
     spec = check_config(config, dataset.column_names, W, losses)
+    if config.master_weights == "fp32" and loaded in (torch.bfloat16, torch.float16):
+        model.float()  # float32 master weights: Adam's small updates survive (bf16 keeps 8 bits); autocast computes in bf16
+    save_dtype = _SAVE_DTYPES[config.save_dtype] if config.save_dtype else loaded
     sft, out = config.loss == "sft", Path(config.output_dir)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
     torch.manual_seed(config.seed); random.seed(config.seed); np.random.seed(config.seed % 2**32)
-    ds = _prepare_data(config, acc, model, tokenizer, dataset, spec, losses)
+    ds, data_key, length_stats, cached = _tokenized(config, model, tokenizer, dataset)
+    if acc.is_main_process and length_stats.get("over"):
+        (out / "length.json").write_text(json.dumps(length_stats, indent=1))
     pairwise = not sft and is_pairwise(ds.column_names)
     widths, tokens = sample_lengths(ds, sft)
     T = total_steps(config, len(ds))
@@ -496,6 +556,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         c.update(train_micro_batch_size_per_gpu=mb, gradient_accumulation_steps=n_micro, train_batch_size=config.batch_size,
                  gradient_clipping=float(clip) if clip else 0.0)
     net, opt, sched = acc.prepare(net, opt, sched)
+    ds = _add_reference_logps(config, acc, net, tokenizer, ds, spec, data_key, length_stats, cached)
     if config.report_to: acc.init_trackers(out.name, config=config.to_dict())
 
     # resume
@@ -518,7 +579,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     def state_dict(step): return {"step": step, "total_steps": T, "config_key": config.key(), "world_size": W,
                                   "epoch": step / max(1, steps_per_epoch(len(ds), config.batch_size))}
     need0 = broadcast_object_list([0 in ckpts and start == 0 and not (out / "checkpoint-0").exists()])[0]  # rank 0 decides
-    if need0: _save_checkpoint(acc, net, tokenizer, out / "checkpoint-0", state_dict(0))
+    if need0: _save_checkpoint(acc, net, tokenizer, out / "checkpoint-0", state_dict(0), save_dtype)
 
     bar = tqdm(total=last_step, initial=start, desc=f"train {config.loss}", disable=not (config.progress and acc.is_main_process))
     net.train()
@@ -564,7 +625,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
             if config.report_to: acc.log({k: v for k, v in row.items() if k != "step"}, step=step + 1)
             bar.update(1); bar.set_postfix(loss=f"{row['loss']:.4g}", gn=f"{row['grad_norm']:.3g}")
         s1 = step + 1
-        if s1 in ckpts: _save_checkpoint(acc, net, tokenizer, out / f"checkpoint-{s1}", state_dict(s1))
+        if s1 in ckpts: _save_checkpoint(acc, net, tokenizer, out / f"checkpoint-{s1}", state_dict(s1), save_dtype)
         if config.save_state and (s1 in ckpts or (config.state_every and s1 % config.state_every == 0) or s1 == last_step):
             _save_state(acc, out, s1, state_dict(s1))
     bar.close()
@@ -572,7 +633,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         _write_csv(out)
     if config.report_to: acc.end_training()
     acc.wait_for_everyone()
-    return TrainResult(str(out), last_step, [str(out / f"checkpoint-{s}") for s in ckpts if s <= last_step], history)
+    return TrainResult(str(out), last_step, [str(out / f"checkpoint-{s}") for s in ckpts if s <= last_step], history, length_stats)
 
 def _pref_metrics(b, beta, pairwise):
     "TRL-style metrics: log-ratios, implicit rewards β·ℓ, margins and accuracies, log-probs."
