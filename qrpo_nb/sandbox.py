@@ -8,6 +8,7 @@ import ast, atexit, ctypes, json, os, queue, re, select, shutil, signal, struct,
 import threading, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from tqdm.auto import tqdm
 
 # %% auto #0
@@ -15,659 +16,10 @@ __all__ = ['SANDBOX_UID', 'OUTCOMES', 'parse_test', 'split_check', 'sandbox_laye
            'default_sandbox', 'run_tests', 'pass_rate', 'run_batch']
 
 # %% ../nbs/04_sandbox.ipynb #a2521e6b
-_SERVER_SRC = r'''
-# Runs inside the sandbox: the server (talks to the host), a zygote Z (forks candidates; never sees code or tests),
-# a fresh candidate process A per job, and a long-lived tester process B (never runs candidate code).
-import ast, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, traceback
-_libc = ctypes.CDLL(None, use_errno=True)
-MAX_MSG = 1 << 24
+from . import sandbox_server
+from .sandbox_server import MAX_MSG, pack as _frame, recv as _recv
 
-def prctl(option, value):
-    _libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
-
-def send(fd, obj):
-    send_raw(fd, json.dumps(obj).encode())
-
-def send_raw(fd, data):
-    msg = struct.pack('>I', len(data)) + data
-    view = memoryview(msg)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-def _read_exact(fd, n, deadline):
-    buf = bytearray()
-    while len(buf) < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0: raise TimeoutError
-            if not select.select([fd], [], [], left)[0]: raise TimeoutError
-        chunk = os.read(fd, min(n - len(buf), 1 << 20))
-        if not chunk: raise EOFError
-        buf += chunk
-    return bytes(buf)
-
-def recv(fd, deadline=None):
-    n = struct.unpack('>I', _read_exact(fd, 4, deadline))[0]
-    if n > MAX_MSG: raise ValueError('message too large')
-    return json.loads(_read_exact(fd, n, deadline))
-
-# ---- plain-data encoding: only builtins cross a process boundary ----
-def _linked_values(x, limit=10**6):
-    out = []
-    while x is not None:
-        out.append(encode(x.val))
-        x = x.next
-        if len(out) > limit: raise ValueError('linked list too long or cyclic')
-    return out
-
-def _tree_values(root, limit=10**6):
-    out, queue, i = [], [root], 0
-    while i < len(queue):
-        node = queue[i]; i += 1
-        if node is None: out.append(None); continue
-        out.append(encode(node.val)); queue.append(node.left); queue.append(node.right)
-        if len(queue) > limit: raise ValueError('tree too large or cyclic')
-    while out and out[-1] is None: out.pop()
-    return out
-
-def encode(x, depth=0):
-    if depth > 200: raise ValueError('value nested too deeply')
-    t = type(x)
-    if x is None or t is bool or t is str: return x
-    if t is int: return x
-    if t is float: return x if math.isfinite(x) else {'$f': repr(x)}
-    if t is list: return [encode(v, depth + 1) for v in x]
-    if t is tuple: return {'$t': [encode(v, depth + 1) for v in x]}
-    if t is dict: return {'$d': [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]}
-    if t is set or t is frozenset: return {'$s': [encode(v, depth + 1) for v in x]}
-    if t is bytes: return {'$b': x.hex()}
-    if t is complex: return {'$c': [x.real, x.imag]}
-    if hasattr(x, 'val') and hasattr(x, 'next'): return {'$ln': _linked_values(x)}
-    if hasattr(x, 'val') and hasattr(x, 'left') and hasattr(x, 'right'): return {'$tn': _tree_values(x)}
-    if isinstance(x, bool): return bool(x)
-    if hasattr(x, '__index__'): return int(x.__index__())
-    if isinstance(x, float) or hasattr(x, '__float__') and type(x).__module__ in ('numpy', 'decimal', 'fractions'):
-        return encode(float(x), depth + 1)
-    if isinstance(x, (list, tuple)): return encode(list(x) if isinstance(x, list) else tuple(x), depth)
-    raise TypeError(f'cannot return a value of type {t.__name__} from the sandbox')
-
-def decode(x, ns=None):
-    """Rebuild builtins from the tagged form; linked lists/trees with the (trusted) helpers in `ns` when given."""
-    if isinstance(x, list): return [decode(v, ns) for v in x]
-    if isinstance(x, dict):
-        (tag, v), = x.items()
-        if tag == '$t': return tuple(decode(u, ns) for u in v)
-        if tag == '$d': return {_hashable(decode(k, ns)): decode(u, ns) for k, u in v}
-        if tag == '$s': return {_hashable(decode(u, ns)) for u in v}
-        if tag == '$f': return float(v)
-        if tag == '$b': return bytes.fromhex(v)
-        if tag == '$c': return complex(v[0], v[1])
-        if tag in ('$ln', '$tn'):
-            vals = [decode(u, ns) for u in v]
-            if ns is not None and tag == '$ln' and 'list_node' in ns: return ns['list_node'](vals)
-            if ns is not None and tag == '$tn' and 'tree_node' in ns: return ns['tree_node'](vals)
-            return Shape(tag, vals)
-        raise ValueError('bad tag')
-    return x
-
-def _hashable(x):
-    if isinstance(x, list): return tuple(_hashable(v) for v in x)
-    return x
-
-class Shape:
-    """A linked list or tree seen as plain values (what a comparison in the tester uses)."""
-    def __init__(self, tag, vals): self.tag, self.vals = tag, vals
-    def __eq__(self, other): return isinstance(other, Shape) and (self.tag, self.vals) == (other.tag, other.vals)
-    def __repr__(self): return f'{self.tag}{self.vals!r}'
-
-def normalise(x):
-    """Plain comparable form: linked lists and trees become their value lists."""
-    if isinstance(x, Shape): return normalise(x.vals)
-    t = type(x)
-    if t is list: return [normalise(v) for v in x]
-    if t is tuple: return tuple(normalise(v) for v in x)
-    if t is dict: return {k: normalise(v) for k, v in x.items()}
-    if hasattr(x, 'val') and hasattr(x, 'next'): return [normalise(decode(v)) for v in _linked_values(x)]
-    if hasattr(x, 'val') and hasattr(x, 'left') and hasattr(x, 'right'): return [normalise(decode(v)) for v in _tree_values(x)]
-    return x
-
-def same(got, expected):
-    """Equality computed on builtins only (a candidate's `__eq__` never runs here)."""
-    return normalise(got) == normalise(expected)
-
-# ---- process plumbing ----
-def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
-    def lim(res, v):
-        try: resource.setrlimit(res, (v, v))
-        except (ValueError, OSError): pass
-    if memory_mb: lim(resource.RLIMIT_AS, int(memory_mb) << 20)
-    lim(resource.RLIMIT_CPU, max(1, int(math.ceil(cpu_s))))
-    lim(resource.RLIMIT_FSIZE, int(fsize_mb) << 20)
-    lim(resource.RLIMIT_NOFILE, nofile)
-    lim(resource.RLIMIT_CORE, 0)
-    if nproc: lim(resource.RLIMIT_NPROC, nproc)
-
-def isolate_fds(keep):
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2): os.dup2(null, fd)
-    keep = sorted(set(keep) | {0, 1, 2})
-    lo = 3
-    for k in keep:
-        if k >= lo: os.closerange(lo, k); lo = k + 1
-    os.closerange(lo, 65536)
-
-def run_source(src, ns, name):
-    exec(compile(src, name, 'exec'), ns)
-
-def candidate_main(sock_fd, job, workdir):
-    """Process A: load the candidate's code, then answer the tester's calls with plain data."""
-    os.chdir(workdir)  # (its environment, PATH, HOME, TMPDIR and LANG only, was set once by the zygote)
-    ns = {'__name__': '__main__', '__builtins__': __builtins__}
-    try:
-        run_source(job['prefix'] + '\n' + job['setup'], ns, '<setup>')
-        n0 = set(ns)
-        run_source(job['code'], ns, '<candidate>')
-        names = sorted(k for k, v in ns.items() if k not in n0 and callable(v))
-        send(sock_fd, {'ready': True, 'names': names})
-    except BaseException as e:
-        send(sock_fd, {'ready': False, 'error': f'{type(e).__name__}: {e}'})
-        os._exit(0)
-    entry = job.get('entry_point') or None
-    try: entry = entry and compile(entry, '<entry>', 'eval')
-    except BaseException: pass  # a bad entry point: every call reports the error
-
-    def answer(item):
-        try:
-            if entry: ns['candidate'] = eval(entry, ns)  # a fresh instance per call, as the judge does
-            if 'expr' in item:
-                value = eval(item['expr'], ns)
-            else:
-                fn = ns['candidate'] if item['name'] == 'candidate' else ns[item['name']]
-                value = fn(*decode(item['args'], ns), **decode(item['kwargs'], ns))
-            return {'value': encode(value)}
-        except BaseException as e:
-            return {'error': f'{type(e).__name__}: {str(e)[:300]}'}
-
-    while True:
-        try: req = recv(sock_fd)
-        except Exception: os._exit(0)
-        seq, items, batch, parts, size = int(req['seq']), req['items'], req.get('batch'), [], 0
-        for k, item in enumerate(items):  # answers stream back one by one (a batch: in one message, or 1 MB chunks)
-            parts.append(json.dumps(dict(answer(item), k=k)))
-            size += len(parts[-1])
-            if not batch or size > 1 << 20 or k == len(items) - 1:
-                send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
-                parts, size = [], 0
-
-class RemoteError(Exception):
-    pass
-
-def _call_key(name, args, kwargs):
-    return json.dumps([name, args, kwargs], sort_keys=True)
-
-class Remote:
-    """In the tester, stands for a function living in the candidate process."""
-    def __init__(self, link, name): self.link, self.name = link, name
-    def __call__(self, *args, **kwargs):
-        item = {'name': self.name, 'args': encode(list(args)), 'kwargs': encode(dict(kwargs))}
-        ready = self.link.cache.get(_call_key(self.name, item['args'], item['kwargs']))
-        rep = ready.pop(0) if ready else next(self.link.stream([item]))
-        if 'error' in rep: raise RemoteError(str(rep['error']))
-        return decode(rep['value'], self.link.ns)
-
-class Link:
-    """The tester's side of the pipe to the candidate: batched requests, answers streamed back in order."""
-    def __init__(self, fd, ns): self.fd, self.ns, self.seq, self.cache = fd, ns, 0, {}
-    def stream(self, items, batch=False):
-        self.seq += 1
-        send(self.fd, {'seq': self.seq, 'items': items, 'batch': batch})
-        k = 0
-        while k < len(items):
-            msg = recv(self.fd)  # EOFError: the candidate died
-            if not (isinstance(msg, dict) and msg.get('seq') == self.seq and isinstance(msg.get('reps'), list)): continue
-            for rep in msg['reps']:
-                if isinstance(rep, dict) and rep.get('k') == k and k < len(items):
-                    k += 1
-                    yield rep
-    def prefetch(self, items):
-        "Evaluate literal calls in one batch; the test code then finds their answers here, in call order."
-        self.cache = {}
-        for item, rep in zip(items, list(self.stream(items, batch=True)) if items else []):
-            self.cache.setdefault(_call_key(item['name'], item['args'], item['kwargs']), []).append(rep)
-
-import operator
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.LShift: operator.lshift,
-           ast.RShift: operator.rshift, ast.BitOr: operator.or_, ast.BitXor: operator.xor, ast.BitAnd: operator.and_,
-           ast.MatMult: operator.matmul}
-_UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
-
-class NotLiteral(Exception):
-    pass
-
-def literal_value(node, ns):
-    """The value of a literal expression (constants, containers, arithmetic on them, `list_node`/`tree_node` of them),
-    as Python would compute it, with the helpers from the trusted `ns`; NotLiteral for any other expression."""
-    t = type(node)
-    if t is ast.Constant: return node.value
-    if t is ast.List: return [literal_value(e, ns) for e in node.elts]
-    if t is ast.Tuple: return tuple([literal_value(e, ns) for e in node.elts])
-    if t is ast.Set: return {literal_value(e, ns) for e in node.elts}
-    if t is ast.Dict:
-        if None in node.keys: raise NotLiteral('** in a dict')
-        return {literal_value(k, ns): literal_value(v, ns) for k, v in zip(node.keys, node.values)}
-    if t is ast.UnaryOp and type(node.op) in _UNOPS: return _UNOPS[type(node.op)](literal_value(node.operand, ns))
-    if t is ast.BinOp and type(node.op) in _BINOPS: return _BINOPS[type(node.op)](literal_value(node.left, ns), literal_value(node.right, ns))
-    if (t is ast.Call and type(node.func) is ast.Name and node.func.id in ('list_node', 'tree_node') and not node.keywords):
-        return ns[node.func.id](*[literal_value(a, ns) for a in node.args])
-    if t is ast.Name and node.id in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[node.id]
-    raise NotLiteral(t.__name__)
-
-def walk(tree):
-    "The nodes of a syntax tree in `ast.walk`'s (breadth-first) order, without its per-node generators."
-    out, i, AST = [tree], 0, ast.AST
-    while i < len(out):
-        node = out[i]; i += 1
-        for name in node._fields:
-            v = getattr(node, name, None)
-            if type(v) is list: out.extend([x for x in v if isinstance(x, AST)])
-            elif isinstance(v, AST): out.append(v)
-    return out
-
-def literal_calls(tree, names, ns):
-    "The calls of `names` with literal arguments in a test's syntax tree, as batch items (in `ast.walk` order)."
-    items = []
-    for node in walk(tree):
-        if type(node) is ast.Call and type(node.func) is ast.Name and node.func.id in names:
-            try:  # a call with any other argument (or one whose value fails) is left to run when the test makes it
-                if any(k.arg is None for k in node.keywords): raise NotLiteral('**kwargs')
-                args = [literal_value(a, ns) for a in node.args]
-                kwargs = {k.arg: literal_value(k.value, ns) for k in node.keywords}
-                items.append({'name': 'candidate', 'args': encode(args), 'kwargs': encode(kwargs)})
-            except Exception:
-                pass
-    return items
-
-def tester_main(sock_fd, out_fd, job, start):
-    """Process B: trusted test code; the candidate's results arrive as plain data and are compared here."""
-    ns = {'__name__': '__main__', '__builtins__': __builtins__}
-    try: run_source(job['prefix'] + '\n' + job['setup'], ns, '<setup>')
-    except BaseException as e:
-        send(out_fd, {'load_error': f'the trusted set-up code failed: {type(e).__name__}: {e}'}); return
-    try: hello = recv(sock_fd)
-    except EOFError: hello = {'ready': False, 'error': 'candidate exited before it was ready'}
-    if not isinstance(hello, dict) or hello.get('ready') is not True:
-        send(out_fd, {'load_error': str(hello.get('error', 'bad hello') if isinstance(hello, dict) else 'bad hello')})
-        return
-    link = Link(sock_fd, ns)
-    names = [n for n in hello.get('names', []) if isinstance(n, str) and n.isidentifier()]
-    n, tests = len(job['tests']), job['tests']
-    send(out_fd, {'begin': start})
-    i = start
-    while i < n:
-        j, cur = i, i
-        while j < n and tests[j]['kind'] == 'call': j += 1
-        try:
-            if j > i:  # a run of call tests: one batch, verdicts as the answers arrive
-                for k, rep in enumerate(link.stream([{'expr': t['call']} for t in tests[i:j]])):
-                    test = tests[i + k]
-                    try:
-                        if 'error' in rep: raise RemoteError(str(rep['error']))
-                        got = decode(rep['value'], ns)
-                        expected = eval(test['expected'], dict(ns))
-                        ok = same(got, expected)
-                        outcome, detail = ('passed', '') if ok else ('failed', f'got {normalise(got)!r:.200}, expected {normalise(expected)!r:.200}')
-                    except RemoteError as e: outcome, detail = 'error', str(e)
-                    except Exception as e: outcome, detail = 'error', f'{type(e).__name__}: {str(e)[:200]}'
-                    send(out_fd, {'result': i + k, 'outcome': outcome, 'detail': detail, 'next': i + k + 1})
-                    cur = i + k + 1
-                i = j
-                continue
-            test = tests[i]
-            tns = dict(ns)
-            for name in names:  # candidate functions a test names, unless trusted setup defines them
-                if name in test['src'] and name not in ns: tns[name] = Remote(link, name)
-            tns['candidate'] = Remote(link, 'candidate')
-            entry = job.get('entry_name')
-            if entry: tns[entry] = tns['candidate']
-            tree = ast.parse(test['src'], '<test>')
-            link.prefetch(literal_calls(tree, {'candidate', entry} - {None}, ns))
-            exec(compile(tree, '<test>', 'exec'), tns)
-            if test['kind'] == 'check': tns['check'](tns['candidate'])
-            outcome, detail = 'passed', ''
-        except EOFError:
-            send(out_fd, {'result': cur, 'outcome': 'error', 'detail': 'candidate process died', 'lost': True})
-            return
-        except AssertionError as e:
-            outcome, detail = 'failed', f'AssertionError: {str(e)[:200]}'
-        except RemoteError as e:
-            outcome, detail = 'error', str(e)
-        except BaseException as e:
-            outcome, detail = 'error', f'{type(e).__name__}: {str(e)[:200]}'
-        finally:
-            link.cache = {}
-        send(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
-        i += 1
-
-def _uid_of(pid):
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('Uid:'): return int(line.split()[1])
-    except (OSError, ValueError): return None
-
-def _spare():
-    """Fork the next candidate process ahead of time; it waits for its job (taking the fork off the critical path)."""
-    mine, theirs = _socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # (plain C objects: fewer pages touched)
-    pid = os.fork()
-    if pid == 0:
-        try:  # (plain os calls where the stdlib's Python wrappers would dirty more shared pages)
-            os.close(mine.detach())
-            _, fds, _, _ = socket.recv_fds(theirs, 1, 1)
-            if not fds: os._exit(0)
-            job = recv(theirs.fileno())
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            try: os.mkdir(job['workdir'])  # in the scratch dir, wiped since the last job
-            except FileExistsError: pass
-            os.setsid()
-            isolate_fds([fds[0]])
-            nproc = job['nproc']
-            if job['scratch'] != '/tmp':  # no user namespace: RLIMIT_NPROC counts every process of this uid on the host
-                nproc += sum(1 for d in os.listdir('/proc') if d.isdigit() and _uid_of(d) == os.getuid())
-            limit(job['memory_mb'], job['cpu_s'], nproc, job['fsize_mb'], job['nofile'])
-            candidate_main(fds[0], job, job['workdir'])
-        finally:
-            os._exit(0)
-    os.close(theirs.detach())
-    return mine, pid
-
-def zygote_main(ctl, workdir):
-    """Z: forks candidate processes; it never receives code, tests or expected values.
-
-    On each message R (sent by the server after its sweep, so a spare never exists while a candidate runs and no
-    candidate can touch it) it forks a spare that waits for its job, and hands the server the spare's end of their
-    socket pair; the server sends the job to the spare directly. The fork is off the critical path, and the zygote
-    does almost nothing after forking, so it writes to few of the pages it shares with the spare (copy-on-write)."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
-    os.environ.clear(); os.environ.update(PATH='/usr/bin:/bin', HOME=workdir, TMPDIR=workdir, LANG='C.UTF-8')  # candidates'
-    gc.freeze()  # fewer copy-on-write faults in the children
-    while True:
-        try:
-            if ctl.recv(1) != b'R': os._exit(0)
-            spare, _ = _spare()
-            ctl.sendmsg([b'S'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack('i', spare.fileno()))])
-            os.close(spare.detach())
-        except Exception: os._exit(0)
-
-def take_spare(zs, wait_s=30.0):
-    "The socket to the spare the zygote forked on the last R."
-    if not select.select([zs], [], [], wait_s)[0]: raise OSError('the zygote did not fork a spare in time')
-    _, fds, _, _ = socket.recv_fds(zs, 1, 1)
-    if not fds: raise OSError('the zygote ended')
-    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fds[0])
-
-def tester_loop(ctl, out_fd):
-    """B's life: one job after another, each in a fresh namespace, until killed (after a timeout) or the server ends."""
-    while True:
-        try:
-            _, fds, _, _ = socket.recv_fds(ctl, 1, 1)
-            if not fds: return
-            job = recv(ctl.fileno())
-        except Exception: return
-        try: tester_main(fds[0], out_fd, job, job['start'])
-        finally: os.close(fds[0])
-
-def send_with_fd(sock, obj, fd):
-    socket.send_fds(sock, [b'J'], [fd])
-    send(sock.fileno(), obj)
-
-def children():
-    "Parent pid -> child pids, from one /proc listing."
-    kids = {}
-    for d in os.listdir('/proc'):
-        if not d.isdigit(): continue
-        try:
-            with open(f'/proc/{d}/stat') as f: line = f.read()
-            ppid = int(line.rsplit(')', 1)[1].split()[1])
-        except (OSError, ValueError, IndexError): continue
-        kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-def descendants(kids, root, exclude):
-    out, todo = [], [root]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            if c in exclude: continue
-            out.append(c); todo.append(c)
-    return out
-
-OWN_PIDNS = False  # set by main: this server is alone in a fresh pid namespace (bubblewrap), so its /proc lists only it
-
-def sweep(me, zygote, tester=None):
-    """Kill every process this server started (whatever session it moved to) until a fresh listing shows none new."""
-    killed, keep = set(), {1, me, zygote, tester}
-    for _ in range(10000):
-        if OWN_PIDNS:  # everything in the namespace but bwrap's init, the server, the zygote and the tester
-            pids = [p for p in map(int, filter(str.isdigit, os.listdir('/proc'))) if p not in keep and p not in killed]
-        else:
-            kids = children()
-            pids = [p for p in descendants(kids, me, {zygote, tester}) + descendants(kids, zygote, set()) if p not in killed]
-        if not pids: break
-        for p in pids:
-            try: os.kill(p, signal.SIGKILL)
-            except OSError: pass
-            killed.add(p)
-        reap()
-    reap()
-
-def alive(pid, child=False):
-    """Whether `pid` runs untouched: not stopped (SIGSTOP from a candidate; resumed here), not dead, no SIGKILL pending."""
-    try:
-        fd = os.open(f'/proc/{pid}/status', os.O_RDONLY)
-        try: status = os.read(fd, 1 << 16).decode()
-        finally: os.close(fd)
-        os.kill(pid, signal.SIGCONT)
-        if child and os.waitpid(pid, os.WNOHANG)[0] != 0: return False
-        def field(k, default=None):
-            i = status.find(f'\n{k}:')
-            if i < 0 and default is None: raise ValueError(f'no {k} in /proc/{pid}/status')
-            return status[i + len(k) + 2:].split(None, 1)[0] if i >= 0 else default
-        if field('State') in ('Z', 'X', 'x', 'T', 't'): return False
-        return not any(int(field(k, '0'), 16) >> (signal.SIGKILL - 1) & 1 for k in ('SigPnd', 'ShdPnd'))
-    except (OSError, ChildProcessError, IndexError, ValueError):
-        return False
-
-def reap():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError: return
-        if pid == 0: return
-
-def remove_tree(p):
-    try: shutil.rmtree(p)
-    except OSError:  # directories the candidate made unwritable: open them up, then remove
-        try: os.chmod(p, 0o700)
-        except OSError: pass
-        for root, dirs, files in os.walk(p):
-            for d in dirs:
-                try: os.chmod(os.path.join(root, d), 0o700)
-                except OSError: pass
-        shutil.rmtree(p, ignore_errors=True)
-
-def wipe(paths, keep):
-    "Remove everything but `keep` from the writable places; returns what could not be removed."
-    left = []
-    for base in paths:
-        try: entries = os.listdir(base)
-        except OSError: continue
-        extra = [p for p in (os.path.join(base, e) for e in entries) if p not in keep]
-        for p in extra:
-            try:
-                if stat.S_ISDIR(os.lstat(p).st_mode):
-                    try: os.rmdir(p)  # the usual case: an empty work dir
-                    except OSError: remove_tree(p)
-                else: os.unlink(p)
-            except OSError: pass
-        if extra:
-            try: left += [p for p in (os.path.join(base, e) for e in os.listdir(base)) if p not in keep]
-            except OSError: pass
-    return left
-
-class Tester:
-    """The server's handle on the tester process B (re-forked after a timeout, a crash or a change of limits)."""
-    def __init__(self, memory_mb, fsize_mb, nofile):
-        self.key = (memory_mb, fsize_mb, nofile)
-        self.ctl, child = socket.socketpair()
-        self.r, w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                os.setsid()
-                isolate_fds([child.fileno(), w])
-                prctl(4, 0)
-                limit(memory_mb, 24 * 3600, 0, fsize_mb, nofile)
-                tester_loop(child, w)
-            finally:
-                os._exit(0)
-        child.close(); os.close(w)
-
-    def kill(self):
-        try: os.kill(self.pid, signal.SIGKILL)
-        except OSError: pass
-        try: os.waitpid(self.pid, 0)
-        except ChildProcessError: pass
-        self.ctl.close(); os.close(self.r)
-
-def main():
-    scratch = sys.argv[1]
-    sys.set_int_max_str_digits(0)
-    prctl(4, 0)   # PR_SET_DUMPABLE 0: candidates cannot read this process's memory or fds
-    prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of candidates come back here to be killed
-    host_in, host_out = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2): os.dup2(null, fd)
-    import collections, itertools, functools, heapq, bisect, string, random, re, operator, queue, typing, hashlib  # warm
-    gc.freeze()
-    global OWN_PIDNS
-    me = os.getpid()
-    # alone in a fresh pid namespace (bubblewrap's init is pid 1): every later process in it is this server's
-    OWN_PIDNS = scratch == '/tmp' and sorted(map(int, filter(str.isdigit, os.listdir('/proc')))) == sorted({1, me})
-    zs, zc = socket.socketpair()
-    zpid = os.fork()
-    if zpid == 0:
-        zs.close(); os.close(host_in); os.close(host_out)
-        zygote_main(zc, os.path.join(scratch, 'job')); os._exit(0)
-    zc.close()
-    wiped, dev_keep = [scratch], set()
-    if scratch == '/tmp':  # inside bubblewrap: /dev and its shm are private to this sandbox too (never the host's)
-        wiped += [d for d in ('/dev/shm', '/dev/mqueue') if os.path.isdir(d) and os.access(d, os.W_OK)]
-        if os.access('/dev', os.W_OK):
-            wiped.append('/dev'); dev_keep = {os.path.join('/dev', e) for e in os.listdir('/dev')}
-    box = [None]  # the current tester
-    zs.send(b'R'); SPARE[0] = True  # a first spare
-    send(host_out, {'hello': me, 'uid': os.getuid()})
-    while True:
-        try:
-            cand = recv(host_in)
-            tests = recv(host_in)
-        except Exception:
-            break
-        try:
-            result = run_job(cand, tests, zs, zpid, me, scratch, box)
-        except Exception as e:
-            result = {'fatal': f'{type(e).__name__}: {e}'}
-        sweep(me, zpid, box[0].pid if box[0] else None)
-        result['left'] = wipe(wiped, dev_keep)[:5]
-        # a candidate may have stopped or killed the processes that outlive it (same uid): resume them, check them
-        # (a candidate that stops or kills them attacked the sandbox, and all its tests count as errors)
-        attacked = False
-        if box[0] is not None and not alive(box[0].pid, child=True): box[0].kill(); box[0] = None; attacked = True
-        if not alive(zpid, child=True): result['restart'] = attacked = True
-        elif not SPARE[0]: zs.send(b'R'); SPARE[0] = True  # the next spare, forked now that no candidate runs
-        result['infra'] = sorted(INFRA | {me, zpid}); INFRA.clear()
-        if attacked and 'outcomes' in result:
-            result['outcomes'] = ['error'] * len(result['outcomes'])
-            result['details'] = ['the candidate stopped or killed a sandbox process'] * len(result['outcomes'])
-        send(host_out, result)
-        if 'fatal' in result or 'restart' in result: break
-    os._exit(0)
-
-SPARE = [False]  # whether a spare was asked of the zygote and not taken yet (at most one at a time)
-INFRA = set()  # this job's server, zygote and tester pids (the host checks none of them was stopped)
-
-def run_job(cand, tests, zs, zpid, me, scratch, box):
-    n = len(tests['tests'])
-    outcomes, details = ['error'] * n, [''] * n
-    start, t0 = 0, time.monotonic()
-    cand = dict(cand, scratch=scratch, workdir=os.path.join(scratch, 'job'))
-    timeout, total = cand['timeout_s'], cand['total_timeout_s']
-    key = (max(cand['memory_mb'], 1024), cand['fsize_mb'], max(cand['nofile'], 64))
-    while start < n:
-        tester = box[0]
-        if tester is not None and (tester.key != key or os.waitpid(tester.pid, os.WNOHANG)[0] != 0):
-            tester.kill(); tester = box[0] = None
-        if tester is None: tester = box[0] = Tester(*key)
-        INFRA.add(tester.pid)
-        a_end, b_end = socket.socketpair()
-        try:
-            if not SPARE[0]: zs.send(b'R')  # a restart: the last candidate process is swept, a spare may be forked
-            SPARE[0] = False
-            spare = take_spare(zs)
-            try: send_with_fd(spare, cand, a_end.fileno())
-            except OSError: pass  # the spare is gone: this job's tester sees EOF
-            finally: spare.close()  # the server keeps no channel from the candidate
-            send_with_fd(tester.ctl, dict(tests, prefix=cand['prefix'], setup=cand['setup'], start=start), b_end.fileno())
-        except OSError as e:
-            return {'fatal': f'lost a sandbox process: {e}'}
-        finally:
-            a_end.close(); b_end.close()
-        current, restart, healthy = None, None, False
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                hard = min(deadline, t0 + total)
-                try: msg = recv(tester.r, hard)
-                except TimeoutError:
-                    if current is None:  # loading the code took too long
-                        for j in range(start, n): outcomes[j], details[j] = 'timeout', 'loading the code timed out'
-                        restart = n
-                    elif time.monotonic() >= t0 + total:
-                        for j in range(current, n): outcomes[j], details[j] = 'timeout', 'total time budget exhausted'
-                        restart = n
-                    else:
-                        outcomes[current], details[current] = 'timeout', f'test timed out after {timeout}s'
-                        restart = current + 1
-                    break
-                except (EOFError, ValueError):
-                    if current is not None:
-                        outcomes[current], details[current] = 'error', 'tester ended unexpectedly'
-                        restart = current + 1
-                    else: restart = n
-                    break
-                if 'begin' in msg:
-                    current = msg['begin']; deadline = time.monotonic() + timeout
-                elif 'result' in msg:
-                    i = msg['result']
-                    outcomes[i], details[i] = msg['outcome'], msg['detail']
-                    if msg.get('lost'): restart, healthy = i + 1, True; break
-                    current = msg['next']; deadline = time.monotonic() + timeout
-                    if current >= n: restart, healthy = n, True; break
-                elif 'load_error' in msg:
-                    for j in range(start, n): outcomes[j], details[j] = 'error', msg['load_error']
-                    restart, healthy = n, True; break
-        finally:
-            if not healthy:  # the tester may be stuck mid-test: replace it
-                tester.kill(); box[0] = None
-            if restart is not None and restart < n:  # a fresh candidate process takes over: nothing of this one stays
-                sweep(me, zpid, box[0].pid if box[0] else None)  # (after the last one, main sweeps)
-        start = restart
-    return {'outcomes': outcomes, 'details': details}
-
-if __name__ == '__main__':
-    main()
-'''
+_SERVER_SRC = Path(sandbox_server.__file__).read_text()  # the program run inside each sandbox
 
 # %% ../nbs/04_sandbox.ipynb #5f6f82b8
 _DATA_CALLS = {'list_node', 'tree_node', 'float', 'int', 'str', 'set', 'frozenset', 'tuple', 'list', 'dict', 'complex'}
@@ -738,15 +90,17 @@ def _python_roots(python: str) -> list[str]:
         if not p.startswith('/usr/') and not any(p == r or p.startswith(r + '/') for r in roots): roots.append(p)
     return roots
 
-def _bwrap_command(tmp_mb: int, python: str) -> list[str]:
+def _bwrap_command(tmp_mb: int, python: str, shm_mb: int = 64) -> list[str]:
+    "bubblewrap around `python -I`: the server is pid 1 (no bubblewrap init), /dev read-only but a bounded /dev/shm."
     bw = shutil.which('bwrap')
-    cmd = [bw, '--unshare-all', '--die-with-parent', '--new-session', '--ro-bind', '/usr', '/usr']
+    cmd = [bw, '--unshare-all', '--die-with-parent', '--new-session', '--as-pid-1', '--ro-bind', '/usr', '/usr']
     for d in ('bin', 'lib', 'lib64', 'lib32', 'sbin'):
         p = '/' + d
         if os.path.islink(p): cmd += ['--symlink', os.readlink(p), p]
         elif os.path.isdir(p): cmd += ['--ro-bind', p, p]
     for root in _python_roots(python): cmd += ['--ro-bind', root, root]
-    cmd += ['--proc', '/proc', '--dev', '/dev', '--size', str(tmp_mb << 20), '--tmpfs', '/tmp',
+    cmd += ['--proc', '/proc', '--dev', '/dev', '--size', str(shm_mb << 20), '--tmpfs', '/dev/shm', '--remount-ro', '/dev',
+            '--size', str(tmp_mb << 20), '--tmpfs', '/tmp',
             '--remount-ro', '/', '--chdir', '/tmp', '--clearenv', '--setenv', 'PATH', '/usr/bin:/bin',
             '--setenv', 'LANG', 'C.UTF-8', '--', python, '-I']
     return cmd
@@ -795,27 +149,7 @@ def sandbox_layers(isolation: str = 'auto') -> dict:
     return layers
 
 # %% ../nbs/04_sandbox.ipynb #1d574b5f
-def _frame(obj) -> bytes:
-    data = json.dumps(obj).encode()
-    return struct.pack('>I', len(data)) + data
-
-def _read_exact(fd, n, deadline, poke=None):
-    buf = bytearray()
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0: raise TimeoutError('sandbox did not answer in time')
-        if not select.select([fd], [], [], min(left, 0.5))[0]:
-            if poke: poke()  # every half second without news
-            continue
-        chunk = os.read(fd, n - len(buf))
-        if not chunk: raise EOFError('sandbox server ended')
-        buf += chunk
-    return bytes(buf)
-
-def _recv(fd, deadline, poke=None):
-    n = struct.unpack('>I', _read_exact(fd, 4, deadline, poke))[0]
-    if n > 1 << 26: raise ValueError('sandbox message too large')
-    return json.loads(_read_exact(fd, n, deadline, poke))
+_HOST_GRACE_S = 10.0  # beyond a job's own time budget, for its sweep and wipe: the host waits no longer than this
 
 def _process_tree(root: int) -> list[int]:
     "Pids of the descendants of `root` (from /proc)."
@@ -831,52 +165,76 @@ def _process_tree(root: int) -> list[int]:
         for c in kids.get(todo.pop(), []): out.append(c); todo.append(c)
     return out
 
+def _pidns(pid) -> str | None:
+    try: return os.readlink(f'/proc/{pid}/ns/pid')
+    except OSError: return None
+
 class _Worker:
-    "One warm sandbox server."
-    def __init__(self, mode: str, python: str, tmp_mb: int = 256, tag: str = ''):
-        self.scratch = None
+    "One warm sandbox server; its pipes are fds of its own (stdin, stdout and stderr are /dev/null)."
+    def __init__(self, mode: str, python: str, tmp_mb: int = 256, tag: str = '', shm_mb: int = 64):
+        self.scratch, self.pidns, self.jobs = None, None, 0
         if mode == 'bwrap':
-            cmd, scratch, pre = _bwrap_command(tmp_mb, python), '/tmp', _drop_privileges
+            cmd, scratch, pre = _bwrap_command(tmp_mb, python, shm_mb), '/tmp', _drop_privileges
         else:
             self.scratch = scratch = tempfile.mkdtemp(prefix='qrpo-sandbox-')
             if _is_root(): os.chown(scratch, SANDBOX_UID, SANDBOX_UID)
             cmd, pre = [python, '-I'], _net_unshare
-        self.proc = subprocess.Popen(cmd + ['-c', _SERVER_SRC, scratch, tag], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, preexec_fn=pre, start_new_session=True)
-        self.rfd, self.wfd = self.proc.stdout.fileno(), self.proc.stdin.fileno()
-        hello = _recv(self.rfd, time.monotonic() + 60)
-        if 'hello' not in hello: raise RuntimeError(f'sandbox server did not start: {hello}')
-        self.uid = hello['uid']
+        to_srv_r, self.wfd = os.pipe()
+        self.rfd, from_srv_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(cmd + ['-c', _SERVER_SRC, scratch, tag, str(to_srv_r), str(from_srv_w)],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         pass_fds=(to_srv_r, from_srv_w), preexec_fn=pre, start_new_session=True)
+        finally:
+            os.close(to_srv_r); os.close(from_srv_w)
+        try: hello = _recv(self.rfd, time.monotonic() + 60)
+        except (EOFError, TimeoutError, ValueError) as e: self.close(); raise RuntimeError(f'sandbox server did not start: {e}') from None
+        if not isinstance(hello, dict) or 'hello' not in hello: self.close(); raise RuntimeError(f'sandbox server did not start: {hello}')
+        self.uid, self.seccomp = hello['uid'], hello.get('seccomp', False)
+        if mode == 'bwrap':  # the sandbox's pid namespace: every process in it is this worker's
+            self.pidns = next((ns for p in _process_tree(self.proc.pid) if (ns := _pidns(p)) and ns != _pidns(os.getpid())), None)
 
-    def send(self, cand: dict, tests: dict):
-        data = _frame(cand) + _frame(tests)
+    def send(self, cand: dict, tests: dict) -> int:
+        "Send one job; returns its id (the answer must carry it)."
+        self.jobs += 1
+        data = _frame({'id': self.jobs, 'cand': cand, 'tests': tests})
         view = memoryview(data)
         while view: view = view[os.write(self.wfd, view):]
+        return self.jobs
 
-    def receive(self, wait_s: float) -> dict:
+    def receive(self, job_id: int, n: int, wait_s: float) -> dict:
+        "The answer to job `job_id` with `n` outcomes; ValueError for any other answer."
         self.resumed = set()
         res = _recv(self.rfd, time.monotonic() + wait_s, poke=self._resume)
-        if self.resumed & set(res.get('infra', [])) and 'outcomes' in res:  # the candidate stopped the sandbox itself
-            res['outcomes'] = ['error'] * len(res['outcomes'])
-            res['details'] = ['the candidate stopped a sandbox process'] * len(res['outcomes'])
+        if not isinstance(res, dict) or res.get('id') != job_id:
+            raise ValueError(f'an answer for job {res.get("id") if isinstance(res, dict) else res!r:.40} came for job {job_id}')
+        if 'fatal' not in res:
+            outs, dets = res.get('outcomes'), res.get('details')
+            if not (isinstance(outs, list) and isinstance(dets, list) and len(outs) == len(dets) == n
+                    and all(o in OUTCOMES for o in outs) and all(isinstance(d, str) for d in dets)):
+                raise ValueError(f'the answer to job {job_id} does not hold {n} outcomes and details')
+        if self.resumed and 'outcomes' in res:  # the candidate stopped a sandbox process itself
+            res['outcomes'] = ['error'] * n
+            res['details'] = ['the candidate attacked the sandbox: it stopped a sandbox process'] * n
         return res
 
     def _resume(self):
-        "A candidate may have stopped the server (SIGSTOP, same uid): resume stopped sandbox processes from outside."
+        "A candidate may have stopped a sandbox process (SIGSTOP, same uid): resume stopped ones from outside."
         for pid in [self.proc.pid] + _process_tree(self.proc.pid):
             try:
                 with open(f'/proc/{pid}/status') as f: status = dict(l.split(':', 1) for l in f.read().splitlines() if ':' in l)
                 if status['State'].split()[0] in ('T', 't'):
                     os.kill(pid, signal.SIGCONT)
-                    self.resumed.add(int(status['NSpid'].split()[-1]))  # its pid as the sandbox sees it
+                    self.resumed.add(pid)
             except (OSError, KeyError, ValueError, IndexError): pass
 
     def close(self):
         try: os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError: pass
-        for f in (self.proc.stdin, self.proc.stdout):
-            try: f.close()
+        for fd in (self.rfd, self.wfd):
+            try: os.close(fd)
             except OSError: pass
+        self.rfd = self.wfd = -1
         self.proc.wait()
         if self.scratch: shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -929,16 +287,36 @@ class Job:
     prefix: str = ''  # code prepended to both (e.g. LEETCODE_PREFIX)
     entry_point: str | None = None  # expression naming the function under test, e.g. 'Solution().twoSum'
 
+def _check_job(job, where: str = 'job') -> list:
+    "The parsed tests of `job`, after checking every field (a clear error naming the field, before any compute)."
+    if not isinstance(job, Job): raise ValueError(f'{where}: expected a Job, got {type(job).__name__}')
+    for name in ('code', 'setup', 'prefix'):
+        v = getattr(job, name)
+        if not isinstance(v, str): raise ValueError(f'{where}: {name} must be a str, got {type(v).__name__}')
+    if job.entry_point is not None and not isinstance(job.entry_point, str):
+        raise ValueError(f'{where}: entry_point must be a str or None, got {type(job.entry_point).__name__}')
+    if not isinstance(job.tests, (list, tuple)): raise ValueError(f'{where}: tests must be a list, got {type(job.tests).__name__}')
+    parsed = []
+    for k, t in enumerate(job.tests):
+        try: parsed.append(parse_test(t))
+        except ValueError as e: raise ValueError(f'{where}, test {k}: {e}') from None
+    if not parsed: raise ValueError(f'{where}: no tests given')
+    return parsed
+
 class Sandbox:
     "A bounded pool of warm sandbox workers."
     def __init__(self, workers: int | None = None,  # concurrent candidates (default: 3 per core, hiding pipe latency)
                  isolation: str = 'auto',  # 'auto', 'bwrap' or 'process'
-                 tmp_mb: int = 256):  # size of each sandbox's private /tmp
+                 tmp_mb: int = 256,  # size of each sandbox's private /tmp (wiped after every candidate)
+                 shm_mb: int = 64):  # size of each sandbox's private /dev/shm (wiped after every candidate)
         self.layers = sandbox_layers(isolation)
-        self.mode, self.tmp_mb = self.layers['mode'], tmp_mb
+        self.mode, self.tmp_mb, self.shm_mb = self.layers['mode'], tmp_mb, shm_mb
         self.n = 3 * (os.cpu_count() or 1) if workers is None else workers
         if self.n < 1: raise ValueError(f'workers must be >= 1, got {workers}')
+        if tmp_mb < 1 or shm_mb < 1: raise ValueError(f'tmp_mb and shm_mb must be >= 1, got {tmp_mb}, {shm_mb}')
         self._idle, self._all, self._lock, self._closed = queue.Queue(), [], threading.Lock(), False
+        self._pidns = set()  # the pid namespaces of this pool's sandboxes (each process in one is this pool's)
+        self._warned = False
         self.tag = f'qrpo-sandbox-{os.getpid()}-{id(self):x}-{time.monotonic_ns():x}'  # on every process it starts
 
     def _take(self) -> _Worker:
@@ -947,7 +325,12 @@ class Sandbox:
             except queue.Empty:
                 with self._lock:
                     if len(self._all) < self.n:
-                        w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag); self._all.append(w); return w
+                        w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb); self._all.append(w)
+                        if w.pidns: self._pidns.add(w.pidns)
+                        if not w.seccomp and not self._warned:
+                            self._warned = True
+                            warnings.warn('sandbox running without its system-call filter (seccomp)', RuntimeWarning, stacklevel=3)
+                        return w
                 w = self._idle.get()
             if w.proc.poll() is None: return w
             self._drop(w)  # died while idle: replace it
@@ -957,29 +340,32 @@ class Sandbox:
             if w in self._all: self._all.remove(w)
         w.close()
 
-    def run(self, job: Job, *, timeout_s: float = 2.0, total_timeout_s: float | None = None, memory_mb: int = 512,
-            fsize_mb: int = 16, nofile: int = 64, nproc: int = 64) -> SandboxResult:
-        "Run one candidate against its tests (`timeout_s` per test; `total_timeout_s` defaults to `timeout_s` x min(n+1, 10))."
+    def run(self, job: Job, *, timeout_s: float = 2.0,  # wall clock per test (and for loading the code)
+            total_timeout_s: float | None = None,  # one budget across the candidate's tests (default timeout_s x min(n+1, 10))
+            max_timeouts: int | None = 1,  # after this many timed-out tests the rest score 'timeout' unrun (None: go on)
+            memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64, _where: str = 'job') -> SandboxResult:
+        "Run one candidate against its tests."
         if self._closed: raise RuntimeError('sandbox is closed')
-        if timeout_s <= 0: raise ValueError(f'timeout_s must be > 0, got {timeout_s}')
+        if not timeout_s > 0: raise ValueError(f'timeout_s must be > 0, got {timeout_s}')
+        if total_timeout_s is not None and not total_timeout_s > 0: raise ValueError(f'total_timeout_s must be > 0, got {total_timeout_s}')
+        if max_timeouts is not None and (not isinstance(max_timeouts, int) or max_timeouts < 1):
+            raise ValueError(f'max_timeouts must be an int >= 1 or None, got {max_timeouts!r}')
         if memory_mb < 64: raise ValueError(f'memory_mb must be >= 64, got {memory_mb}')
-        if not isinstance(job.code, str): raise ValueError(f'code must be a str, got {type(job.code).__name__}')
-        parsed = [parse_test(t) for t in job.tests]
-        if not parsed: raise ValueError('no tests given')
+        parsed = _check_job(job, _where)
         total = total_timeout_s or timeout_s * min(len(parsed) + 1, 10)
         entry = job.entry_point
         cand = {'code': job.code, 'setup': job.setup, 'prefix': job.prefix, 'entry_point': entry, 'timeout_s': timeout_s,
-                'total_timeout_s': total, 'memory_mb': memory_mb, 'cpu_s': total + 1, 'fsize_mb': fsize_mb,
-                'nofile': nofile, 'nproc': nproc}
+                'total_timeout_s': total, 'max_timeouts': max_timeouts, 'memory_mb': memory_mb, 'cpu_s': total + 1,
+                'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc}
         tests = {'tests': parsed, 'entry_name': entry if entry and entry.isidentifier() else None}
         t0 = time.monotonic()
         for attempt in range(3):
             w = self._take()
-            try: w.send(cand, tests)
+            try: job_id = w.send(cand, tests)
             except OSError:  # the worker died before it got the job (not this candidate's doing): another one
                 self._drop(w); continue
             try:
-                res = w.receive(wait_s=total + 30)
+                res = w.receive(job_id, len(parsed), wait_s=total + _HOST_GRACE_S)
             except (EOFError, TimeoutError, ValueError, OSError) as e:
                 self._drop(w)  # the candidate brought its sandbox down: it scores 0, the next one gets a fresh worker
                 res = {'fatal': f'the sandbox server ended while running this candidate ({type(e).__name__}: {e})'}
@@ -998,19 +384,20 @@ class Sandbox:
     def run_batch(self, jobs: list, progress: bool | None = None, **limits) -> list:
         "Run many candidates concurrently (bounded by `workers`); results in input order."
         jobs = list(jobs)
+        for k, j in enumerate(jobs): _check_job(j, f'job {k}')  # every job checked before any runs
         show = len(jobs) >= 50 if progress is None else progress
         with ThreadPoolExecutor(self.n) as ex:
-            futs = [ex.submit(self.run, j, **limits) for j in jobs]
+            futs = [ex.submit(self.run, j, _where=f'job {k}', **limits) for k, j in enumerate(jobs)]
             return [f.result() for f in tqdm(futs, desc='sandbox', disable=not show)]
 
     def processes(self) -> list[int]:
-        "Pids of the live processes this pool started (they all carry its tag on their command line)."
-        out, tag = [], self.tag.encode()
+        "Pids of the live processes this pool started: those carrying its tag, and every process in its sandboxes' pid namespaces."
+        out, tag, spaces = [], self.tag.encode(), set(self._pidns)
         for d in os.listdir('/proc'):
             if not d.isdigit(): continue
             try:
                 with open(f'/proc/{d}/cmdline', 'rb') as f:
-                    if tag in f.read(): out.append(int(d))
+                    if tag in f.read() or (spaces and _pidns(d) in spaces): out.append(int(d))
             except OSError: pass
         return out
 
