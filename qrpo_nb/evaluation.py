@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_evaluation.ipynb #70a441ec
 from __future__ import annotations
-import json, math, os, re, shutil, socket, subprocess, uuid
+import json, math, os, re, shutil, socket, subprocess, uuid, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,11 +15,11 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'ALPACA_EVAL_2_JUDGE', 'NO_JUDGE', 'ResultsStore',
-           'summarise', 'reference_stats', 'LCResult', 'lc_reward', 'online_eval', 'checkpoint_steps',
-           'make_generate_fn', 'evaluate_run', 'best_per_setting', 'select', 'length_bias', 'implicit_rewards',
-           'completion_logps', 'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval',
-           'parse_alpaca_leaderboard']
+__all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'PAPER_MAX_MEAN_LENGTH', 'ALPACA_EVAL_2_JUDGE',
+           'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult', 'lc_reward', 'online_eval',
+           'model_family', 'eval_sampling', 'checkpoint_steps', 'make_generate_fn', 'read_details', 'evaluate_run',
+           'best_per_setting', 'drop_long', 'select', 'length_bias', 'implicit_rewards', 'completion_logps',
+           'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval', 'parse_alpaca_leaderboard']
 
 # %% ../nbs/10_evaluation.ipynb #9e731617
 KEY_COLUMNS = ["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split", "seed"]
@@ -96,7 +96,7 @@ class ResultsStore:
 EXTRA_KEYS = ["n_ref", "run"]  # optional key columns (Figure 3's number of reference rewards, a run id)
 
 def summarise(df: pd.DataFrame,  # tidy results (one row per seed)
-              metrics: Sequence[str] = ("reward", "lc_reward"),  # metric columns to aggregate
+              metrics: Sequence[str] = ("reward", "lc_reward", "mean_length"),  # metric columns to aggregate (those present)
               by: Sequence[str] | None = None,  # grouping columns (default: key columns but seed, plus EXTRA_KEYS present)
               ddof: int = 1,  # 1: sample std over seeds
              ) -> pd.DataFrame:
@@ -199,6 +199,40 @@ def online_eval(rows: Sequence[dict],  # evaluation prompts (dicts with at least
     return results, pd.concat(details, ignore_index=True)
 
 # %% ../nbs/10_evaluation.ipynb #b0941fd4
+def _family_of(text) -> str | None:
+    low = str(text or "").lower()
+    hits = [f for f in EVAL_SAMPLING if f in low]
+    return hits[0] if len(hits) == 1 else None
+
+def model_family(model) -> str | None:
+    "The `EVAL_SAMPLING` family of a model name, local path or loaded model; None when unknown."
+    if model is None: return None
+    if isinstance(model, (str, os.PathLike)):
+        if (fam := _family_of(Path(str(model)).as_posix())): return fam
+        cfg = Path(str(model)) / "config.json"
+        if cfg.is_file():
+            c = json.loads(cfg.read_text())
+            return _family_of(c.get("_name_or_path")) or _family_of(c.get("model_type"))
+        return None
+    cfg = getattr(model, "config", None)
+    if cfg is None: return None
+    return _family_of(getattr(cfg, "_name_or_path", None)) or _family_of(getattr(cfg, "model_type", None))
+
+def eval_sampling(*models,             # model names, paths or loaded models, tried in order (None entries skipped)
+                  default: dict | None = None,  # used when no family is found (else a ValueError)
+                 ) -> dict:
+    "The paper's evaluation `temperature` / `top_p` (App. L) for the first model whose family is known."
+    for m in models:
+        if (fam := model_family(m)) is not None: return dict(EVAL_SAMPLING[fam])
+    if default is not None:
+        missing = {"temperature", "top_p"} - set(default)
+        if missing: raise ValueError(f"default sampling lacks {sorted(missing)}")
+        return dict(default)
+    names = [m if isinstance(m, (str, os.PathLike)) else type(m).__name__ for m in models if m is not None]
+    raise ValueError(f"no evaluation sampling parameters for {names}: neither the name nor the config names a family of "
+                     f"EVAL_SAMPLING ({sorted(EVAL_SAMPLING)}); pass temperature and top_p, or default=dict(temperature=..., top_p=...)")
+
+# %% ../nbs/10_evaluation.ipynb #6c2f21d4
 def checkpoint_steps(output_dir: str | Path) -> dict[int, Path]:
     "`{step: path}` of the `checkpoint-{step}` folders of a training run, sorted by step."
     d = Path(output_dir)
@@ -206,30 +240,72 @@ def checkpoint_steps(output_dir: str | Path) -> dict[int, Path]:
     found = {int(m.group(1)): p for p in d.iterdir() if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))}
     return dict(sorted(found.items()))
 
-def make_generate_fn(model_or_path, tokenizer, *, backend: str = "hf", temperature: float = 0.6, top_p: float = 0.9,
+def make_generate_fn(model_or_path, tokenizer, *, backend: str = "hf",
+                     temperature: float | None = None,  # None: the model's paper value (`eval_sampling`)
+                     top_p: float | None = None,        # None: the model's paper value
+                     model_name: str | None = None,     # the base model's name, tried before `model_or_path`
+                     default_sampling: dict | None = None,  # for a model of no known family (else a ValueError)
                      max_new_tokens: int = 2048, **kwargs) -> Callable:
     "A `generate_fn(prompts, seed)` for `online_eval`: one sampled completion per prompt via `qrpo_nb.generation`."
-    from qrpo_nb.generation import generate
+    if temperature is None or top_p is None:
+        paper = eval_sampling(model_name, model_or_path, default=default_sampling)
+        temperature = paper["temperature"] if temperature is None else temperature
+        top_p = paper["top_p"] if top_p is None else top_p
     def fn(prompts, seed):
+        from qrpo_nb.generation import generate
         outs = generate(model_or_path, tokenizer, prompts, 1, backend=backend, temperature=temperature, top_p=top_p,
                         max_new_tokens=max_new_tokens, seed=seed, **kwargs)
         return [o[0] for o in outs]
+    fn.sampling = dict(temperature=float(temperature), top_p=float(top_p))
     return fn
 
-# %% ../nbs/10_evaluation.ipynb #6c2f21d4
+# %% ../nbs/10_evaluation.ipynb #93aa8518
+def _slug(text) -> str: return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")[:120] or "ref"
+
+def _write_details(details_dir, step, sp, seeds, det):
+    if details_dir is None: return
+    p = Path(details_dir); p.mkdir(parents=True, exist_ok=True)
+    det.to_parquet(p / f"details-{step}-{sp}-{'_'.join(map(str, seeds))}.parquet", index=False)
+
+def read_details(details_dir: str | Path, step: int, split: str) -> pd.DataFrame:
+    "Every per-completion table `evaluate_run` wrote for one checkpoint and split (all seeds), as one DataFrame."
+    files = sorted(Path(details_dir).glob(f"details-{int(step)}-{split}-*.parquet"))
+    if not files: raise ValueError(f"no per-completion tables for step {step}, split {split!r} in {details_dir}")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
 def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_steps(output_dir)`)
                  splits: dict,        # {"validation": rows, "test": rows}
-                 make_generate: Callable,  # model or path -> generate_fn(prompts, seed)
+                 make_generate: Callable | None,  # model or path -> generate_fn(prompts, seed); None: built from `tokenizer`
                  reward_fn: Callable,  # (rows, completions) -> rewards
-                 key: dict,           # key columns except checkpoint, split, seed
+                 key: dict,           # key columns except checkpoint, split, seed (extra keys such as n_ref allowed)
                  store: ResultsStore,
                  seeds: Sequence[int] = (0, 1, 2),
                  length_fn: Callable | None = None,
                  ref_stats: dict | None = None,  # {split: reference_stats of its prompts}
                  details_dir: str | Path | None = None,  # where per-completion tables go (Parquet), if given
                  progress: bool = True,
+                 *,
+                 tokenizer=None,      # with make_generate=None: the tokenizer of `make_generate_fn`
+                 model_name: str | None = None,  # family for the paper's sampling (default key["model"])
+                 sampling: dict | None = None,   # temperature / top_p overriding the paper's
+                 load_fn: Callable | None = None,  # path -> model (default `qrpo_nb.models.load_model(path).eval()`)
+                 generate_options: dict | None = None,  # more `make_generate_fn` keywords (backend, max_new_tokens, batch_size...)
+                 step0_cache: str | Path | None = None,  # folder sharing step 0's results between runs of one π_ref
+                 ref_id: str | None = None,  # identity of π_ref (needed with step0_cache)
                 ) -> pd.DataFrame:
     "Evaluate every checkpoint on every split with every seed (resuming), append to `store`; returns the new rows."
+    if step0_cache is not None and not ref_id: raise ValueError("step0_cache needs ref_id (which π_ref step 0 is)")
+    if make_generate is None:
+        if tokenizer is None: raise ValueError("pass make_generate, or a tokenizer to build the generator with make_generate_fn")
+        opts = dict(generate_options or {}); samp = dict(sampling or {})
+        unknown = set(samp) - {"temperature", "top_p"}
+        if unknown: raise ValueError(f"sampling takes temperature and top_p only, got {sorted(unknown)}")
+        if load_fn is None:
+            from qrpo_nb.models import load_model
+            load_fn = lambda p: load_model(str(p)).eval()
+        def make_generate(model):
+            m = load_fn(model) if isinstance(model, (str, os.PathLike)) else model
+            return make_generate_fn(m, tokenizer, model_name=model_name or key.get("model"), **samp, **opts)
     have = store.load()
     done = set()
     if len(have):
@@ -237,19 +313,40 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
         for k, v in key.items():
             if k in have: m &= (have[k] == v).to_numpy()
         done = set(map(tuple, have.loc[m, ["checkpoint", "split", "seed"]].to_numpy().tolist()))
+    cache = None if step0_cache is None else Path(step0_cache)
+    cpath = lambda sp: cache / f"step0-{_slug(ref_id)}-{sp}.json"
     new = []
     for step, model in tqdm(list(checkpoints.items()), desc="checkpoints", disable=not progress):
         todo = {sp: [s for s in seeds if (step, sp, s) not in done] for sp in splits}
         if not any(todo.values()): continue
-        gen = make_generate(model)
+        cached = {}
+        if step == 0 and cache is not None:   # π_ref's rows from an earlier run: copy them under this run's key
+            for sp in splits:
+                if not todo[sp] or not cpath(sp).exists(): continue
+                by_seed = {r["seed"]: r for r in json.loads(cpath(sp).read_text())}
+                if all(s in by_seed for s in todo[sp]): cached[sp] = [by_seed[s] for s in todo[sp]]
+        gen = None
         for sp, rows in splits.items():
             if not todo[sp]: continue
-            res, det = online_eval(rows, gen, reward_fn, dict(key, checkpoint=step, split=sp), todo[sp], length_fn,
-                                   (ref_stats or {}).get(sp), progress=False)
+            k = dict(key, checkpoint=step, split=sp)
+            if sp in cached:
+                res = [dict(r, **k) for r in cached[sp]]
+                det = read_details(cache, 0, f"{_slug(ref_id)}-{sp}")
+                det = (det[det.seed.isin(todo[sp])].drop_duplicates(["seed", "prompt_index"], keep="last")
+                          .assign(**{c: v for c, v in k.items()}))
+            else:
+                if gen is None: gen = make_generate(model)
+                res, det = online_eval(rows, gen, reward_fn, k, todo[sp], length_fn, (ref_stats or {}).get(sp), progress=False)
+                if getattr(gen, "sampling", None): res = [dict(r, **gen.sampling) for r in res]
+                if step == 0 and cache is not None:
+                    cache.mkdir(parents=True, exist_ok=True)
+                    with FileLock(str(cpath(sp)) + ".lock"):
+                        old = json.loads(cpath(sp).read_text()) if cpath(sp).exists() else []
+                        merged = {r["seed"]: r for r in old} | {r["seed"]: r for r in res}
+                        cpath(sp).write_text(json.dumps([merged[s] for s in sorted(merged)]))
+                        _write_details(cache, 0, f"{_slug(ref_id)}-{sp}", todo[sp], det)
             store.append(res); new += res
-            if details_dir is not None:
-                p = Path(details_dir); p.mkdir(parents=True, exist_ok=True)
-                det.to_parquet(p / f"details-{step}-{sp}-{'_'.join(map(str, todo[sp]))}.parquet", index=False)
+            _write_details(details_dir, step, sp, todo[sp], det)
     return pd.DataFrame(new)
 
 # %% ../nbs/10_evaluation.ipynb #7655f665
@@ -270,17 +367,47 @@ def best_per_setting(summary: pd.DataFrame,  # `summarise` output with a `split`
                .groupby(GROUP + ["setting"], sort=True, dropna=False).head(1))
     return best.sort_values(GROUP + ["setting"]).reset_index(drop=True)
 
+PAPER_MAX_MEAN_LENGTH = 1000   # the authors' chat filter (tokens, mean completion length on each split)
+
+def drop_long(summary: pd.DataFrame,  # `summarise` output (validation and test rows)
+              max_mean_length: float = PAPER_MAX_MEAN_LENGTH,  # keep a candidate only if ≤ this on both splits
+              length_metric: str = "mean_length",
+              splits: Sequence[str] = ("validation", "test"),
+             ) -> pd.DataFrame:
+    "The candidates (β, lr, checkpoint of a setting) whose mean completion length is ≤ the limit on every split."
+    col = f"{length_metric}_mean"
+    if col not in summary:
+        raise ValueError(f"the length filter needs column {col!r}: summarise the {length_metric!r} metric "
+                         "(online_eval writes it when given a length_fn)")
+    keys = [c for c in GROUP + CANDIDATE + EXTRA_KEYS if c in summary]
+    ok = None
+    for sp in splits:   # a candidate missing a split, or with NaN length, is dropped (as the authors' `<=` does)
+        good = summary.loc[(summary.split == sp) & (summary[col] <= max_mean_length), keys].drop_duplicates()
+        ok = good if ok is None else ok.merge(good, on=keys)
+    return summary.merge(ok, on=keys, how="inner")
+
 def select(summary: pd.DataFrame,  # `summarise` output (validation and test rows)
            k_reward: float = 2.0,  # one-sided 98% CI multiplier (authors' k)
            k_lc: float = 0.8,      # one-sided 80% CI multiplier
            metric: str = "reward", lc_metric: str = "lc_reward",
            valid: str = "validation", test: str = "test",
+           max_mean_length: float | None = None,  # the authors' chat filter: `PAPER_MAX_MEAN_LENGTH` (1000); None: off
+           length_metric: str = "mean_length",    # the length column (summarised) the filter reads
           ) -> pd.DataFrame:
     "The paper's selection: one row per (model, dataset, method) with the chosen candidate's validation and test numbers."
     for c in (f"{metric}_mean", f"{metric}_std"):
         if c not in summary: raise ValueError(f"summary lacks {c}")
     has_lc = f"{lc_metric}_mean" in summary
-    best = best_per_setting(summary, metric, lc_metric, valid)
+    pool = summary
+    if max_mean_length is not None:
+        pool = drop_long(summary, max_mean_length, length_metric, (valid, test))
+        lost = sorted(set(map(tuple, summary[GROUP].drop_duplicates().to_numpy().tolist()))
+                      - set(map(tuple, pool[GROUP].drop_duplicates().to_numpy().tolist())), key=str)
+        if lost: warnings.warn(f"every candidate of {lost} is longer than {max_mean_length} tokens: not selected")
+        if pool.empty: return pd.DataFrame(columns=GROUP + CANDIDATE)
+    n_cand = lambda df: df[df.split == valid].groupby(GROUP, dropna=False).size()
+    dropped = (n_cand(summary) - n_cand(pool)).fillna(0).astype(int) if max_mean_length is not None else None
+    best = best_per_setting(pool, metric, lc_metric, valid)
     out = []
     for g, cand in best.groupby(GROUP, sort=True, dropna=False):
         cand = cand.reset_index(drop=True)
@@ -295,6 +422,7 @@ def select(summary: pd.DataFrame,  # `summarise` output (validation and test row
         win = stage2.sort_values([f"{metric}_mean", "checkpoint"], ascending=[False, True], kind="mergesort").iloc[0]
         row = {c: win[c] for c in GROUP + CANDIDATE}
         row.update(shortlist_98=sorted(short.setting.tolist()), shortlist_80=sorted(stage2.setting.tolist()))
+        if dropped is not None: row["n_dropped_long"] = int(dropped.get(g, 0))
         for split, tag in ((valid, "valid"), (test, "test")):
             sel = summary[(summary.split == split)]
             for c in GROUP + CANDIDATE: sel = sel[(sel[c] == row[c]) | (sel[c].isna() & pd.isna(row[c]))]

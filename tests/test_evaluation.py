@@ -196,3 +196,75 @@ def test_select_matches_an_independent_transcription_on_random_summaries():
         assert (got.setting, got.beta, got.lr, got.checkpoint) == _naive_select(rows)
         agree += 1
     assert agree == 60
+
+
+# --- issue 12: evaluation sampling per model (item 4) and the authors' length filter (item 9) ----------------------
+
+def test_eval_sampling_of_the_paper_models():
+    "App. L: Llama 8B Tülu 3 SFT at 0.6 / 0.9, Mistral 7B Instruct v0.2 at 0.7 / 0.9; unknown families fail clearly."
+    from qrpo_nb.evaluation import eval_sampling, make_generate_fn
+    assert eval_sampling("allenai/Llama-3.1-Tulu-3-8B-SFT") == {"temperature": 0.6, "top_p": 0.9}
+    assert eval_sampling("mistralai/Mistral-7B-Instruct-v0.2") == {"temperature": 0.7, "top_p": 0.9}
+    assert make_generate_fn("mistralai/Mistral-7B-Instruct-v0.2", None).sampling == {"temperature": 0.7, "top_p": 0.9}
+    assert make_generate_fn("allenai/Llama-3.1-Tulu-3-8B-SFT", None).sampling == {"temperature": 0.6, "top_p": 0.9}
+    with pytest.raises(ValueError, match="no evaluation sampling parameters"):
+        make_generate_fn("Qwen/Qwen2.5-7B-Instruct", None)
+
+
+def test_eval_sampling_of_a_saved_checkpoint_folder(tmp_path):
+    "A checkpoint folder named by step only is recognised from its config.json (a saved config-built Mistral)."
+    from transformers import MistralConfig, MistralForCausalLM
+    from qrpo_nb.evaluation import eval_sampling
+    cfg = MistralConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        num_key_value_heads=1)
+    MistralForCausalLM(cfg).save_pretrained(tmp_path / "checkpoint-40")
+    assert eval_sampling(tmp_path / "checkpoint-40") == {"temperature": 0.7, "top_p": 0.9}
+
+
+def _naive_length_filter(rows, limit=1000):
+    "The authors' table script, transcribed: keep a candidate iff its mean length is <= limit on both splits."
+    key = lambda r: (r["setting"], r["beta"], r["lr"], r["checkpoint"])
+    by = {}
+    for r in rows: by.setdefault(key(r), {})[r["split"]] = r["mean_length_mean"]
+    ok = {k for k, v in by.items() if v.get("validation", math.inf) <= limit and v.get("test", math.inf) <= limit}
+    return [r for r in rows if key(r) in ok]
+
+
+def test_select_length_filter_drops_the_long_winner():
+    import pandas as pd
+    rows = []
+    def add(setting, ck, rv, lv, lenv, lent):
+        for split, ln in (("validation", lenv), ("test", lent)):
+            rows.append(dict(model="m", dataset="magpie", method="qrpo", setting=setting, beta=0.1, lr=1e-6, checkpoint=ck,
+                             split=split, reward_mean=rv, reward_std=0.01, lc_reward_mean=lv, lc_reward_std=0.01,
+                             mean_length_mean=float(ln), mean_length_std=0.0, n_seeds=3))
+    add("offline", 100, 0.60, 0.60, 900, 1800)     # the best reward and LC, but degenerate on the test split
+    add("offline", 50, 0.50, 0.50, 700, 700)
+    add("offpolicy-best", 100, 0.52, 0.40, 1000, 990)   # exactly 1,000 tokens is kept
+    add("offpolicy-random", 100, 0.40, 0.70, 300, 300)
+    df = pd.DataFrame(rows)
+    assert select(df).iloc[0].setting == "offline" and select(df).iloc[0].checkpoint == 100
+    got = select(df, max_mean_length=1000).iloc[0]
+    # by hand: offline falls back to step 50 (0.50); 98% shortlist {best 0.52, offline 0.50}; LC best 0.50 → offline
+    assert (got.setting, got.checkpoint, got.n_dropped_long) == ("offline", 50, 1)
+    assert (got.setting, got.beta, got.lr, got.checkpoint) == _naive_select(_naive_length_filter(rows))
+
+
+def test_select_length_filter_matches_transcription_on_random_summaries():
+    import itertools
+    import pandas as pd
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        rows = []
+        for setting, beta, ck in itertools.product(["offline", "offpolicy-best", "offpolicy-random"], [0.01, 0.1], [0, 10, 20]):
+            base, ln = rng.normal(0.5, 0.03), rng.uniform(400, 1400)
+            for split in ("validation", "test"):
+                rows.append(dict(model="m", dataset="d", method="qrpo", setting=setting, beta=beta, lr=1e-6, checkpoint=ck,
+                                 split=split, reward_mean=round(base + rng.normal(0, 0.005), 3) + ln * 1e-4,
+                                 reward_std=rng.uniform(0.001, 0.02), lc_reward_mean=round(base + rng.normal(0, 0.03), 3),
+                                 lc_reward_std=rng.uniform(0.001, 0.02), mean_length_mean=ln + rng.normal(0, 50),
+                                 mean_length_std=1.0, n_seeds=3))
+        kept = _naive_length_filter(rows)
+        if not kept: continue
+        got = select(pd.DataFrame(rows), max_mean_length=1000).iloc[0]
+        assert (got.setting, got.beta, got.lr, got.checkpoint) == _naive_select(kept)
