@@ -139,9 +139,10 @@ def count_tests(row) -> int:
 
 def _leetcode_row(r, prompt_builder="query"):
     io = json.loads(r["input_output"]) if isinstance(r["input_output"], str) else r["input_output"]
-    if prompt_builder == "paper":
-        from qrpo_nb.leetcode import leetcode_prompt as prompt_builder
-    prompt = r["query"] if prompt_builder == "query" else prompt_builder(r)
+    if prompt_builder in ("paper", "ours"):
+        from qrpo_nb.leetcode import leetcode_prompt
+        prompt = leetcode_prompt(r, protocol=prompt_builder)
+    else: prompt = r["query"] if prompt_builder == "query" else prompt_builder(r)
     prompt = _as_messages(prompt)
     return dict(prompt_id=str(r["task_id"]), prompt=prompt, task_id=str(r["task_id"]),
                 tests=[dict(input=t["input"], output=t["output"]) for t in io], input_output=io, entry_point=r["entry_point"],
@@ -151,7 +152,7 @@ def _leetcode_row(r, prompt_builder="query"):
 
 def load_leetcode(name_or_path=LEETCODE, split:str="train", revision=LEETCODE_REVISION,
                   min_tests:int=20, # the paper drops problems with fewer tests
-                  prompt_builder="paper", # "paper": the sandbox's Figure 9 prompt; "query": the dataset's; or row -> text/messages
+                  prompt_builder="paper", # "paper": Figure 9 (query + imports, user turn); "ours"; "query": the dataset's; or row -> text/messages
                   verbose:bool=True) -> Dataset:
     "LeetCodeDataset problems with at least `min_tests` tests, as code prompt rows."
     raw = load_raw(name_or_path, split, revision=revision)
@@ -490,7 +491,9 @@ def _sandbox():
     except ImportError: return None
     return sandbox if hasattr(sandbox, "leetcode_reward") else None
 
-def code_rewards(rows, completions, backend:str="auto", **sandbox_options) -> list[float]:
+def code_rewards(rows, completions, backend:str="auto",
+                 protocol="ours", # the LeetCode protocol (`qrpo_nb.leetcode.LEETCODE_PROTOCOLS`): "paper" or "ours"
+                 **sandbox_options) -> list[float]:
     "Pass rate of each completion on its problem row: the sandbox's LeetCode reward (`backend='grammar'`: fallback)."
     rows, completions = list(rows), list(completions)
     if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows but {len(completions)} completions")
@@ -498,8 +501,7 @@ def code_rewards(rows, completions, backend:str="auto", **sandbox_options) -> li
     if backend == "sandbox" and sb is None: raise ImportError("backend='sandbox' needs qrpo_nb.sandbox")
     if backend not in ("auto", "sandbox", "grammar"): raise ValueError(f"unknown backend {backend!r}")
     if sb is None: return [_grammar_pass_rate(c, r["input_output"]) for r, c in zip(rows, completions)]
-    if hasattr(sb, "leetcode_rewards"): return list(sb.leetcode_rewards(completions, rows, **sandbox_options))
-    return [float(sb.leetcode_reward(c, r, **sandbox_options)) for r, c in zip(rows, completions)]
+    return list(sb.leetcode_rewards(completions, rows, protocol=protocol, **sandbox_options))
 
 # %% ../nbs/05_data.ipynb #992aad7c
 _CODE_FIELDS = ("task_id", "question_id", "difficulty", "tags", "problem_description", "starter_code", "entry_point",
@@ -547,7 +549,7 @@ class CodeTask:
         return eval_split(ds, seed=self.seed, stratify="difficulty")
     def reward(self, rows, completions) -> list[float]:
         "Sandbox pass rate of each completion on its row's tests."
-        return code_rewards(rows, completions, backend=self.reward_backend)
+        return code_rewards(rows, completions, backend=self.reward_backend, protocol="ours")
     def tokenizer(self): return cpu_tokenizer()
     def model_config(self) -> dict:
         "Config of the tiny Llama for this task (`qrpo_nb.models.tiny_llama(**cfg)`)."
@@ -591,15 +593,17 @@ class ChatTask:
 class LeetCodeTask:
     "The paper's code task: LeetCodeDataset (>= 20 tests), the Figure 9 prompt, the sandbox pass rate."
     path:str=LEETCODE; revision:str|None=LEETCODE_REVISION; min_tests:int=20; seed:int=0
-    prompt_builder:object="paper"; name:str="leetcode"; max_new_tokens:int=2048
-    def _load(self, split): return load_leetcode(self.path, split, self.revision, self.min_tests, self.prompt_builder)
+    protocol:str="paper" # prompt, extraction, tests and limits: "paper" or "ours" (`qrpo_nb.leetcode.LEETCODE_PROTOCOLS`)
+    prompt_builder:object=None # None: the protocol's prompt; else as `load_leetcode`'s
+    name:str="leetcode"; max_new_tokens:int=2048
+    def _load(self, split): return load_leetcode(self.path, split, self.revision, self.min_tests, self.prompt_builder or self.protocol, verbose=False)
     def train_prompts(self) -> Dataset: return self._load("train")
     def sft_data(self) -> Dataset:
         "SFT on the dataset's reference responses (paper: 3 epochs)."
         ds = self.train_prompts()
         return ds.map(lambda r: {"completion": r["response"]}, remove_columns=[c for c in ds.column_names if c != "prompt"])
     def eval_prompts(self) -> Dataset: return eval_split(self._load("test"), seed=self.seed, stratify="difficulty")
-    def reward(self, rows, completions) -> list[float]: return code_rewards(rows, completions, backend="sandbox")
+    def reward(self, rows, completions) -> list[float]: return code_rewards(rows, completions, backend="sandbox", protocol=self.protocol)
 
 @dataclass
 class ChatDatasetTask:

@@ -89,7 +89,7 @@ def test_leetcode_json_string_and_single_file(tmp_path):
                          completion="c", entry_point="Solution().f", test="def check(candidate): pass",
                          input_output=json.dumps(io), query=f"q{i}", response="r"))
     p = tmp_path / "lc.parquet"; Dataset.from_list(rows).to_parquet(p)
-    ds = load_leetcode(p, split="test", min_tests=21, verbose=False)
+    ds = load_leetcode(p, split="test", min_tests=21, prompt_builder="query", verbose=False)
     assert ds["task_id"] == ["t-1", "t-2", "t-3"] and ds["n_tests"] == [21, 22, 23]
     assert ds[0]["tests"][3] == {"input": "n = 3", "output": "3"}
     assert len(load_raw(p, "test")) == 4
@@ -132,3 +132,65 @@ def test_leetcode_fixture_min_tests(split):
     keep = [r for r in rows if len(r["input_output"]) >= 20]
     assert ds["task_id"] == [r["task_id"] for r in keep] and 0 < len(keep) < len(rows)
     assert ds["n_tests"] == [len(r["input_output"]) for r in keep]
+
+def _all_leetcode_rows():
+    return [r for split in ("train", "test") for r in _jsonl(FIX / f"leetcode/{split}.jsonl")]
+
+def test_leetcode_sft_target_scores_full_pass_rate():
+    "Every fixture row's SFT target (`response`, fenced) earns 1 from the real sandbox reward; the unfenced `completion` 0."
+    pytest.importorskip("qrpo_nb.sandbox")
+    from qrpo_nb.data import LeetCodeTask
+    task = LeetCodeTask(path=str(FIX / "leetcode"), min_tests=0)
+    rows = list(task.train_prompts())
+    sft = task.sft_data()
+    assert len(rows) == 31 and sft["completion"] == [r["response"] for r in _jsonl(FIX / "leetcode/train.jsonl")]
+    assert task.reward(rows, sft["completion"]) == [1.0] * len(rows)
+    # the prepare template's old SFT target: the plain-code column, which no extraction finds
+    assert task.reward(rows, [r["completion"] for r in _jsonl(FIX / "leetcode/train.jsonl")]) == [0.0] * len(rows)
+    test_rows = list(LeetCodeTask(path=str(FIX / "leetcode"), min_tests=0).eval_prompts())
+    assert task.reward(test_rows, [r["response"] for r in test_rows]) == [1.0] * len(test_rows)
+
+def _variant(row, kind):
+    if kind == "right": return row["response"]
+    method = row["entry_point"].split(".")[-1]
+    cond = "True" if kind == "wrong" else "len(repr((args, kwargs))) % 2 == 0"
+    return (f"```python\n{row['completion']}\n_ref = Solution.{method}\ndef _cut(self, *args, **kwargs):\n"
+            f"    if {cond}:\n        return None\n    return _ref(self, *args, **kwargs)\nSolution.{method} = _cut\n```")
+
+def test_leetcode_test_and_input_output_verdicts_agree():
+    "On every fixture problem, the `test` assert lines and the `input_output` pairs give the same per-test verdicts."
+    pytest.importorskip("qrpo_nb.sandbox")
+    from qrpo_nb.leetcode import leetcode_job, get_protocol, default_sandbox
+    rows, sb = _all_leetcode_rows(), default_sandbox()
+    jobs, keys = [], []
+    for r in rows:
+        for kind in ("right", "wrong", "partial"):
+            for src in ("test", "input_output"):
+                jobs.append(leetcode_job(_variant(r, kind), r, source=src)); keys.append((r["task_id"], kind, src))
+    res = dict(zip(keys, sb.run_batch(jobs, progress=False, **get_protocol("paper").limits)))
+    mixed = 0
+    for r in rows:
+        for kind in ("right", "wrong", "partial"):
+            a, b = res[(r["task_id"], kind, "test")].outcomes, res[(r["task_id"], kind, "input_output")].outcomes
+            assert a == b and len(a) == len(r["input_output"]), (r["task_id"], kind, a, b)
+        assert set(res[(r["task_id"], "right", "test")].outcomes) == {"passed"}
+        wrong = res[(r["task_id"], "wrong", "test")].outcomes       # None is right only where None is expected
+        assert [o == "passed" for o in wrong] == [t["output"] == "None" for t in r["input_output"]]
+        mixed += len(set(res[(r["task_id"], "partial", "test")].outcomes)) == 2
+    assert mixed >= len(rows) * 3 // 4, mixed                # partial credit on most problems
+
+def test_leetcode_paper_protocol():
+    "The paper's rule: first closed ```python block (else 0), the `test` asserts, PAPER_PREFIX (queue), 1 s / 1,024 MB."
+    from qrpo_nb.leetcode import extract_code, leetcode_job, leetcode_prompt, get_protocol, PAPER_PREFIX
+    row = _jsonl(FIX / "leetcode/train.jsonl")[0]
+    code = row["completion"]
+    assert extract_code(f"```python\n{code}```\n```python\nprint(1)\n```", row["entry_point"]) == code
+    assert extract_code(f"```python\n{code}") is None and extract_code(f"```py\n{code}```") is None
+    job = leetcode_job(row["response"], row)
+    assert job.prefix == PAPER_PREFIX and "import queue\n" in job.prefix and "from queue import PriorityQueue" in job.prefix
+    import ast
+    assert job.tests == [ast.unparse(ast.parse(l.strip())) for l in row["test"].splitlines() if l.strip().startswith("assert")][:100]
+    assert get_protocol("paper").limits == {"timeout_s": 1.0, "memory_mb": 1024}
+    msgs = leetcode_prompt(row)
+    assert [m["role"] for m in msgs] == ["user"] and msgs[0]["content"].startswith(row["query"].split("### Format:")[0])
+    assert leetcode_job(f"```python\n{code}", row, protocol="ours") is not None   # ours accepts an unclosed block

@@ -486,14 +486,16 @@ def build(p):
     io, asserts = [], []
     for inp in p["inputs"]:
         got = eval(f"Solution().{fn}({inp})", ns)
+        # a linked-list / tree result is written as its value list, an empty one as None (what the solution returns)
         if p["kind"] == "list":
             vals = []
             while got: vals.append(got.val); got = got.next
-            out = repr(vals)
-            asserts.append(f"    assert is_same_list(candidate({inp}), list_node({out}))")
+            out = repr(vals) if vals else "None"
+            asserts.append(f"    assert is_same_list(candidate({inp}), list_node({vals!r}))")
         elif p["kind"] == "tree":
-            out = repr(tree_values(got))
-            asserts.append(f"    assert is_same_tree(candidate({inp}), tree_node({out}))")
+            vals = tree_values(got)
+            out = repr(vals) if vals else "None"
+            asserts.append(f"    assert is_same_tree(candidate({inp}), tree_node({vals!r}))")
         else:
             out = repr(got)
             asserts.append(f"    assert candidate({inp}) == {out}")
