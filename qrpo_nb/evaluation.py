@@ -19,7 +19,8 @@ __all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', '
            'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult', 'lc_reward', 'online_eval',
            'model_family', 'eval_sampling', 'checkpoint_steps', 'make_generate_fn', 'read_details', 'evaluate_run',
            'best_per_setting', 'drop_long', 'select', 'length_bias', 'implicit_rewards', 'completion_logps',
-           'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval', 'parse_alpaca_leaderboard']
+           'length_bias_points', 'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval',
+           'parse_alpaca_leaderboard']
 
 # %% ../nbs/10_evaluation.ipynb #9e731617
 KEY_COLUMNS = ["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split", "seed"]
@@ -493,6 +494,28 @@ def completion_logps(model, tokenizer, prompts, completions, batch_size: int = 4
         lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].to(dev)[..., None])[..., 0]
         out.extend((lp * mask[:, 1:].to(dev)).sum(-1).cpu().tolist())
     return np.asarray(out)
+
+# %% ../nbs/10_evaluation.ipynb #ada3b9dd
+def length_bias_points(details: pd.DataFrame,  # per-completion table: prompt_index, seed, completion, length_norm
+                       rows: Sequence[dict],   # the split's evaluation prompts (row `prompt_index` has `prompt`)
+                       policy, ref_model, tokenizer,  # the selected checkpoint, π_ref, their tokenizer
+                       beta: float,            # the run's β
+                       method: str,            # label of the points
+                       seed: int | None = None,  # evaluation seed to use (default: the smallest)
+                       **logp_options,         # for `completion_logps` (batch_size, max_length, encode_fn)
+                      ) -> pd.DataFrame:
+    "Standardised length and implicit reward β(log π_θ − log π_ref) of each completion: the input of `length_bias`."
+    for c in ("prompt_index", "seed", "completion", "length_norm"):
+        if c not in details: raise ValueError(f"details lack column {c!r} (online_eval writes length_norm with ref_stats)")
+    seed = int(details.seed.min()) if seed is None else seed
+    det = details[details.seed == seed]
+    if det.empty: raise ValueError(f"no completions for seed {seed}")
+    if det.prompt_index.max() >= len(rows): raise ValueError(f"prompt_index {det.prompt_index.max()} out of range of {len(rows)} rows")
+    prompts, comps = [rows[i]["prompt"] for i in det.prompt_index], list(det.completion)
+    lp = completion_logps(policy, tokenizer, prompts, comps, **logp_options)
+    lr = completion_logps(ref_model, tokenizer, prompts, comps, **logp_options)
+    return pd.DataFrame(dict(method=method, prompt_index=det.prompt_index.to_numpy(), length_norm=det.length_norm.to_numpy(float),
+                             implicit_reward=implicit_rewards(lp, lr, beta)))
 
 # %% ../nbs/10_evaluation.ipynb #eff3aa46
 ALPACA_EVAL_2_JUDGE = "weighted_alpaca_eval_gpt4_turbo"

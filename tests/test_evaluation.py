@@ -268,3 +268,43 @@ def test_select_length_filter_matches_transcription_on_random_summaries():
         if not kept: continue
         got = select(pd.DataFrame(rows), max_mean_length=1000).iloc[0]
         assert (got.setting, got.beta, got.lr, got.checkpoint) == _naive_select(kept)
+
+
+def test_evaluate_run_builds_the_generator_and_shares_step0(tmp_path):
+    """The template's path in library calls: saved checkpoints loaded by `load_model`, the paper's sampling from the
+    checkpoint's config (model_type llama -> 0.6 / 0.9), step 0 computed once for two runs of one π_ref."""
+    from qrpo_nb.data import get_task
+    from qrpo_nb.evaluation import checkpoint_steps, evaluate_run, read_details, reference_stats
+    from qrpo_nb.models import tiny_llama
+    task = get_task("cpu_chat", n_sft=0, n_train=0, n_eval=8)
+    tok = task.tokenizer()
+    model = tiny_llama(len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+    rows = task.eval_prompts().to_list()[:4]
+    splits = {"validation": rows[:2], "test": rows[2:]}
+    stats = {s: reference_stats([[0.0, 0.5, 1.0]] * 2, [[2, 4, 6]] * 2) for s in splits}
+    length_fn = lambda c: len(tok(c, add_special_tokens=False)["input_ids"]) + 1
+    store = ResultsStore(tmp_path / "store")
+    for run, method in (("a", "qrpo"), ("b", "dpo")):
+        for step in (0, 5):
+            model.save_pretrained(tmp_path / run / f"checkpoint-{step}")
+        key = dict(model="tiny", dataset="cpu_chat", method=method, setting="offline", beta=0.1, lr=1e-6, n_ref=3)
+        evaluate_run(checkpoint_steps(tmp_path / run), splits, None, task.reward, key, store, seeds=(0, 1),
+                     length_fn=length_fn, ref_stats=stats, details_dir=tmp_path / run / "details", progress=False,
+                     tokenizer=tok, generate_options=dict(max_new_tokens=4, progress=False),
+                     step0_cache=tmp_path / "step0", ref_id="tiny-nosft")
+        if run == "a":   # mark run a's cached step-0 rows: run b must copy them, not generate its own
+            for f in (tmp_path / "step0").glob("step0-*.json"):
+                f.write_text(json.dumps([dict(r, reward=-123.0) for r in json.loads(f.read_text())]))
+    df = store.load()
+    assert len(df) == 2 * 2 * 2 * 2 and set(df.temperature) == {0.6} and set(df.top_p) == {0.9} and set(df.n_ref) == {3}
+    a0 = df[(df.method == "qrpo") & (df.checkpoint == 0)].sort_values(["split", "seed"])
+    b0 = df[(df.method == "dpo") & (df.checkpoint == 0)].sort_values(["split", "seed"])
+    assert (b0.reward == -123.0).all() and not (a0.reward == -123.0).any()
+    assert b0.mean_length.tolist() == a0.mean_length.tolist()
+    assert len(list((tmp_path / "step0").glob("step0-*.json"))) == 2
+    da, db = read_details(tmp_path / "a" / "details", 0, "test"), read_details(tmp_path / "b" / "details", 0, "test")
+    assert list(da.completion) == list(db.completion) and set(db.method) == {"dpo"}
+    # same checkpoint weights, same seed: run b's own step 5 reproduces run a's step 5 completions
+    assert list(read_details(tmp_path / "a" / "details", 5, "test").completion) == \
+        list(read_details(tmp_path / "b" / "details", 5, "test").completion)
