@@ -178,6 +178,7 @@ def generate(model_or_path,              # a causal LM (transformers backend), a
              seed: int = 0,              # base seed; completion j of prompt k uses stable_seed(seed, key_k, j)
              prompt_ids: Sequence[str] | None = None,  # seed keys (default: the prompt text)
              return_lengths: bool = False,  # also return the token lengths
+             strip: bool = False,        # `str.strip()` each completion (the authors' pipeline); default: the text as sampled
              progress: bool = True,
              **backend_options):         # batch_size (hf); tensor_parallel_size, llm_kwargs (vllm)
     "`n` sampled completions per prompt (list of lists of str), independent of batching and sharding."
@@ -190,6 +191,7 @@ def generate(model_or_path,              # a causal LM (transformers backend), a
     ids = [render_prompt(tokenizer, p) for p in prompts]
     texts, lengths = BACKENDS[backend](model_or_path, tokenizer, ids, keys, n, temperature=temperature, top_p=top_p,
                                        max_new_tokens=max_new_tokens, seed=seed, progress=progress, **backend_options)
+    if strip: texts = [[t.strip() for t in ts] for ts in texts]
     return (texts, lengths) if return_lengths else texts
 
 # %% ../nbs/07_generation.ipynb #d14c19ba
@@ -312,6 +314,7 @@ def generate_references(model_or_path,          # π_ref: a model, a path, or a 
                         rank: int | None = None, world_size: int | None = None,
                         max_prompt_tokens: int | None = None,  # refuse prompts longer than this
                         merge: bool = True,     # merge when all chunks are done
+                        strip: bool = False,    # `str.strip()` each completion (the authors' pipeline)
                         progress: bool = True,
                         **backend_options) -> datasets.Dataset | None:
     "Sample `n` reference completions per prompt into `output_dir`, sharded over ranks and resumable."
@@ -337,12 +340,12 @@ def generate_references(model_or_path,          # π_ref: a model, a path, or a 
             model_or_path = load_vllm(model_or_path, backend_options.pop("tensor_parallel_size", 1), seed, **opts)
         else: model_or_path = _load_causal_lm(model_or_path)
     config = dict(model=name, backend=backend, n=n, temperature=temperature, top_p=top_p,
-                  max_new_tokens=max_new_tokens, seed=seed, stage="references")
+                  max_new_tokens=max_new_tokens, seed=seed, stage="references", **({"strip": True} if strip else {}))
 
     def one_chunk(chunk):
         texts, lengths = generate(model_or_path, tokenizer, [r["prompt"] for r in chunk], n, backend=backend,
                                   temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-                                  prompt_ids=[r["prompt_id"] for r in chunk], return_lengths=True, progress=progress,
+                                  prompt_ids=[r["prompt_id"] for r in chunk], return_lengths=True, strip=strip, progress=progress,
                                   **backend_options)
         return [{**r, "prompt_id": str(r["prompt_id"]), "completions": t, "rewards": [float("nan")] * n,
                  "lengths": l} for r, t, l in zip(chunk, texts, lengths)]

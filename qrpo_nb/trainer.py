@@ -162,6 +162,11 @@ def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:
         over = (lens > max_length).any(0)
         drop = over if truncation == "drop" else (n_prompt >= max_length).any(0)  # no completion token would remain
         counts.update(over=int(over.sum()), truncated=int((over & ~drop).sum()), dropped=int(drop.sum()), kept=int(n - drop.sum()))
+        if counts["truncated"] and any(f"{s}_ref_logp" in ds.column_names for s in sides):
+            rows = np.flatnonzero(over & ~drop)[:5].tolist()
+            raise ValueError(f"{counts['truncated']} samples (rows {rows}...) would be truncated at max_length={max_length}, "
+                             f"but the data holds reference log-probs of the full sequences: compute them with the same "
+                             f"max_length (compute_reference_logps(..., max_length={max_length})) or use truncation='drop'")
         if counts["truncated"]:
             cols = [f"{s}_{c}" for s in sides for c in ("input_ids", "completion_mask")]
             ds = ds.map(lambda r: {c: r[c][:max_length] for c in cols}, desc="truncate")
@@ -316,9 +321,10 @@ def _f32():
     return datasets.Value("float32")
 
 @torch.no_grad()
-def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16, max_length:int|None=None,
+def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
+                            max_length:int|None=2048, # when tokenising here: as `TrainConfig.max_length` (the paper's 2,048)
                             truncation:str="truncate", # over-long samples when tokenising here: "truncate" or "drop"
-                            autocast=None, # a context manager factory (e.g. `accelerator.autocast`), default none
+                            autocast=None, # a context manager factory (e.g. `accelerator.autocast`); None: as `train`'s step 1
                             indices=None, progress:bool=True):
     "Add float32 columns `chosen_ref_logp` (and `rejected_ref_logp`) = Σ log π_ref over completion tokens."
     if "chosen_input_ids" not in dataset.column_names:
@@ -330,6 +336,10 @@ def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16, m
     net = model if isinstance(model, SequenceLogps) else SequenceLogps(model)
     was_training = net.training; net.eval()
     dev = next(net.parameters()).device
+    low = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    if autocast is None and low in (torch.bfloat16, torch.float16):  # what `train` runs at step 1 for such a model
+        net.float()  # float32 weights (the exact upcast, in place) under autocast in the loaded dtype
+        autocast = lambda: torch.autocast(dev.type, dtype=low)
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     seqs = [(int(i), s) for i in idx for s in sides]
     lens = {s: list(dataset[f"{s}_input_ids"]) for s in sides}
