@@ -16,11 +16,11 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'PAPER_MAX_MEAN_LENGTH', 'ALPACA_EVAL_2_JUDGE',
-           'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult', 'lc_reward', 'online_eval',
-           'model_family', 'eval_sampling', 'checkpoint_steps', 'make_generate_fn', 'read_details', 'evaluate_run',
-           'best_per_setting', 'drop_long', 'select', 'length_bias', 'implicit_rewards', 'completion_logps',
-           'length_bias_points', 'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval',
-           'parse_alpaca_leaderboard']
+           'ALPACA_EVAL_PAPER_JUDGE', 'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult',
+           'lc_reward', 'online_eval', 'chat_token_length', 'model_family', 'eval_sampling', 'checkpoint_steps',
+           'make_generate_fn', 'read_details', 'evaluate_run', 'best_per_setting', 'drop_long', 'select', 'length_bias',
+           'implicit_rewards', 'completion_logps', 'length_bias_points', 'write_alpaca_eval_outputs',
+           'alpaca_eval_generate', 'run_alpaca_eval', 'parse_alpaca_leaderboard']
 
 # %% ../nbs/10_evaluation.ipynb #9e731617
 KEY_COLUMNS = ["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split", "seed"]
@@ -97,7 +97,7 @@ class ResultsStore:
 EXTRA_KEYS = ["n_ref", "run"]  # optional key columns (Figure 3's number of reference rewards, a run id)
 
 def summarise(df: pd.DataFrame,  # tidy results (one row per seed)
-              metrics: Sequence[str] = ("reward", "lc_reward", "mean_length"),  # metric columns to aggregate (those present)
+              metrics: Sequence[str] = ("reward", "lc_reward", "mean_length", "mean_chat_length"),  # metric columns to aggregate (those present)
               by: Sequence[str] | None = None,  # grouping columns (default: key columns but seed, plus EXTRA_KEYS present)
               ddof: int = 1,  # 1: sample std over seeds
              ) -> pd.DataFrame:
@@ -173,6 +173,7 @@ def online_eval(rows: Sequence[dict],  # evaluation prompts (dicts with at least
                 ref_stats: pd.DataFrame | None = None,  # `reference_stats` of these prompts, row-aligned
                 sigma_fallback: str = "exclude",
                 progress: bool = True,
+                chat_length_fn: Callable | None = None,  # (row, completion) -> tokens of the whole chat (`chat_token_length`)
                ) -> tuple[list[dict], pd.DataFrame]:
     "Generate, score and summarise one model on one split for each seed: (result rows, per-completion table)."
     rows = list(rows)
@@ -190,6 +191,9 @@ def online_eval(rows: Sequence[dict],  # evaluation prompts (dicts with at least
         out = dict(key, seed=seed, reward=float(np.nanmean(rew)), n_prompts=len(rows))
         det = pd.DataFrame(dict(prompt_index=np.arange(len(rows)), seed=seed, completion=comps, reward=rew))
         if "prompt_id" in rows[0]: det["prompt_id"] = [r["prompt_id"] for r in rows]
+        if chat_length_fn is not None:
+            det["chat_length"] = [float(chat_length_fn(r, c)) for r, c in zip(rows, comps)]
+            out["mean_chat_length"] = float(det.chat_length.mean())
         if length_fn is not None:
             det["length"] = [float(length_fn(c)) for c in comps]; out["mean_length"] = float(det.length.mean())
             if ref_stats is not None:
@@ -198,6 +202,19 @@ def online_eval(rows: Sequence[dict],  # evaluation prompts (dicts with at least
                 out.update(lc_reward=lc.mean, lc_slope=lc.a)
         results.append(out); details.append(det.assign(**{k: v for k, v in key.items()}))
     return results, pd.concat(details, ignore_index=True)
+
+# %% ../nbs/10_evaluation.ipynb #788bc59d
+def chat_token_length(tokenizer,               # the reward model's tokenizer (with a chat template)
+                      max_length: int | None = 2048,  # the reward model's truncation (ArmoRM: 2,048)
+                     ) -> Callable:
+    "(row, completion) -> tokens of the chat [prompt..., assistant completion] under `tokenizer`'s template, capped."
+    def fn(row, completion):
+        prompt = row["prompt"]
+        msgs = ([{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt))
+        ids = tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": completion}], tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        return min(len(ids), max_length) if max_length else len(ids)
+    return fn
 
 # %% ../nbs/10_evaluation.ipynb #b0941fd4
 def _family_of(text) -> str | None:
@@ -246,7 +263,9 @@ def make_generate_fn(model_or_path, tokenizer, *, backend: str = "hf",
                      top_p: float | None = None,        # None: the model's paper value
                      model_name: str | None = None,     # the base model's name, tried before `model_or_path`
                      default_sampling: dict | None = None,  # for a model of no known family (else a ValueError)
-                     max_new_tokens: int = 2048, **kwargs) -> Callable:
+                     max_new_tokens: int = 2048,
+                     strip: bool = False,               # `.strip()` each completion (the authors' evaluation does)
+                     **kwargs) -> Callable:
     "A `generate_fn(prompts, seed)` for `online_eval`: one sampled completion per prompt via `qrpo_nb.generation`."
     if temperature is None or top_p is None:
         paper = eval_sampling(model_name, model_or_path, default=default_sampling)
@@ -256,7 +275,7 @@ def make_generate_fn(model_or_path, tokenizer, *, backend: str = "hf",
         from qrpo_nb.generation import generate
         outs = generate(model_or_path, tokenizer, prompts, 1, backend=backend, temperature=temperature, top_p=top_p,
                         max_new_tokens=max_new_tokens, seed=seed, **kwargs)
-        return [o[0] for o in outs]
+        return [o[0].strip() if strip else o[0] for o in outs]
     fn.sampling = dict(temperature=float(temperature), top_p=float(top_p))
     return fn
 
@@ -293,6 +312,7 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
                  generate_options: dict | None = None,  # more `make_generate_fn` keywords (backend, max_new_tokens, batch_size...)
                  step0_cache: str | Path | None = None,  # folder sharing step 0's results between runs of one π_ref
                  ref_id: str | None = None,  # identity of π_ref (needed with step0_cache)
+                 chat_length_fn: Callable | None = None,  # for `online_eval` (the authors' length filter)
                 ) -> pd.DataFrame:
     "Evaluate every checkpoint on every split with every seed (resuming), append to `store`; returns the new rows."
     if step0_cache is not None and not ref_id: raise ValueError("step0_cache needs ref_id (which π_ref step 0 is)")
@@ -337,7 +357,8 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
                           .assign(**{c: v for c, v in k.items()}))
             else:
                 if gen is None: gen = make_generate(model)
-                res, det = online_eval(rows, gen, reward_fn, k, todo[sp], length_fn, (ref_stats or {}).get(sp), progress=False)
+                res, det = online_eval(rows, gen, reward_fn, k, todo[sp], length_fn, (ref_stats or {}).get(sp), progress=False,
+                                       chat_length_fn=chat_length_fn)
                 if getattr(gen, "sampling", None): res = [dict(r, **gen.sampling) for r in res]
                 if step == 0 and cache is not None:
                     cache.mkdir(parents=True, exist_ok=True)
@@ -518,7 +539,8 @@ def length_bias_points(details: pd.DataFrame,  # per-completion table: prompt_in
                              implicit_reward=implicit_rewards(lp, lr, beta)))
 
 # %% ../nbs/10_evaluation.ipynb #eff3aa46
-ALPACA_EVAL_2_JUDGE = "weighted_alpaca_eval_gpt4_turbo"
+ALPACA_EVAL_2_JUDGE = "weighted_alpaca_eval_gpt4_turbo"   # AlpacaEval 2.0's default annotator (gpt-4-1106-preview)
+ALPACA_EVAL_PAPER_JUDGE = "alpaca_eval_gpt4_turbo_fn"     # the authors' run_alpaca_gpt.py (same judge model, function-calling variant)
 NO_JUDGE = "AlpacaEval 2 not run: no judge configured"
 
 def write_alpaca_eval_outputs(instructions: Sequence[str], outputs: Sequence[str], generator: str,
@@ -541,6 +563,7 @@ def run_alpaca_eval(outputs_path: str | Path, output_dir: str | Path, judge: str
                     reference_outputs: str | Path | None = None, timeout_s: float | None = None) -> dict:
     "Run `alpaca_eval` if a judge is configured; returns {status, lc_winrate, winrate, lc_se, se}."
     judge = judge or os.environ.get("QRPO_ALPACA_EVAL_JUDGE")
+    judge = {"paper": ALPACA_EVAL_PAPER_JUDGE, "alpaca_eval_2": ALPACA_EVAL_2_JUDGE}.get(judge, judge)
     res = dict(status=NO_JUDGE, judge=judge, lc_winrate=None, winrate=None, lc_se=None, se=None)
     if not judge: return res
     exe = shutil.which("alpaca_eval")

@@ -308,3 +308,21 @@ def test_evaluate_run_builds_the_generator_and_shares_step0(tmp_path):
     # same checkpoint weights, same seed: run b's own step 5 reproduces run a's step 5 completions
     assert list(read_details(tmp_path / "a" / "details", 5, "test").completion) == \
         list(read_details(tmp_path / "b" / "details", 5, "test").completion)
+
+
+def test_alpaca_eval_paper_judge_alias(tmp_path, monkeypatch):
+    "judge='paper' runs the authors' annotator (run_alpaca_gpt.py: alpaca_eval_gpt4_turbo_fn)."
+    out = write_alpaca_eval_outputs(["a"], ["x"], "tiny", tmp_path / "outputs.json")
+    bindir = tmp_path / "bin"; bindir.mkdir()
+    fake = bindir / "alpaca_eval"
+    fake.write_text(f"""#!{sys.executable}
+import sys, pathlib
+a = sys.argv[1:]; d = dict(zip(a[::2], a[1::2]))
+assert d["--annotators_config"] == "alpaca_eval_gpt4_turbo_fn", d
+p = pathlib.Path(d["--output_path"]) / d["--annotators_config"]; p.mkdir(parents=True)
+(p / "leaderboard.csv").write_text(",win_rate,standard_error,length_controlled_winrate,lc_standard_error\\ntiny,1.0,0.1,2.0,0.2\\n")
+""")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    res = run_alpaca_eval(out, tmp_path / "ae", judge="paper")
+    assert res["status"] == "ok" and res["judge"] == "alpaca_eval_gpt4_turbo_fn" and res["lc_winrate"] == 2.0
