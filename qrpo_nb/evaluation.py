@@ -115,15 +115,18 @@ def summarise(df: pd.DataFrame,  # tidy results (one row per seed)
 # %% ../nbs/10_evaluation.ipynb #1274c36e
 def reference_stats(ref_rewards: Sequence[Sequence[float]],  # per prompt: the reference completions' rewards
                     ref_lengths: Sequence[Sequence[float]],  # per prompt: their token lengths
+                    ddof: int = 0,  # 0: population std; 1: sample std (the authors' run_online_eval.py)
                    ) -> pd.DataFrame:
-    "Per-prompt reference mean/std (population std) of reward and length: columns mu_r, sigma_r, mu_l, sigma_l."
+    "Per-prompt reference mean/std of reward and length: columns mu_r, sigma_r, mu_l, sigma_l."
     if len(ref_rewards) != len(ref_lengths): raise ValueError("ref_rewards and ref_lengths differ in length")
+    if ddof not in (0, 1): raise ValueError(f"ddof must be 0 or 1, got {ddof}")
     rows = []
     for i, (r, l) in enumerate(zip(ref_rewards, ref_lengths)):
         r = np.asarray(r, float); l = np.asarray(l, float)
         r, l = r[~np.isnan(r)], l[~np.isnan(l)]
         if len(r) == 0 or len(l) == 0: raise ValueError(f"prompt {i} has no reference rewards or lengths")
-        rows.append(dict(mu_r=r.mean(), sigma_r=r.std(), mu_l=l.mean(), sigma_l=l.std()))
+        if ddof and (len(r) < 2 or len(l) < 2): raise ValueError(f"prompt {i}: ddof=1 needs at least 2 reference completions")
+        rows.append(dict(mu_r=r.mean(), sigma_r=r.std(ddof=ddof), mu_l=l.mean(), sigma_l=l.std(ddof=ddof)))
     return pd.DataFrame(rows)
 
 @dataclass
