@@ -12,11 +12,12 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'STAGES', 'PAPER_TASKS', 'JOB_STAGES', 'DISTRIBUTED_STAGES',
-           'SLURM_DEFAULTS', 'templates_dir', 'presets_dir', 'load_preset', 'Stage', 'missing_modules', 'require',
-           'task_reward', 'stage_key', 'StageRun', 'stage_config', 'plan', 'StageError', 'run_stage', 'reproduce',
-           'grid_runs', 'expand_sweep', 'write_jobs', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep',
-           'main']
+__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'STAGES', 'PAPER_TASKS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'JOB_STAGES',
+           'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'SLURM_DEFAULTS',
+           'templates_dir', 'presets_dir', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require',
+           'task_reward', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters',
+           'check_preset_keys', 'plan', 'StageError', 'run_stage', 'reproduce', 'grid_runs', 'expand_sweep',
+           'sweep_blocks', 'write_jobs', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep', 'main']
 
 # %% ../nbs/12_cli.ipynb #da0b3a20
 REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().resolve().parent
@@ -80,18 +81,40 @@ class Stage:
     deps: tuple = ()    # upstream stage names whose output folders it reads
     requires: tuple = () # `qrpo_nb` modules its template imports
     always: bool = False # re-run even when complete (the report is cheap and regenerates paper_figures/)
+    outputs: tuple = ()  # the files/folders it writes, relative to its folder (`{settings}`, `{figures_dir}` expand)
 
 STAGES = {s.name: s for s in [
-    Stage("prepare", "01_prepare_data.ipynb", (), ("qrpo_nb.data",)),
-    Stage("sft", "02_sft.ipynb", ("prepare",), ("qrpo_nb.data", "qrpo_nb.models", "qrpo_nb.trainer")),
-    Stage("references", "03_references.ipynb", ("prepare", "sft"), ("qrpo_nb.models", "qrpo_nb.generation")),
-    Stage("rewards", "04_rewards.ipynb", ("prepare", "references"), ("qrpo_nb.data", "qrpo_nb.rewards")),
-    Stage("pairs", "05_pairs.ipynb", ("prepare", "rewards"), ("qrpo_nb.rewards",)),
-    Stage("train", "06_train.ipynb", ("sft", "pairs"), ("qrpo_nb.models", "qrpo_nb.losses", "qrpo_nb.trainer")),
+    Stage("prepare", "01_prepare_data.ipynb", (), ("qrpo_nb.data",),
+          outputs=("sft", "train_prompts", "eval_prompts", "tokenizer", "task.json")),
+    Stage("sft", "02_sft.ipynb", ("prepare",), ("qrpo_nb.data", "qrpo_nb.models", "qrpo_nb.trainer"),
+          outputs=("model", "policy.json")),
+    Stage("references", "03_references.ipynb", ("prepare", "sft"), ("qrpo_nb.models", "qrpo_nb.generation"),
+          outputs=("train_prompts/dataset", "eval_prompts/dataset")),
+    Stage("rewards", "04_rewards.ipynb", ("prepare", "references"), ("qrpo_nb.data", "qrpo_nb.rewards"),
+          outputs=("train_prompts/dataset", "eval_prompts/dataset")),
+    Stage("pairs", "05_pairs.ipynb", ("prepare", "rewards"), ("qrpo_nb.rewards",), outputs=("{settings}",)),
+    Stage("train", "06_train.ipynb", ("sft", "pairs"), ("qrpo_nb.models", "qrpo_nb.losses", "qrpo_nb.trainer"),
+          outputs=("runs.json",)),
     Stage("evaluate", "07_evaluate.ipynb", ("prepare", "sft", "rewards", "train"),
-          ("qrpo_nb.models", "qrpo_nb.generation", "qrpo_nb.evaluation")),
-    Stage("report", "08_report.ipynb", ("evaluate", "train"), ("qrpo_nb.reporting", "qrpo_nb.theory", "qrpo_nb.losses"), always=True),
+          ("qrpo_nb.models", "qrpo_nb.generation", "qrpo_nb.evaluation"),
+          outputs=("summary.csv", "selected.csv", "length_points.parquet")),
+    Stage("report", "08_report.ipynb", ("evaluate", "train"), ("qrpo_nb.reporting", "qrpo_nb.theory", "qrpo_nb.losses"),
+          always=True, outputs=("{figures_dir}/REPORT.md",)),
 ]}
+
+def stage_outputs(
+    stage: Stage,  # a stage of `STAGES`
+    params: dict,  # its parameters (`out_dir` and what the patterns name)
+) -> list[Path]:
+    "The paths stage `stage` promises to write with parameters `params`."
+    out, d = [], Path(params.get("out_dir", "."))
+    for pat in stage.outputs:
+        if "{settings}" in pat:   # one pair folder per setting, named without its `sft-` prefix (the pairs are the same)
+            names = dict.fromkeys(s.removeprefix("sft-") for s in params.get("settings") or [])
+            out += [d/pat.replace("{settings}", n) for n in names]
+        else:
+            out.append(d/pat.format(**{k: v for k, v in params.items() if isinstance(v, (str, int, float))}))
+    return out
 
 def missing_modules(modules: Iterable[str]) -> list[str]:
     "The modules among `modules` that cannot be imported here."
@@ -154,13 +177,20 @@ class StageRun:
     params: dict = field(default_factory=dict)
     part: str | None = None  # the part of a multi-part preset it belongs to (None: a single-part preset, or the report)
     deps: tuple = ()         # labels of the runs it reads
+    ref: str | None = None   # the π_ref it belongs to ("init" or "sft"), where the pipeline has both
 
     @property
-    def label(self) -> str: return f"{self.part}/{self.stage.name}" if self.part else self.stage.name
+    def label(self) -> str:
+        lab = f"{self.part}/{self.stage.name}" if self.part else self.stage.name
+        return f"{lab}@{self.ref}" if self.ref else lab
     @property
     def marker(self) -> Path: return self.out_dir/"_COMPLETE"
     @property
-    def complete(self) -> bool: return self.marker.exists()
+    def outputs(self) -> list[Path]: return stage_outputs(self.stage, dict(self.params, out_dir=str(self.out_dir)))
+    @property
+    def missing_outputs(self) -> list[Path]: return [f for f in self.outputs if not f.exists()]
+    @property
+    def complete(self) -> bool: return self.marker.exists() and not self.missing_outputs
     @property
     def notebook_out(self) -> Path: return self.out_dir/self.stage.notebook
 
@@ -174,34 +204,123 @@ def stage_config(preset: dict, name: str, part: str | None = None) -> dict:
     cfg.update((src.get("stages") or {}).get(name) or {})
     return cfg
 
+PER_REF_STAGES = ("sft", "references", "rewards", "pairs", "train", "evaluate")  # run once per π_ref
+PLANNER_KEYS = {"sft": {"warmup"}}   # preset keys the planner reads itself (not template parameters)
+
+def ref_policy(setting: str) -> str:
+    "The π_ref a setting trains from (paper Table 8): 'sft' (the initial model after SFT on chosen) for `sft-*`, else 'init'."
+    return "sft" if str(setting).startswith("sft-") else "init"
+
+def _settings_of(train: dict) -> list:
+    "The settings a train stage trains: its main grid's, then its scaling block's."
+    sc = train.get("scaling") or {}
+    return list(dict.fromkeys(list(train.get("settings") or []) + list(sc.get("settings") or [])))
+
+def split_by_ref(
+    cfgs: dict,              # stage name -> parameters, for the stages of `PER_REF_STAGES` (and prepare)
+    where: str = "preset",   # what to name in errors
+) -> dict[str, dict]:
+    "{π_ref: {stage: parameters}}: each π_ref's stages, restricted to the settings that train from it."
+    cfgs = {k: dict(v) for k, v in cfgs.items()}
+    sft = cfgs["sft"]
+    if "enabled" in sft:
+        raise ValueError(f"{where}: stages.sft.enabled is set by the planner from the settings (paper Table 8: `sft-*` "
+                         "settings train from the initial model after SFT on chosen, the others from the initial model); "
+                         "remove it, or set `warmup: true` where the initial model itself is made by SFT (a config-built CPU model)")
+    warmup = bool(sft.pop("warmup", False))
+    settings = _settings_of(cfgs["train"])
+    if warmup:   # the CPU tasks: a random config-built model becomes the initial model by SFT; every setting trains from it
+        bad = [x for x in settings if ref_policy(x) == "sft"]
+        if bad: raise ValueError(f"{where}: with stages.sft.warmup the SFT warm-up is the initial model; settings {bad} "
+                                 "would need a second SFT pass on chosen, which the pipeline does not run: drop their `sft-` prefix")
+        return {"init": dict(cfgs, sft=dict(sft, enabled=True))}
+    if not settings: return {"init": cfgs}   # no settings given: the templates' defaults
+    out = {}
+    for ref in dict.fromkeys(ref_policy(x) for x in settings):
+        mine = lambda xs: [x for x in xs if ref_policy(x) == ref]
+        c = {k: dict(v) for k, v in cfgs.items()}
+        c["sft"]["enabled"] = ref == "sft"
+        tr = c["train"]
+        if tr.get("settings") is not None: tr["settings"] = mine(tr["settings"])
+        if tr.get("scaling"):
+            sc = dict(tr["scaling"])
+            if sc.get("settings") is not None: sc["settings"] = mine(sc["settings"])
+            tr["scaling"] = sc if sc.get("settings", tr.get("settings")) else None
+        need = list(dict.fromkeys(x.removeprefix("sft-") for x in mine(settings)))
+        given = c["pairs"].get("settings")
+        if given is not None:
+            lack = [n for n in need if n not in {g.removeprefix("sft-") for g in given}]
+            if lack: raise ValueError(f"{where}: stages.pairs.settings {given} lacks {lack}, which stages.train trains")
+        c["pairs"]["settings"] = need
+        out[ref] = c
+    return out
+
+_PARAMS_CACHE: dict = {}
+
+def template_parameters(path: str | os.PathLike) -> dict:
+    "The parameters of a template's `parameters` cell, as `papermill.inspect_notebook` reads them."
+    path = Path(path)
+    k = (str(path), path.stat().st_mtime_ns)
+    if k not in _PARAMS_CACHE:
+        import papermill as pm
+        _PARAMS_CACHE[k] = dict(pm.inspect_notebook(str(path)))
+    return _PARAMS_CACHE[k]
+
+def check_preset_keys(
+    preset: dict,            # a loaded preset
+    templates: str | os.PathLike | None = None, # templates folder (default `templates_dir()`)
+) -> None:
+    "Raise naming the key, the stage and the template for a preset key that is not a parameter of its template."
+    tdir = Path(templates or templates_dir())
+    params = {n: set(template_parameters(tdir/st.notebook)) for n, st in STAGES.items() if (tdir/st.notebook).exists()}
+    every = set().union(*params.values()) if params else set()
+    for part, sec in [(None, preset)] + list((preset.get("parts") or {}).items()):
+        where = f"preset {preset.get('name')!r}" + (f", part {part!r}" if part else "")
+        for name, cfg in (sec.get("stages") or {}).items():
+            if name not in params: continue   # no template: `run_stage` says so
+            bad = sorted(set(cfg or {}) - params[name] - PLANNER_KEYS.get(name, set()))
+            if bad:
+                raise ValueError(f"{where}: key(s) {bad} of stage {name!r} are not parameters of its template "
+                                 f"{tdir/STAGES[name].notebook} (papermill would ignore them and run its defaults); "
+                                 f"its parameters: {sorted(params[name])}")
+        bad = sorted(set(sec.get("common") or {}) - every)
+        if bad: raise ValueError(f"{where}: common key(s) {bad} are parameters of no stage template in {tdir}")
+
 def plan(
     preset: dict,                   # a loaded preset
     runs_dir: str | os.PathLike = "runs", # root of every run folder
     figures_dir: str | os.PathLike | None = None, # where the report stage writes (default: the repo's paper_figures/)
+    templates: str | os.PathLike | None = None, # templates folder whose parameters the preset's keys must be
+    check_params: bool = True,      # fail on a preset key that is not a parameter of its stage's template
 ) -> list[StageRun]:
-    "Resolve every stage of `preset` to its key, run folder and parameters."
+    "Resolve every stage of `preset` to its key, run folder and parameters (stages 2-7 once per π_ref)."
+    if check_params: check_preset_keys(preset, templates)
     root = Path(runs_dir).resolve()/preset["name"]
     figures = Path(figures_dir).resolve() if figures_dir else (REPO_ROOT/"paper_figures").resolve()
     parts = preset.get("parts")
-    keys, dirs, out = {}, {}, []
+    out, report_ups = [], {}
+    def add(name, cfg, part, ref, ups):   # ups: stage name -> the StageRun it reads
+        st = STAGES[name]
+        key = stage_key(cfg, {d: ups[d].key for d in st.deps})
+        d = (root/part if part else root)/name/key
+        r = StageRun(st, key, d, dict(cfg, out_dir=str(d), inputs={u: str(ups[u].out_dir) for u in st.deps}),
+                     part, tuple(ups[u].label for u in st.deps), ref)
+        out.append(r); return r
     # a multi-part preset: each part's stages 1-7 under runs/<preset>/<part>/, labelled "<part>/<stage>"
     for part in (parts or [None]):
-        for name in (PART_STAGES if parts else STAGE_ORDER):
-            st = STAGES[name]
-            cfg = stage_config(preset, name, part)
-            lab = lambda s: f"{part}/{s}" if part else s
-            keys[lab(name)] = stage_key(cfg, {d: keys[lab(d)] for d in st.deps})
-            dirs[lab(name)] = (root/part if part else root)/name/keys[lab(name)]
-            params = dict(cfg, out_dir=str(dirs[lab(name)]), inputs={d: str(dirs[lab(d)]) for d in st.deps})
-            out.append(StageRun(st, keys[lab(name)], dirs[lab(name)], params, part, tuple(lab(d) for d in st.deps)))
-    if parts:   # one report whose inputs are every part's upstream folders, keyed "<part>/<stage>"
-        st = STAGES["report"]
-        ups = [f"{p}/{d}" for p in parts for d in st.deps]
-        cfg = stage_config(preset, "report")
-        key = stage_key(cfg, {u: keys[u] for u in ups})
-        params = dict(cfg, out_dir=str(root/"report"/key), inputs={u: str(dirs[u]) for u in ups})
-        out.append(StageRun(st, key, root/"report"/key, params, None, tuple(ups)))
-    out[-1].params.update(figures_dir=str(figures), preset=preset)
+        where = f"preset {preset['name']!r}" + (f", part {part!r}" if part else "")
+        cfgs = {n: stage_config(preset, n, part) for n in PART_STAGES}
+        have = {"prepare": add("prepare", cfgs["prepare"], part, None, {})}
+        refs = split_by_ref(cfgs, where)
+        for ref, c in refs.items():   # both π_ref: labels "<stage>@init" and "<stage>@sft"
+            for n in PER_REF_STAGES:
+                have[n] = add(n, c[n], part, ref if len(refs) > 1 else None, have)
+            report_ups.update({have[d].label: have[d] for d in STAGES["report"].deps})
+    cfg = stage_config(preset, "report")
+    key = stage_key(cfg, {u: r.key for u, r in report_ups.items()})
+    d = root/"report"/key
+    out.append(StageRun(STAGES["report"], key, d, dict(cfg, out_dir=str(d), inputs={u: str(r.out_dir) for u, r in report_ups.items()},
+                        figures_dir=str(figures), preset=preset), None, tuple(report_ups)))
     return out
 
 # %% ../nbs/12_cli.ipynb #31685be1
@@ -256,6 +375,11 @@ def run_stage(
         if marker: _write_atomic(run.out_dir/"_FAILED", {"stage": st.name, "error": f"{type(e).__name__}: {e}"[:4000]})
         raise StageError(f"stage {st.name!r} failed; executed notebook: {nb_out}\n{str(e)[-2000:]}") from e
     secs = time.time() - t0
+    lack = run.missing_outputs if marker else []
+    if lack:   # the notebook ran but broke its contract: not complete
+        msg = f"stage {st.name!r} ran but did not write its declared output(s) {[str(f) for f in lack]}; executed notebook: {nb_out}"
+        _write_atomic(run.out_dir/"_FAILED", {"stage": st.name, "error": msg})
+        raise StageError(msg)
     if marker:
         _write_atomic(run.marker, {"stage": st.name, "key": run.key, "seconds": round(secs, 2),
                                    "cpu_seconds": round(_children_cpu() - c0, 2),
@@ -277,7 +401,7 @@ def reproduce(
 ) -> dict:
     "Run (or resume) the pipeline of `preset`; returns {stage: 'ran'|'skipped'} and timings."
     pr = load_preset(preset) if not isinstance(preset, dict) else preset
-    runs = plan(pr, runs_dir, figures_dir)   # in execution order; labels are "<stage>" or "<part>/<stage>"
+    runs = plan(pr, runs_dir, figures_dir, templates)   # in execution order; labels are "<stage>" or "<part>/<stage>"
     by = {r.label: r for r in runs}
     sel = list(STAGE_ORDER) if not stages else list(stages)
     bad = [s for s in sel if s not in STAGES]
@@ -385,28 +509,96 @@ def expand_sweep(
 JOB_STAGES = ("train", "evaluate")
 DISTRIBUTED_STAGES = ("train",)  # run by every process of an `accelerate launch`; the others by rank 0 only
 
+DATA_STAGES = ("prepare", "sft", "references", "rewards", "pairs")   # what a sweep pre-computes per (model, dataset, π_ref)
+SWEEP_MODEL_KEYS = ("sft.model", "prepare.tokenizer", "evaluate.model_name")  # "stage.key" that receive the model name
+SWEEP_DATASET_KEYS = ("common.task",)   # "stage.key" (or "common.key") that receive the dataset name
+
+def _entries(x) -> list:
+    "A list of names or a mapping name -> overrides, as (name, overrides) pairs."
+    return list(x.items()) if isinstance(x, dict) else [(m, {}) for m in x]
+
+def _put(block: dict, path: str, value) -> None:
+    sec, key = path.split(".", 1)
+    (block.setdefault("common", {}) if sec == "common" else block["stages"].setdefault(sec, {}))[key] = value
+
+def sweep_blocks(
+    preset: dict,   # a loaded preset with a `sweep` section
+) -> dict[tuple, dict]:
+    """(task, model, dataset) -> the single-part preset of its data stages: the preset's `stages` with the model and
+    dataset names put at `sweep.model_keys` / `sweep.dataset_keys`, then the model's and the dataset's own `stages`
+    overrides, training every setting of the main and scaling grids that use that (model, dataset)."""
+    sw = preset["sweep"]
+    mk, dk = sw.get("model_keys", SWEEP_MODEL_KEYS), sw.get("dataset_keys", SWEEP_DATASET_KEYS)
+    blocks, settings = {}, {}
+    def block(task, model, mo, ds, do):
+        k = (task, model, ds)
+        if k not in blocks:
+            b = {"name": f"{_short(model)}-{ds}", "common": dict(preset.get("common") or {}),
+                 "stages": json.loads(json.dumps(preset.get("stages") or {}))}
+            for path in mk: _put(b, path, model)
+            for path in dk: _put(b, path, ds)
+            for over in ((mo or {}).get("stages") or {}, (do or {}).get("stages") or {}):
+                for st, kv in over.items(): b["stages"].setdefault(st, {}).update(kv or {})
+            b["stages"].setdefault("train", {}).pop("scaling", None)
+            blocks[k], settings[k] = b, []
+        return k
+    for task, t in sw["tasks"].items():
+        for model, mo in _entries(t["models"]):
+            for ds, do in t["datasets"].items():
+                settings[block(task, model, mo, ds, do)] += list(t["settings"])
+    sc = sw.get("scaling")
+    if sc:
+        task = sc.get("task", "chat")
+        mo = dict(_entries(sw["tasks"].get(task, {}).get("models", []))).get(sc["model"], {})
+        do = sw["tasks"].get(task, {}).get("datasets", {}).get(sc["dataset"], {})
+        settings[block(task, sc["model"], mo, sc["dataset"], do)] += list(sc["settings"])
+    for k, b in blocks.items(): b["stages"]["train"]["settings"] = list(dict.fromkeys(settings[k]))
+    return blocks
+
+def _data_runs(preset: dict, runs_dir, templates=None, check_params: bool = True) -> dict[tuple, dict]:
+    "(task, model, dataset) -> {label: StageRun} of its data stages, under the sweep's data root."
+    root = Path(runs_dir).resolve()/preset["name"]
+    data_root = Path(preset["sweep"].get("data_root") or root/"data")
+    return {k: {r.label: r for r in plan(b, data_root, templates=templates, check_params=check_params)
+                if r.stage.name in DATA_STAGES + JOB_STAGES}
+            for k, b in sweep_blocks(preset).items()}
+
 def write_jobs(
     preset: dict, jobs: list[dict], # the preset and the jobs of `expand_sweep`
     runs_dir: str | os.PathLike = "runs", grid: str = "main",
+    templates: str | os.PathLike | None = None, check_params: bool = True,
 ) -> list[Path]:
-    "Write each job's folder and `job.json`; returns the job folders."
+    "Write each job's folder and `job.json`, reading the data stages of its own (model, dataset, π_ref); returns the job folders."
     sw = preset["sweep"]
     root = Path(runs_dir).resolve()/preset["name"]
-    data_root = Path(sw.get("data_root") or root/"data")
     stages = tuple(sw.get("job_stages", JOB_STAGES))
+    for s in stages:
+        if s not in STAGES: raise ValueError(f"job stage {s!r} is not a stage; known: {list(STAGE_ORDER)}")
+    if check_params:
+        tdir = Path(templates or templates_dir())
+        if (tdir/STAGES["train"].notebook).exists():
+            bad = sorted(set(sw.get("train") or {}) - set(template_parameters(tdir/STAGES["train"].notebook)))
+            if bad: raise ValueError(f"preset {preset['name']!r}: sweep.train key(s) {bad} are not parameters of the train template")
+    data = _data_runs(preset, runs_dir, templates, check_params)
     out = []
     for j in jobs:
+        pl = data[(j["task"], j["model"], j["dataset"])]
+        ref = ref_policy(j["setting"])
+        lab = lambda s: s if s in pl else f"{s}@{ref}"   # a block with one π_ref has plain labels
         d = root/"sweep"/grid/j["id"]
-        data = data_root/_short(j["model"])/j["dataset"]
-        params, prev = {}, {}
+        params, prev, reads = {}, {}, {}
         for s in stages:
-            if s not in STAGES: raise ValueError(f"job stage {s!r} is not a stage; known: {list(STAGE_ORDER)}")
-            inputs = {u: str(prev.get(u, data/u)) for u in STAGES[s].deps}
-            cfg = dict(stage_config(preset, s), runs=[j]) if s == "train" else dict(stage_config(preset, s))
+            base = pl[lab(s)].params
+            inputs = {}
+            for u in STAGES[s].deps:
+                if u in prev: inputs[u] = str(prev[u])
+                else: inputs[u] = reads[lab(u)] = str(pl[lab(u)].out_dir)
+            cfg = {k: v for k, v in base.items() if k not in ("out_dir", "inputs")}
+            if s == "train": cfg = dict(cfg, **(sw.get("train") or {}), runs=[j])
             params[s] = dict(cfg, out_dir=str(d/s), inputs=inputs)
             prev[s] = d/s
         d.mkdir(parents=True, exist_ok=True)
-        _write_atomic(d/"job.json", {"id": j["id"], "job": j, "stages": list(stages), "params": params})
+        _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params})
         out.append(d)
     return out
 
@@ -488,23 +680,32 @@ def emit_slurm(
 # %% ../nbs/12_cli.ipynb #a9c009f3
 def sweep(
     preset: str | dict, grid: str = "main", methods: Iterable[str] | None = None,
-    mode: str = "list",        # "list", "local" or "slurm"
+    mode: str = "list",        # "list", "data" (the data stages only), "local" (data stages, then jobs) or "slurm"
     runs_dir: str | os.PathLike = "runs", templates: str | os.PathLike | None = None,
     log: callable = print, check_modules: bool = True,
 ) -> dict:
     "Expand a preset's sweep into job folders, then list, run locally or emit SLURM scripts; returns id -> status."
-    if mode not in ("list", "local", "slurm"): raise ValueError(f"mode must be list, local or slurm, got {mode!r}")
+    if mode not in ("list", "data", "local", "slurm"): raise ValueError(f"mode must be list, data, local or slurm, got {mode!r}")
     pr = load_preset(preset) if not isinstance(preset, dict) else preset
     jobs = expand_sweep(pr, grid, methods)
     log(f"{pr['name']}/{grid}: {len(jobs)} jobs " + ", ".join(f"{m}: {n}" for m, n in
         sorted({m: sum(j['method'] == m for j in jobs) for m in {j['method'] for j in jobs}}.items())))
-    dirs = write_jobs(pr, jobs, runs_dir, grid)
+    dirs = write_jobs(pr, jobs, runs_dir, grid, templates)
+    blocks = sweep_blocks(pr)
+    data_root = Path(pr["sweep"].get("data_root") or Path(runs_dir).resolve()/pr["name"]/"data")
+    if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
+        for k, b in blocks.items():
+            log(f"data stages of {'/'.join(k)} -> {data_root/b['name']}")
+            reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, check_modules=check_modules)
     if mode == "local":
         from tqdm.auto import tqdm
         for d in tqdm(dirs, desc="jobs"):
             if job_status(d) != "complete": run_job(d, templates, check_modules=check_modules)
     elif mode == "slurm":
         sub = emit_slurm(dirs, pr["sweep"].get("slurm"), Path(runs_dir).resolve()/pr["name"]/"sweep"/grid)
+        todo = [k for k, r in _data_runs(pr, runs_dir, templates).items()
+                if not all(x.complete for x in r.values() if x.stage.name in DATA_STAGES)]
+        if todo: log(f"first run the data stages of {len(todo)} (model, dataset) blocks: qrpo-nb sweep --preset {pr['name']} --data")
         log(f"submit with: bash {sub}" if sub else "every job is complete: nothing to submit")
     status = {d.name: job_status(d) for d in dirs}
     counts = {k: sum(v == k for v in status.values()) for k in ("complete", "failed", "pending")}
@@ -531,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--methods", default=None, help="comma-separated subset of the sweep's methods")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--list", dest="mode", action="store_const", const="list")
-    g.add_argument("--local", dest="mode", action="store_const", const="local")
+    g.add_argument("--data", dest="mode", action="store_const", const="data", help="run the data stages of every (model, dataset) block")
+    g.add_argument("--local", dest="mode", action="store_const", const="local", help="run the data stages, then every job, here")
     g.add_argument("--slurm", dest="mode", action="store_const", const="slurm")
     s.add_argument("--runs-dir", default="runs"); s.add_argument("--templates", default=None)
     s.add_argument("--skip-module-check", action="store_true", help=argparse.SUPPRESS)

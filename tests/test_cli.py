@@ -40,6 +40,11 @@ for c in range(chunks):
     total += json.loads(f.read_text())
 (out / "result.json").write_text(json.dumps({"result": value + up + total}))
 """
+# ... and the files its stage declares (the stage is complete only when they exist)
+TOY_OUTPUTS = """
+from qrpo_nb.cli import STAGES, stage_outputs
+for f in stage_outputs(STAGES[{name!r}], dict(globals())): f.parent.mkdir(parents=True, exist_ok=True); f.touch()
+"""
 
 
 def toy_templates(folder: Path) -> Path:
@@ -47,9 +52,9 @@ def toy_templates(folder: Path) -> Path:
     for st in STAGES.values():
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        p = nbformat.v4.new_code_cell('out_dir = "."\ninputs = {}\nvalue = 1\nchunks = 0\ndelay = 0.0\nruns = []\nfail_above = 1.0')
+        p = nbformat.v4.new_code_cell('out_dir = "."\ninputs = {}\nvalue = 1\nchunks = 0\ndelay = 0.0\nruns = []\nfail_above = 1.0\nsettings = []')
         p.metadata["tags"] = ["parameters"]
-        nb.cells = [p, nbformat.v4.new_code_cell(TOY_BODY)]
+        nb.cells = [p, nbformat.v4.new_code_cell(TOY_BODY + TOY_OUTPUTS.format(name=st.name))]
         nbformat.write(nb, folder / st.notebook)
     return folder
 
@@ -63,7 +68,7 @@ def toy_preset(path: Path, **overrides) -> Path:
 
 def results(preset: Path, runs: Path) -> dict:
     return {r.stage.name: json.loads((r.out_dir / "result.json").read_text())["result"]
-            for r in plan(load_preset(preset), runs)}
+            for r in plan(load_preset(preset), runs, check_params=False)}
 
 
 def wait_gone(pid: int, timeout=20.0):
@@ -87,7 +92,7 @@ def test_kill_mid_stage_resumes_to_the_same_outputs(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "qrpo_nb.cli", "reproduce", "--runs-dir", str(runs),
                              *map(str, common)], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    ref_dir = next(r.out_dir for r in plan(load_preset(pre), runs) if r.stage.name == "references")
+    ref_dir = next(r.out_dir for r in plan(load_preset(pre), runs, check_params=False) if r.stage.name == "references")
     t0 = time.time()
     while not (ref_dir / "chunk-2.json").exists():
         assert proc.poll() is None and time.time() - t0 < 120, "the run ended before it could be interrupted"
@@ -136,12 +141,9 @@ def test_sweep_paper_counts_and_slurm(tmp_path):
 def test_sweep_failed_jobs_are_listed_and_rerun(tmp_path):
     tpl = toy_templates(tmp_path / "tpl")
     pre = yaml.safe_load(toy_preset(tmp_path / "t.yaml").read_text())
-    pre["sweep"] = {"lrs": [1e-6], "data_root": str(tmp_path / "data"),
+    pre["sweep"] = {"lrs": [1e-6], "data_root": str(tmp_path / "data"), "model_keys": [], "dataset_keys": [],
                     "tasks": {"code": {"models": ["m/Tiny"], "datasets": {"toy": {"n_ref": 2}}, "settings": ["s"]}},
                     "methods": {"qrpo": {"code": [0.01, 0.03]}}}
-    for s in ("prepare", "sft", "rewards", "pairs"):
-        (tmp_path / "data" / "tiny" / "toy" / s).mkdir(parents=True)
-        (tmp_path / "data" / "tiny" / "toy" / s / "result.json").write_text('{"result": 10}')
     pre["stages"]["train"]["fail_above"] = 0.02
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(pre))
     args = ["sweep", "--preset", tmp_path / "t.yaml", "--local", "--runs-dir", tmp_path / "runs", "--templates", tpl,
@@ -151,8 +153,10 @@ def test_sweep_failed_jobs_are_listed_and_rerun(tmp_path):
     assert "'complete': 1, 'failed': 1" in r.stdout and "qrpo-toy-tiny-s-n2-b0.03-lr1e-06" in r.stdout
     jobs = tmp_path / "runs" / "toy" / "sweep" / "main"
     ok = jobs / "qrpo-toy-tiny-s-n2-b0.01-lr1e-06"
-    # train = 6 + sft 10 + pairs 10; evaluate = 7 + prepare, sft, rewards 30 + train 26
-    assert json.loads((ok / "evaluate" / "result.json").read_text())["result"] == 7 + 30 + 26
+    # `--local` ran the data stages first (values 1..5: prepare 1, sft 3, references 7, rewards 12, pairs 18), once
+    # for the two jobs; train = 6 + sft 3 + pairs 18 = 27; evaluate = 7 + prepare 1 + sft 3 + rewards 12 + train 27
+    assert json.loads((ok / "evaluate" / "result.json").read_text())["result"] == 7 + 1 + 3 + 12 + 27
+    assert len(list((tmp_path / "data" / "tiny-toy" / "pairs").iterdir())) == 1
     assert "planted failure" in (jobs / "qrpo-toy-tiny-s-n2-b0.03-lr1e-06" / "_FAILED").read_text()
     mtime = (ok / "_COMPLETE").stat().st_mtime
     r = cli(*args)        # the cause is gone: the same command re-runs only the failed job
@@ -238,3 +242,63 @@ def test_smoke_preset_end_to_end(tmp_path):
     r = cli("reproduce", "--preset", "smoke", "--runs-dir", runs, "--figures-dir", figs, "--stages", "evaluate")
     st = json.loads(r.stdout[r.stdout.index("{"):])["status"]
     assert st == {"evaluate": "skipped"}, st
+
+
+SIX = ["offline", "off-policy-best", "off-policy-random", "sft-offline", "sft-off-policy-best", "sft-off-policy-random"]
+
+
+def test_each_setting_reads_its_own_pi_ref(tmp_path):
+    """Paper Table 8: the no-SFT settings train from the initial model, their `sft-` twins from the model after SFT on
+    chosen, and each reads the reference pools, rewards and pairs of its own π_ref (issue 12, item 1: the jobs of
+    `offline` and `sft-offline` used to read the same SFT model and pools)."""
+    from qrpo_nb.cli import expand_sweep, write_jobs, sweep_blocks
+    paper = load_preset("paper")
+    pick = {j["setting"]: j for j in expand_sweep(paper, methods=["dpo"])
+            if j["dataset"] == "magpie-air" and "tulu" in j["model"].lower() and j["beta"] == 0.01 and j["lr"] == 1e-7}
+    assert sorted(pick) == sorted(SIX)
+    dirs = write_jobs(paper, [pick[s] for s in SIX], tmp_path)
+    spec = {s: json.loads((d / "job.json").read_text())["params"] for s, d in zip(SIX, dirs)}
+    block = {r.label: r for r in plan(sweep_blocks(paper)[("chat", pick["offline"]["model"], "magpie-air")], tmp_path / "x")}
+    for base in SIX[:3]:
+        a, b = spec[base], spec["sft-" + base]
+        for stage, up in (("train", "sft"), ("train", "pairs"), ("evaluate", "sft"), ("evaluate", "rewards")):
+            assert a[stage]["inputs"][up] != b[stage]["inputs"][up], (base, stage, up)
+        assert a["evaluate"]["inputs"]["prepare"] == b["evaluate"]["inputs"]["prepare"]   # one prepared dataset
+        # the no-SFT job's π_ref is the stage that saves the initial model unchanged; the other's trains on chosen
+        sft_a = next(r for r in block.values() if r.stage.name == "sft" and r.out_dir.name == Path(a["train"]["inputs"]["sft"]).name)
+        sft_b = next(r for r in block.values() if r.stage.name == "sft" and r.out_dir.name == Path(b["train"]["inputs"]["sft"]).name)
+        assert (sft_a.params["enabled"], sft_b.params["enabled"]) == (False, True)
+        assert sft_a.params["model"] == pick[base]["model"]
+    # three settings per π_ref share its data: two SFT folders, two pair folders in all
+    assert len({spec[s]["train"]["inputs"]["sft"] for s in SIX}) == 2
+    assert len({spec[s]["train"]["inputs"]["pairs"] for s in SIX}) == 2
+
+
+def test_preset_typo_fails_at_plan_time(tmp_path):
+    """A preset key that is not a parameter of its template fails before anything runs, naming the key, the stage
+    and the template (papermill alone only warns and runs the default)."""
+    smoke = load_preset("smoke")
+    smoke["stages"]["references"]["temprature"] = 0.7
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(smoke))
+    r = cli("reproduce", "--preset", tmp_path / "typo.yaml", "--runs-dir", tmp_path / "runs", timeout=120)
+    assert r.returncode == 1
+    assert "key(s) ['temprature'] of stage 'references' are not parameters of its template" in r.stderr, r.stderr
+    assert "03_references.ipynb" in r.stderr
+    assert not (tmp_path / "runs").exists()   # nothing ran
+
+
+def test_stage_without_its_outputs_is_not_complete(tmp_path):
+    "A stage is complete only when its marker and every declared output exist; a run that lacks one fails."
+    tpl = toy_templates(tmp_path / "tpl")
+    nb = nbformat.read(tpl / STAGES["sft"].notebook, as_version=4)
+    nb.cells[1].source = TOY_BODY   # result.json only: it forgets its declared outputs
+    nbformat.write(nb, tpl / STAGES["sft"].notebook)
+    pre = toy_preset(tmp_path / "toy.yaml")
+    r = cli("reproduce", "--preset", pre, "--runs-dir", tmp_path / "runs", "--figures-dir", tmp_path / "figs",
+            "--templates", tpl, "--skip-module-check", "--stages", "sft", timeout=300)
+    assert r.returncode == 1
+    assert "stage 'sft' ran but did not write its declared output(s)" in r.stderr and "policy.json" in r.stderr, r.stderr
+    run = next(x for x in plan(load_preset(pre), tmp_path / "runs", check_params=False) if x.stage.name == "sft")
+    assert not run.complete and (run.out_dir / "_FAILED").exists() and not run.marker.exists()
+    prep = next(x for x in plan(load_preset(pre), tmp_path / "runs", check_params=False) if x.stage.name == "prepare")
+    assert prep.complete
