@@ -263,7 +263,7 @@ def _qrpo_batch(batch, beta, n: int | None=None, transform="identity", approx_lo
     if transform == "scaled_normal_icdf":
         if ref_std_mean is None:
             raise ValueError("transform 'scaled_normal_icdf' needs ref_std_mean: the training set's mean per-prompt std of "
-                             "its first n reference rewards, qrpo_nb.quantile.reference_std(ref_rewards[:, :n]).mean() "
+                             "its first n reference rewards, qrpo_nb.quantile.mean_reference_std(train_dataset['ref_rewards'], n) "
                              "(the authors compute it once over the training split)")
         kw["sigma"] = torch.as_tensor(Q.reference_scale(ref, ref_std_mean), dtype=torch.float64)
     elif ref_std_mean is not None: raise ValueError("ref_std_mean applies to transform='scaled_normal_icdf' only")

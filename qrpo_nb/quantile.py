@@ -11,8 +11,8 @@ import torch
 from scipy import integrate, optimize, special
 
 # %% auto #0
-__all__ = ['TRANSFORMS', 'UNBOUNDED_ENDS', 'CLAMPS', 'quantile_reward', 'apply_transform', 'reference_std', 'reference_scale',
-           'quad_log_partition', 'log_partition', 'discrete_log_partition']
+__all__ = ['TRANSFORMS', 'UNBOUNDED_ENDS', 'CLAMPS', 'quantile_reward', 'apply_transform', 'reference_std', 'mean_reference_std',
+           'reference_scale', 'quad_log_partition', 'log_partition', 'discrete_log_partition']
 
 # %% ../nbs/00_quantile.ipynb #c686b5dc
 def _as_tensor(x, name):
@@ -180,6 +180,19 @@ def reference_std(ref_rewards,   # (B, n) reference rewards of each prompt (NaN 
     mean = np.where(m > 0, np.nansum(a, 1) / np.maximum(m, 1), np.nan)
     ss = np.nansum((a - mean[:, None]) ** 2, 1)
     return np.where(m >= 2, np.sqrt(ss / np.maximum(m - 1, 1)), np.nan)
+
+def mean_reference_std(ref_rewards,   # per prompt its reference rewards: (B, N) array or a list of lists (a dataset column)
+                       n: int | None = None,  # use each prompt's first n (the training n); None: all
+                      ) -> float:
+    "The authors' `mean_std_ref_rewards`: the mean over (training) prompts of the per-prompt sample std of the first n."
+    rows = [np.asarray(r, dtype=np.float64).reshape(-1)[:n] for r in (ref_rewards.tolist() if hasattr(ref_rewards, "tolist") else ref_rewards)]
+    if not rows: raise ValueError("no prompts")
+    width = max(len(r) for r in rows)
+    a = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows): a[i, :len(r)] = r
+    s = reference_std(a)
+    if np.isnan(s).all(): raise ValueError("every prompt has fewer than 2 reference rewards: no std (scaled_normal_icdf needs n >= 2)")
+    return float(np.nanmean(s))
 
 def reference_scale(ref_rewards,     # (B, n) reference rewards of each prompt (NaN = missing)
                     mean_std=None,   # the training set's mean per-prompt std (`reference_std(...).mean()`); None: of `ref_rewards`

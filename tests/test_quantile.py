@@ -100,7 +100,7 @@ def test_many_samples_per_row_match_loops(tie_break):
 # --- the authors' clamping convention and scaled-normal-icdf (issue 12, item 8) ---------------------------------
 
 from scipy import integrate, special
-from qrpo_nb.quantile import apply_transform, reference_scale, reference_std
+from qrpo_nb.quantile import apply_transform, mean_reference_std, reference_scale, reference_std
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 10])
@@ -143,3 +143,11 @@ def test_reference_scale_is_std_over_mean_std():
     sd = np.array([np.std(row, ddof=1) for row in ref])
     np.testing.assert_allclose(reference_std(ref), sd, rtol=1e-12)
     np.testing.assert_allclose(reference_scale(ref), sd / sd.mean(), rtol=1e-12)
+
+
+def test_mean_reference_std_is_the_authors_training_statistic():
+    "train_ref_rewards[:, :n].std(axis=1, ddof=1).mean(0), as in their train_qrpo.py, on a ragged dataset column."
+    rng = np.random.default_rng(1)
+    col = [list(rng.normal(size=int(rng.integers(5, 9)))) for _ in range(40)]
+    want = np.array([r[:4] for r in col]).std(axis=1, ddof=1).mean(0)
+    assert abs(mean_reference_std(col, n=4) - want) < 1e-12
