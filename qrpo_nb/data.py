@@ -5,7 +5,7 @@
 # %% ../nbs/05_data.ipynb #460c80c7
 from __future__ import annotations
 import ast, collections, functools, importlib.resources, json, math, os, random, re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
@@ -14,15 +14,15 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 'MAGPIE_AIR', 'MAGPIE_AIR_REVISION',
-           'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'CODE_OPS', 'CODE_DIFFICULTY',
-           'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS', 'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR',
-           'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns', 'typed_pairs', 'split_files', 'load_raw', 'load_magpie_air',
-           'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids',
-           'encode_example', 'pad_batch', 'example_length', 'filter_by_length', 'code_expression', 'code_description',
-           'code_lines', 'code_body', 'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops',
-           'swap_last_op', 'code_sft_rows', 'chat_reward', 'generate_chat_prompts', 'chat_response',
-           'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer', 'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask',
-           'ChatDatasetTask', 'get_task']
+           'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'LENGTH_COUNTS', 'CODE_OPS',
+           'CODE_DIFFICULTY', 'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS', 'CHAT_WORDS', 'CHAT_NOUNS',
+           'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns', 'typed_pairs', 'split_files', 'load_raw',
+           'load_magpie_air', 'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts',
+           'prompt_ids', 'encode_example', 'pad_batch', 'example_length', 'conversation_length', 'filter_by_length',
+           'paper_length_filter', 'code_expression', 'code_description', 'code_lines', 'code_body', 'code_solution',
+           'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'swap_last_op', 'code_sft_rows', 'chat_reward',
+           'generate_chat_prompts', 'chat_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer',
+           'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
 
 # %% ../nbs/05_data.ipynb #07434d98
 PREFERENCE_COLUMNS = ("prompt_id", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward", "ref_rewards",
@@ -235,20 +235,50 @@ def example_length(tokenizer, messages, completion:str) -> int:
     "Tokens of prompt + completion + EOS as trained on."
     return len(encode_example(tokenizer, messages, completion)["input_ids"])
 
+def conversation_length(tokenizer, messages, completion:str) -> int:
+    "Tokens of the conversation prompt + completion (the assistant turn) as the tokenizer's chat template renders it."
+    if not getattr(tokenizer, "chat_template", None): raise ValueError("the tokenizer has no chat template: set tokenizer.chat_template")
+    if not isinstance(completion, str): raise ValueError(f"completion must be a string, got {type(completion).__name__}")
+    text = tokenizer.apply_chat_template(_as_messages(messages) + [{"role": "assistant", "content": completion}], tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+LENGTH_COUNTS = {"encode": example_length, "conversation": conversation_length}
+
 def filter_by_length(ds:Dataset, tokenizer, max_length:int=2048,
                      completion_columns=None, # default: those of chosen / rejected / completion / solution present
-                     verbose:bool=True):
+                     verbose:bool=True,
+                     count:str="encode", # "encode" (ours: as trained on) or "conversation" (the paper's: as the reward model reads it)
+                     what:str="length filter"): # the name printed with the counts (e.g. the dataset and split)
     "Keep rows whose prompt + each completion fits in `max_length` tokens: `(kept, counts)`."
     if max_length is None or max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
+    if count not in LENGTH_COUNTS: raise ValueError(f"count must be one of {list(LENGTH_COUNTS)}, got {count!r}")
+    length = LENGTH_COUNTS[count]
     cols = list(completion_columns or [c for c in ("chosen", "rejected", "completion", "solution") if c in ds.column_names])
-    check_columns(ds, ["prompt"] + cols, "filter_by_length")
+    check_columns(ds, ["prompt"] + cols, what)
     keep = []
-    for i, r in enumerate(tqdm(ds, desc="length filter", disable=len(ds) < 1000)):
-        n = max([example_length(tokenizer, r["prompt"], r[c]) for c in cols] or [len(prompt_ids(tokenizer, r["prompt"]))])
+    for i, r in enumerate(tqdm(ds, desc=what, disable=len(ds) < 1000)):
+        for c in cols:
+            if not isinstance(r[c], str): raise ValueError(f"{what}: row {i} column {c!r} is {type(r[c]).__name__}, not a string")
+        n = max([length(tokenizer, r["prompt"], r[c]) for c in cols] or [len(prompt_ids(tokenizer, r["prompt"]))])
         if n <= max_length: keep.append(i)
     counts = dict(total=len(ds), kept=len(keep), dropped=len(ds) - len(keep), max_length=max_length)
-    if verbose: print(f"length filter (<= {max_length} tokens): kept {counts['kept']} of {counts['total']}, dropped {counts['dropped']}")
+    if verbose: print(f"{what} (<= {max_length} tokens, {count}): kept {counts['kept']} of {counts['total']}, dropped {counts['dropped']}")
     return ds.select(keep), counts
+
+def paper_length_filter(splits:dict, # split name -> Dataset (train and test: the paper filters both)
+                        tokenizer, # the reward model's tokenizer (the paper's count), or a path to load it from
+                        max_length:int=2048, # the paper's limit
+                        completion_columns=None, # as `filter_by_length` (pairs: chosen and rejected; LeetCode: response)
+                        count:str="conversation", verbose:bool=True, name:str="") -> tuple[dict, dict]:
+    "The paper's length filter applied once to every split: `({split: kept}, {split: counts})`."
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from qrpo_nb.models import load_tokenizer
+        tokenizer = load_tokenizer(str(tokenizer))
+    kept, report = {}, {}
+    for split, ds in splits.items():
+        kept[split], report[split] = filter_by_length(ds, tokenizer, max_length, completion_columns, verbose, count,
+                                                      what=f"{name} {split}".strip())
+    return kept, report
 
 # %% ../nbs/05_data.ipynb #382f5b99
 # (description, code template on the previous expression e, takes a constant k, is an operator that needs parentheses)
@@ -589,33 +619,61 @@ class ChatTask:
     def tokenizer(self): return cpu_tokenizer()
     model_config = CodeTask.model_config
 
+class _LengthFiltered:
+    "Mixin: each split loaded once, then (when `length_tokenizer` is set) the paper's length filter, counts in `length_counts`."
+    def _split(self, split):
+        if split not in self._cache:
+            ds = self._read(split)
+            if self.length_tokenizer is not None:
+                tok = self.length_tokenizer
+                if isinstance(tok, (str, os.PathLike)):
+                    from qrpo_nb.models import load_tokenizer
+                    tok = self.length_tokenizer = load_tokenizer(str(tok))
+                ds, self.length_counts[split] = filter_by_length(ds, tok, self.max_length, self._length_columns, verbose=False,
+                                                                 count="conversation", what=f"{self.name} {split}")
+            self._cache[split] = ds
+        return self._cache[split]
+
 @dataclass
-class LeetCodeTask:
+class LeetCodeTask(_LengthFiltered):
     "The paper's code task: LeetCodeDataset (>= 20 tests), the Figure 9 prompt, the sandbox pass rate."
     path:str=LEETCODE; revision:str|None=LEETCODE_REVISION; min_tests:int=20; seed:int=0
     protocol:str="paper" # prompt, extraction, tests and limits: "paper" or "ours" (`qrpo_nb.leetcode.LEETCODE_PROTOCOLS`)
     prompt_builder:object=None # None: the protocol's prompt; else as `load_leetcode`'s
     name:str="leetcode"; max_new_tokens:int=2048
-    def _load(self, split): return load_leetcode(self.path, split, self.revision, self.min_tests, self.prompt_builder or self.protocol, verbose=False)
-    def train_prompts(self) -> Dataset: return self._load("train")
+    length_tokenizer:object=None # the paper's length filter: the reward model's tokenizer (or its path); None: no filter
+    max_length:int=2048 # the filter's limit on prompt + response tokens
+    length_counts:dict=field(default_factory=dict, repr=False) # split -> counts of the length filter
+    _cache:dict=field(default_factory=dict, repr=False, compare=False)
+    _length_columns = ("response",)
+    def _read(self, split): return load_leetcode(self.path, split, self.revision, self.min_tests, self.prompt_builder or self.protocol, verbose=False)
+    def train_prompts(self) -> Dataset: return self._split("train")
     def sft_data(self) -> Dataset:
-        "SFT on the dataset's reference responses (paper: 3 epochs)."
+        "SFT on the dataset's reference responses (markdown with a fenced block, as the reward extracts it)."
         ds = self.train_prompts()
         return ds.map(lambda r: {"completion": r["response"]}, remove_columns=[c for c in ds.column_names if c != "prompt"])
-    def eval_prompts(self) -> Dataset: return eval_split(self._load("test"), seed=self.seed, stratify="difficulty")
+    def eval_prompts(self) -> Dataset: return eval_split(self._split("test"), seed=self.seed, stratify="difficulty")
     def reward(self, rows, completions) -> list[float]: return code_rewards(rows, completions, backend="sandbox", protocol=self.protocol)
 
 @dataclass
-class ChatDatasetTask:
+class ChatDatasetTask(_LengthFiltered):
     "A paper chat dataset (Magpie-Air or UltraFeedback): pairs, SFT on chosen, eval halves; the reward is a reward model."
     dataset:str="magpie_air" # "magpie_air" or "ultrafeedback"
     path:str|None=None; revision:str|None=None; seed:int=0
     reward_fn:object=None # (rows, completions) -> rewards, e.g. an ArmoRM scorer from qrpo_nb.rewards
     name:str="magpie_air"; max_new_tokens:int=2048
-    def _load(self, train:bool):
-        if self.dataset == "magpie_air": return load_magpie_air(self.path or MAGPIE_AIR, "train" if train else "test", self.revision or MAGPIE_AIR_REVISION)
-        if self.dataset == "ultrafeedback": return load_ultrafeedback(self.path or ULTRAFEEDBACK, "train_prefs" if train else "test_prefs", self.revision)
+    length_tokenizer:object=None # the paper's length filter: the reward model's tokenizer (or its path); None: no filter
+    max_length:int=2048 # the filter's limit: both prompt + chosen and prompt + rejected must fit
+    length_counts:dict=field(default_factory=dict, repr=False) # split -> counts of the length filter
+    _cache:dict=field(default_factory=dict, repr=False, compare=False)
+    _length_columns = ("chosen", "rejected")
+    def _read(self, split):
+        if self.dataset == "magpie_air": return load_magpie_air(self.path or MAGPIE_AIR, split, self.revision or MAGPIE_AIR_REVISION)
+        if self.dataset == "ultrafeedback": return load_ultrafeedback(self.path or ULTRAFEEDBACK, split, self.revision)
         raise ValueError(f"unknown chat dataset {self.dataset!r}")
+    def _load(self, train:bool):
+        if self.dataset not in ("magpie_air", "ultrafeedback"): raise ValueError(f"unknown chat dataset {self.dataset!r}")
+        return self._split({"magpie_air": ("train", "test"), "ultrafeedback": ("train_prefs", "test_prefs")}[self.dataset][0 if train else 1])
     def preference_data(self) -> Dataset: return self._load(True)
     def train_prompts(self) -> Dataset: return self._load(True).select_columns(["prompt_id", "prompt"])
     def sft_data(self) -> Dataset:

@@ -194,3 +194,45 @@ def test_leetcode_paper_protocol():
     msgs = leetcode_prompt(row)
     assert [m["role"] for m in msgs] == ["user"] and msgs[0]["content"].startswith(row["query"].split("### Format:")[0])
     assert leetcode_job(f"```python\n{code}", row, protocol="ours") is not None   # ours accepts an unclosed block
+
+def _hand_llama3(p, c):
+    "Tokens of the Llama-3 conversation written out by hand (the template trims each message)."
+    tok = TOKS["llama3-instruct"]
+    return len(tok("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" + p.strip() + "<|eot_id|>"
+                   "<|start_header_id|>assistant<|end_header_id|>\n\n" + c.strip() + "<|eot_id|>", add_special_tokens=False).input_ids)
+
+def _hand_chatml(tok, p, c):
+    "SmolLM2's ChatML conversation written out by hand (its template adds a default system turn)."
+    text = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n{c}<|im_end|>\n")
+    return len(tok(text, add_special_tokens=False).input_ids)
+
+def test_paper_length_filter_two_tokenizers():
+    "The paper's filter (reward-model tokenizer, whole conversation, both completions, every split) drops different rows per tokenizer."
+    from qrpo_nb.data import load_magpie_air, paper_length_filter, conversation_length
+    splits = {s: load_magpie_air(FIX / "magpie-air", s) for s in ("train", "test")}
+    l3, cpu = TOKS["llama3-instruct"], TOKS["cpu"]
+    hands = {"llama3": (l3, _hand_llama3),
+             "cpu": (cpu, lambda p, c: len(cpu("<|bos|><|user|>\n" + p + "\n<|assistant|>\n" + c + "<|eos|>\n", add_special_tokens=False).input_ids))}
+    if "smollm2" in TOKS:
+        st = TOKS["smollm2"]
+        if conversation_length(st, "Hi", "Yo") == _hand_chatml(st, "Hi", "Yo"): hands["smollm2"] = (st, lambda p, c: _hand_chatml(st, p, c))
+    dropped = {}
+    for name, (tok, hand) in hands.items():
+        kept, report = paper_length_filter(splits, tok, max_length=150, verbose=False)
+        for s, ds in splits.items():
+            want = [r["prompt_id"] for r in ds
+                    if max(hand(r["prompt"][0]["content"], r["chosen"]), hand(r["prompt"][0]["content"], r["rejected"])) <= 150]
+            assert kept[s]["prompt_id"] == want, (name, s)
+            assert report[s] == dict(total=len(ds), kept=len(want), dropped=len(ds) - len(want), max_length=150)
+        dropped[name] = (report["train"]["dropped"], report["test"]["dropped"])
+    assert dropped["llama3"] == (2, 2) and dropped["cpu"][0] > 2, dropped     # different tokenizers, different drops
+
+def test_task_length_filter_counts():
+    "A paper task with `length_tokenizer` filters every split once; the old behaviour (no filter on eval prompts) kept all."
+    from qrpo_nb.data import get_task
+    l3 = TOKS["llama3-instruct"]
+    t = get_task("ultrafeedback", path=str(FIX / "ultrafeedback"), length_tokenizer=l3, max_length=150)
+    assert len(t.eval_prompts()) == t.length_counts["test_prefs"]["kept"] < 12
+    assert len(t.train_prompts()) == len(t.sft_data()) == len(t.preference_data()) == t.length_counts["train_prefs"]["kept"] < 24
+    assert len(get_task("ultrafeedback", path=str(FIX / "ultrafeedback")).eval_prompts()) == 12

@@ -66,6 +66,7 @@ def magpie_rows(items, seed, long_at):
         resps = responses(q, a, rng, long=i in long_at[1:])
         scores = [round(0.05 + 0.03 * rng.random() + (0.10 if k in (0, 4) else 0.02 * k), 6) for k in range(5)]
         scores[3] = round(scores[3] - 0.1, 6)
+        if i in long_at[1:]: scores[4] = round(scores[4] + 0.2, 6)   # the long answer is the chosen one
         hi, lo = max(range(5), key=scores.__getitem__), min(range(5), key=scores.__getitem__)
         uuid = "%08x-%04x-%04x-%04x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16), rng.getrandbits(16), rng.getrandbits(48))
         rows.append(dict(
