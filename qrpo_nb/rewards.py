@@ -86,6 +86,10 @@ class RewardModel:
         if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows for {len(completions)} completions")
         return self.score_ids([self.encode(r[self.prompt_column], c) for r, c in zip(rows, completions)])
 
+    def token_length(self, row: dict, completion: str) -> int:
+        "Tokens the model reads for `row`'s prompt + `completion` (truncated): the authors' `reward_tokens_len`."
+        return len(self.encode(row[self.prompt_column], completion))
+
 # %% ../nbs/08_rewards.ipynb #8873df63
 ARMORM = "RLHFlow/ArmoRM-Llama3-8B-v0.1"  # the paper's chat reward model (App. L)
 
