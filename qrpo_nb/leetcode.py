@@ -202,8 +202,13 @@ class LeetCodeProtocol:
     max_tests: int  # the first tests scored
     timeout_s: float  # per test
     memory_mb: int  # per candidate
+    total_timeout_s: float | None = None  # one budget for all of a candidate's tests (None: the sandbox's default)
+    max_limit_hits: int | None = 1  # tests hitting a limit before the rest score 'timeout' unrun (None: run every test)
     @property
-    def limits(self) -> dict: return dict(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+    def limits(self) -> dict:
+        "The `Sandbox.run` keyword arguments of the protocol."
+        return dict(timeout_s=self.timeout_s, memory_mb=self.memory_mb, total_timeout_s=self.total_timeout_s,
+                    max_limit_hits=self.max_limit_hits)
 
 def get_protocol(protocol) -> LeetCodeProtocol:
     "The `LeetCodeProtocol` named `protocol` (or `protocol` itself)."
@@ -212,7 +217,9 @@ def get_protocol(protocol) -> LeetCodeProtocol:
     return LEETCODE_PROTOCOLS[protocol]
 
 LEETCODE_PROTOCOLS = {
-    'paper': LeetCodeProtocol('paper', PAPER_PREFIX, 'paper', 'first-closed', 'test', 100, 1.0, 1024),
+    # paper: every one of the 100 tests gets its own 1 s (no shared budget cutting the later tests, no early stop)
+    'paper': LeetCodeProtocol('paper', PAPER_PREFIX, 'paper', 'first-closed', 'test', 100, 1.0, 1024,
+                              total_timeout_s=101.0, max_limit_hits=None),
     'ours': LeetCodeProtocol('ours', LEETCODE_PREFIX, 'ours', 'last-defining', 'input_output', 100, 2.0, 512),
 }
 
@@ -237,6 +244,7 @@ def add_import_prompt(query: str, prefix: str = PAPER_PREFIX) -> str:
     q = re.sub(r"### Format:\s+", "### Format:\n", query, count=1)
     q = re.sub(r"```python\s*\n", "```python\n# Additional imports.\n\n# End of additional imports.\n\n", q, count=1)
     q = re.sub(r"(### Format:\n.*?\n)", r"\1You have to add the missing imports to the starter code to run correctly.\n", q, count=1, flags=re.S)
+    prefix = prefix if prefix.endswith("\n") else prefix + "\n"
     intro = ("Your code will run after the following definitions and imports, which may or may not be needed.\n"
              f"```python\n{prefix}```\n\n")
     return q.replace("### Format:\n", "### Format:\n" + intro, 1)

@@ -190,7 +190,7 @@ def test_leetcode_paper_protocol():
     assert job.prefix == PAPER_PREFIX and "import queue\n" in job.prefix and "from queue import PriorityQueue" in job.prefix
     import ast
     assert job.tests == [ast.unparse(ast.parse(l.strip())) for l in row["test"].splitlines() if l.strip().startswith("assert")][:100]
-    assert get_protocol("paper").limits == {"timeout_s": 1.0, "memory_mb": 1024}
+    assert get_protocol("paper").limits == {"timeout_s": 1.0, "memory_mb": 1024, "total_timeout_s": 101.0, "max_limit_hits": None}
     msgs = leetcode_prompt(row)
     assert [m["role"] for m in msgs] == ["user"] and msgs[0]["content"].startswith(row["query"].split("### Format:")[0])
     assert leetcode_job(f"```python\n{code}", row, protocol="ours") is not None   # ours accepts an unclosed block
@@ -236,3 +236,14 @@ def test_task_length_filter_counts():
     assert len(t.eval_prompts()) == t.length_counts["test_prefs"]["kept"] < 12
     assert len(t.train_prompts()) == len(t.sft_data()) == len(t.preference_data()) == t.length_counts["train_prefs"]["kept"] < 24
     assert len(get_task("ultrafeedback", path=str(FIX / "ultrafeedback")).eval_prompts()) == 12
+
+@pytest.mark.slow
+def test_leetcode_paper_limits_are_per_test():
+    "A solution taking 0.6 s on each of 20 tests passes them all under the paper's 1 s per test; the sandbox's shared default budget (10 s) cuts it."
+    pytest.importorskip("qrpo_nb.sandbox")
+    from qrpo_nb.leetcode import leetcode_reward
+    row = {"task_id": "slow", "entry_point": "Solution().f",
+           "test": "def check(candidate):\n" + "".join(f"    assert candidate(n = {i}) == {i}\n" for i in range(20))}
+    slow = "```python\nimport time\nclass Solution:\n    def f(self, n):\n        time.sleep(0.6)\n        return n\n```"
+    assert leetcode_reward(slow, row) == 1.0
+    assert leetcode_reward(slow, row, total_timeout_s=None, max_limit_hits=1) < 1.0
