@@ -356,8 +356,9 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
             if sp in cached:
                 res = [dict(r, **k) for r in cached[sp]]
                 det = read_details(cache, 0, f"{_slug(ref_id)}-{sp}")
-                det = (det[det.seed.isin(todo[sp])].drop_duplicates(["seed", "prompt_index"], keep="last")
-                          .assign(**{c: v for c, v in k.items()}))
+                det = det[det.seed.isin(todo[sp])].drop_duplicates(["seed", "prompt_index"], keep="last")
+                det = det.drop(columns=[c for c in det.columns if c in KEY_COLUMNS + EXTRA_KEYS and c not in ("seed",)]
+                               ).assign(**{c: v for c, v in k.items()})
             else:
                 if gen is None: gen = make_generate(model)
                 res, det = online_eval(rows, gen, reward_fn, k, todo[sp], length_fn, (ref_stats or {}).get(sp), progress=False,
@@ -367,7 +368,8 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
                     cache.mkdir(parents=True, exist_ok=True)
                     with FileLock(str(cpath(sp)) + ".lock"):
                         old = json.loads(cpath(sp).read_text()) if cpath(sp).exists() else []
-                        merged = {r["seed"]: r for r in old} | {r["seed"]: r for r in res}
+                        own = {r["seed"]: {c: v for c, v in r.items() if c not in k} for r in res}   # metrics only: no run keys
+                        merged = {r["seed"]: r for r in old} | own
                         cpath(sp).write_text(json.dumps([merged[s] for s in sorted(merged)]))
                         _write_details(cache, 0, f"{_slug(ref_id)}-{sp}", todo[sp], det)
             store.append(res); new += res
