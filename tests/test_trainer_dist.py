@@ -57,6 +57,7 @@ def test_ddp_two_processes_gloo(single):
     assert_same_run(single / "single", single / "ddp")
 
 
+@pytest.mark.slow  # DeepSpeed JIT-builds its CPU communication op on first use (minutes on 2 cores)
 def test_deepspeed_zero1_two_processes_gloo(single):
-    launch(make_run(single, "ds"), "ds-zero1.yaml", n=2)
+    launch(make_run(single, "ds"), "ds-zero1.yaml", n=2, timeout=1200)
     assert_same_run(single / "single", single / "ds")
