@@ -14,15 +14,16 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 'MAGPIE_AIR', 'MAGPIE_AIR_REVISION',
-           'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'LENGTH_COUNTS', 'CODE_OPS',
-           'CODE_DIFFICULTY', 'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS', 'CHAT_WORDS', 'CHAT_NOUNS',
-           'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns', 'typed_pairs', 'split_files', 'load_raw',
-           'load_magpie_air', 'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts',
-           'prompt_ids', 'encode_example', 'pad_batch', 'example_length', 'conversation_length', 'filter_by_length',
-           'paper_length_filter', 'code_expression', 'code_description', 'code_lines', 'code_body', 'code_solution',
-           'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'swap_last_op', 'code_sft_rows', 'chat_reward',
-           'generate_chat_prompts', 'chat_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer',
-           'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
+           'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'LENGTH_COUNTS',
+           'PAPER_FILTERED_COUNTS', 'CODE_OPS', 'CODE_DIFFICULTY', 'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS',
+           'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns',
+           'typed_pairs', 'split_files', 'load_raw', 'load_magpie_air', 'load_ultrafeedback', 'count_tests',
+           'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids', 'encode_example', 'pad_batch', 'example_length',
+           'conversation_length', 'filter_by_length', 'paper_length_filter', 'code_expression', 'code_description',
+           'code_lines', 'code_body', 'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops',
+           'swap_last_op', 'code_sft_rows', 'chat_reward', 'generate_chat_prompts', 'chat_response',
+           'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer', 'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask',
+           'ChatDatasetTask', 'get_task']
 
 # %% ../nbs/05_data.ipynb #07434d98
 PREFERENCE_COLUMNS = ("prompt_id", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward", "ref_rewards",
@@ -243,6 +244,8 @@ def conversation_length(tokenizer, messages, completion:str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 LENGTH_COUNTS = {"encode": example_length, "conversation": conversation_length}
+# rows the paper keeps after its filters (App. L.3: length <= 2,048 and, for LeetCode, >= 20 tests): (train, test)
+PAPER_FILTERED_COUNTS = {"magpie_air": (97_812, 1_992), "ultrafeedback": (61_024, 1_995), "leetcode": (2_563, 223)}
 
 def filter_by_length(ds:Dataset, tokenizer, max_length:int=2048,
                      completion_columns=None, # default: those of chosen / rejected / completion / solution present
