@@ -247,3 +247,22 @@ def test_leetcode_paper_limits_are_per_test():
     slow = "```python\nimport time\nclass Solution:\n    def f(self, n):\n        time.sleep(0.6)\n        return n\n```"
     assert leetcode_reward(slow, row) == 1.0
     assert leetcode_reward(slow, row, total_timeout_s=None, max_limit_hits=1) < 1.0
+
+def _transcribed_add_import_prompt(prompt, pre_code):
+    "A transcription of the authors' add_import_prompt (their LeetCode preprocessing script), the reference here."
+    import re
+    prompt = re.sub(r"### Format:\s+", "### Format:\n", prompt, count=1)
+    prompt = re.sub(r"```python\s*\n", "```python\n# Additional imports.\n\n# End of additional imports.\n\n", prompt, count=1)
+    prompt = re.sub(r"(### Format:\n.*?\n)", r"\1You have to add the missing imports to the starter code to run correctly.\n",
+                    prompt, count=1, flags=re.DOTALL)
+    return re.sub(r"(### Format:\s+)", rf"\1Your code will run after the following definitions and imports, which may or may not be needed.\n```python\n{pre_code}```\n\n",
+                  prompt, count=1, flags=re.DOTALL)
+
+def test_leetcode_paper_prompt_matches_the_authors_transcription():
+    from qrpo_nb.leetcode import leetcode_prompt, PAPER_PREFIX
+    rows = _all_leetcode_rows()
+    for r in rows:
+        assert leetcode_prompt(r) == [{"role": "user", "content": _transcribed_add_import_prompt(r["query"], PAPER_PREFIX)}], r["task_id"]
+    ds = load_leetcode(FIX / "leetcode", "train", min_tests=0, verbose=False)     # the loader's default prompt is the same
+    assert ds["prompt"] == [[{"role": "user", "content": _transcribed_add_import_prompt(r["query"], PAPER_PREFIX)}]
+                            for r in _jsonl(FIX / "leetcode/train.jsonl")]
