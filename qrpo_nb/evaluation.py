@@ -338,7 +338,12 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
             if k in have: m &= (have[k] == v).to_numpy()
         done = set(map(tuple, have.loc[m, ["checkpoint", "split", "seed"]].to_numpy().tolist()))
     cache = None if step0_cache is None else Path(step0_cache)
-    cpath = lambda sp: cache / f"step0-{_slug(ref_id)}-{sp}.json"
+    def tag(sp):   # π_ref and what the evaluation depends on: prompts, task, sampling, generation options
+        import hashlib
+        blob = json.dumps([key.get("model"), key.get("dataset"), model_name, sampling, repr(sorted((generate_options or {}).items())),
+                           [r.get("prompt_id", r.get("prompt")) for r in splits[sp]]], default=str, sort_keys=True)
+        return f"{_slug(ref_id)}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}-{sp}"
+    cpath = lambda sp: cache / f"step0-{tag(sp)}.json"
     new = []
     for step, model in tqdm(list(checkpoints.items()), desc="checkpoints", disable=not progress):
         todo = {sp: [s for s in seeds if (step, sp, s) not in done] for sp in splits}
@@ -346,16 +351,20 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
         cached = {}
         if step == 0 and cache is not None:   # π_ref's rows from an earlier run: copy them under this run's key
             for sp in splits:
-                if not todo[sp] or not cpath(sp).exists(): continue
-                by_seed = {r["seed"]: r for r in json.loads(cpath(sp).read_text())}
-                if all(s in by_seed for s in todo[sp]): cached[sp] = [by_seed[s] for s in todo[sp]]
+                if not todo[sp]: continue
+                with FileLock(str(cpath(sp)) + ".lock"):
+                    if not cpath(sp).exists(): continue
+                    by_seed = {r["seed"]: r for r in json.loads(cpath(sp).read_text())}
+                    if all(s in by_seed for s in todo[sp]):
+                        det0 = read_details(cache, 0, tag(sp))
+                        cached[sp] = ([by_seed[s] for s in todo[sp]], det0)
         gen = None
         for sp, rows in splits.items():
             if not todo[sp]: continue
             k = dict(key, checkpoint=step, split=sp)
             if sp in cached:
-                res = [dict(r, **k) for r in cached[sp]]
-                det = read_details(cache, 0, f"{_slug(ref_id)}-{sp}")
+                res = [dict(r, **k) for r in cached[sp][0]]
+                det = cached[sp][1]
                 det = det[det.seed.isin(todo[sp])].drop_duplicates(["seed", "prompt_index"], keep="last")
                 det = det.drop(columns=[c for c in det.columns if c in KEY_COLUMNS + EXTRA_KEYS and c not in ("seed",)]
                                ).assign(**{c: v for c, v in k.items()})
@@ -370,8 +379,9 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
                         old = json.loads(cpath(sp).read_text()) if cpath(sp).exists() else []
                         own = {r["seed"]: {c: v for c, v in r.items() if c not in k} for r in res}   # metrics only: no run keys
                         merged = {r["seed"]: r for r in old} | own
-                        cpath(sp).write_text(json.dumps([merged[s] for s in sorted(merged)]))
-                        _write_details(cache, 0, f"{_slug(ref_id)}-{sp}", todo[sp], det)
+                        _write_details(cache, 0, tag(sp), todo[sp], det)   # details first: the JSON says they exist
+                        tmp = cpath(sp).with_suffix(".json.tmp")
+                        tmp.write_text(json.dumps([merged[s] for s in sorted(merged)])); os.replace(tmp, cpath(sp))
             store.append(res); new += res
             _write_details(details_dir, step, sp, todo[sp], det)
     return pd.DataFrame(new)
