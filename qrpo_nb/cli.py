@@ -12,12 +12,14 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'STAGES', 'PAPER_TASKS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'JOB_STAGES',
-           'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'SLURM_DEFAULTS',
-           'templates_dir', 'presets_dir', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require',
-           'task_reward', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters',
-           'check_preset_keys', 'plan', 'StageError', 'run_stage', 'reproduce', 'grid_runs', 'expand_sweep',
-           'sweep_blocks', 'write_jobs', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep', 'main']
+__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
+           'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
+           'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'SLURM_DEFAULTS', 'templates_dir', 'presets_dir', 'load_preset',
+           'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward',
+           'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
+           'template_parameters', 'check_preset_keys', 'plan', 'StageError', 'run_stage', 'reproduce', 'grid_runs',
+           'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job', 'slurm_script',
+           'emit_slurm', 'sweep', 'main']
 
 # %% ../nbs/12_cli.ipynb #da0b3a20
 REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().resolve().parent
@@ -50,6 +52,21 @@ def _check_parts(data: dict, p) -> None:
         bad = set(part.get("stages") or {}) - set(PART_STAGES)
         if bad: raise ValueError(f"preset {p}: part {name!r}: unknown stage(s) {sorted(bad)}; a part runs {list(PART_STAGES)}")
 
+def _merge(base, over):
+    "`over` deep-merged into `base`: mappings merge key by key, anything else (lists included) replaces."
+    if not (isinstance(base, dict) and isinstance(over, dict)): return over
+    return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+
+PATH_KEYS = ("dataset_path",)   # preset keys holding a path: a relative one is relative to the repository root
+
+def _local_paths(x, root: Path):
+    "The preset with each relative `PATH_KEYS` value made absolute against `root` (kernels run in their stage folder)."
+    if isinstance(x, dict):
+        return {k: (str(root/v) if k in PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute() and (root/v).exists()
+                    else _local_paths(v, root)) for k, v in x.items()}
+    if isinstance(x, list): return [_local_paths(v, root) for v in x]
+    return x
+
 def load_preset(
     name_or_path: str | os.PathLike, # a preset name in `presets_dir()` or a path to a YAML file
 ) -> dict:
@@ -63,6 +80,10 @@ def load_preset(
     data = yaml.safe_load(p.read_text())
     if not isinstance(data, dict) or "name" not in data:
         raise ValueError(f"preset {p} must be a mapping with a 'name' key")
+    if data.get("extends"):   # another preset, deep-merged with this file's values (paper-mini: paper with sizes overridden)
+        base = load_preset(data["extends"] if Path(str(data["extends"])).suffix else p.parent/f"{data['extends']}.yaml")
+        data = _merge(base, {k: v for k, v in data.items() if k != "extends"})
+    data = _local_paths(data, p.resolve().parent.parent)
     stages = data.get("stages", {})
     if not isinstance(stages, dict):
         raise ValueError(f"preset {p}: 'stages' must be a mapping of stage name -> parameters")
@@ -139,6 +160,35 @@ PAPER_TASKS = {  # task -> (qrpo_nb.data loader, train split, test split)
     "leetcode": ("load_leetcode", "train", "test"),
 }
 
+REWARD_BUILDERS = {  # name -> (tokenizer builder, LlamaConfig fields): small config-built sequence classifiers
+    "tiny-classifier": ("llama3-instruct", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)),
+}
+
+def reward_model_path(
+    name: str,   # a `REWARD_BUILDERS` name, a local folder or a hub name
+    seed: int = 0,
+) -> str:
+    "A reward model's folder: a builder's small classifier (built once, deterministic by seed, cached) or `name` itself."
+    if name not in REWARD_BUILDERS: return name
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from qrpo_nb.models import cache_dir
+    tok_name, cfg = REWARD_BUILDERS[name]
+    folder = cache_dir()/f"{name}-seed{seed}"
+    if not (folder/"config.json").exists():
+        tok = policy_tokenizer(tok_name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = LlamaForSequenceClassification(LlamaConfig(vocab_size=len(tok), num_labels=1, pad_token_id=tok.pad_token_id,
+                                                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **cfg))
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp); tok.save_pretrained(tmp)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try: os.replace(tmp, folder)
+        except OSError: shutil.rmtree(tmp, ignore_errors=True)   # another process built it first
+    return str(folder)
+
 def task_reward(
     task: str,                  # a CPU task of `qrpo_nb.data.TASKS` or a key of `PAPER_TASKS`
     options: dict | None = None, # the CPU task's options (as saved by the prepare stage)
@@ -153,9 +203,23 @@ def task_reward(
         if task == "leetcode": return rewards.code_reward(max_tests=max_tests, **limits)
         if not reward_model:
             raise ValueError(f"task {task!r} needs a reward_model (the paper: RLHFlow/ArmoRM-Llama3-8B-v0.1)")
-        return rewards.RewardModel(reward_model, max_length=max_length, trust_remote_code=True)
+        return rewards.RewardModel(reward_model_path(reward_model), max_length=max_length, trust_remote_code=True)
     from qrpo_nb.data import get_task
     return get_task(task, **(options or {})).reward
+
+# %% ../nbs/12_cli.ipynb #9747c22a
+TOKENIZER_BUILDERS = {"smollm2": ("smollm2", dict(tokenizer_only=True)),
+                      "llama3-instruct": ("llama3_tokenizer", dict(style="instruct")),
+                      "llama3-tulu3": ("llama3_tokenizer", dict(style="tulu3"))}
+
+def policy_tokenizer(name: str):
+    "The tokenizer named `name`: a `TOKENIZER_BUILDERS` builder, a local folder or a hub name."
+    from qrpo_nb import models
+    if name is None: raise ValueError("a paper task needs the policy's tokenizer: set stages.prepare.tokenizer")
+    if name in TOKENIZER_BUILDERS:
+        fn, kw = TOKENIZER_BUILDERS[name]
+        return getattr(models, fn)(**kw)
+    return models.load_tokenizer(name)
 
 # %% ../nbs/12_cli.ipynb #c7f8d82d
 def stage_key(
@@ -401,6 +465,7 @@ def reproduce(
 ) -> dict:
     "Run (or resume) the pipeline of `preset`; returns {stage: 'ran'|'skipped'} and timings."
     pr = load_preset(preset) if not isinstance(preset, dict) else preset
+    if pr.get("reproduce") == "sweep": pr = sweep_as_parts(pr)   # every (model, dataset) of the sweep, one report
     runs = plan(pr, runs_dir, figures_dir, templates)   # in execution order; labels are "<stage>" or "<part>/<stage>"
     by = {r.label: r for r in runs}
     sel = list(STAGE_ORDER) if not stages else list(stages)
@@ -601,6 +666,28 @@ def write_jobs(
         _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params})
         out.append(d)
     return out
+
+def sweep_as_parts(
+    preset: dict,   # a loaded preset with a `sweep` section
+) -> dict:
+    """The preset's sweep as a multi-part preset that `reproduce` runs: one part per (task, model, dataset) block, each
+    training the sweep's grid (methods with the task's β, lrs, settings, constants; Figure 3's grid in the block it
+    names), and one report over every part (`reproduce: sweep` in a preset asks for it)."""
+    sw = preset["sweep"]
+    sc, parts = sw.get("scaling"), {}
+    for (task, model, ds), b in sweep_blocks(preset).items():
+        t = sw["tasks"][task]
+        tr = b["stages"]["train"]
+        tr.update(sw.get("train") or {})
+        tr.update(methods={m: ({task: v[task], **({"options": v["options"]} if "options" in v else {})} if isinstance(v, dict) else v)
+                           for m, v in sw["methods"].items()},
+                  lrs=list(sw["lrs"]), settings=list(t["settings"]), n_ref=int(t["datasets"][ds]["n_ref"]))
+        if sc and (sc.get("task", "chat"), sc["model"], sc["dataset"]) == (task, model, ds):
+            tr["scaling"] = {k: sc[k] for k in ("method", "betas", "n_refs", "settings", "lrs") if k in sc}
+        name = f"{_short(model)}-{ds}".replace(".", "_")
+        parts[name] = {"common": b["common"], "stages": {k: v for k, v in b["stages"].items() if k != "report"}}
+    out = {k: v for k, v in preset.items() if k not in ("stages", "parts", "reproduce")}
+    return dict(out, stages={"report": (preset.get("stages") or {}).get("report") or {}}, parts=parts)
 
 def job_status(job_dir: str | os.PathLike) -> str:
     "'complete', 'failed' or 'pending' from a job folder's markers."
