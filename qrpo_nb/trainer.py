@@ -424,6 +424,12 @@ def make_accelerator(config:TrainConfig, model_dtype=None): # the dtype the mode
               f"{launcher!r} is not used", flush=True)
     return acc
 
+def _deepspeed_low_precision(acc) -> bool:
+    "DeepSpeed in bf16/fp16 mode: its engine computes in that dtype and its ZeRO optimizer keeps float32 master weights."
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is None: return False
+    return any(str(plugin.deepspeed_config.get(k, {}).get("enabled", False)).lower() == "true" for k in ("bf16", "fp16"))
+
 def _rank0_print(acc, *a):
     if acc.is_main_process: print(*a, flush=True)
 
@@ -529,7 +535,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     acc = accelerator or make_accelerator(config, model_dtype=loaded)
     W, rank = acc.num_processes, acc.process_index
     spec = check_config(config, dataset.column_names, W, losses)
-    if config.master_weights == "fp32" and loaded in (torch.bfloat16, torch.float16):
+    if config.master_weights == "fp32" and loaded in (torch.bfloat16, torch.float16) and not _deepspeed_low_precision(acc):
         model.float()  # float32 master weights: Adam's small updates survive (bf16 keeps 8 bits); autocast computes in bf16
     save_dtype = _SAVE_DTYPES[config.save_dtype] if config.save_dtype else loaded
     sft, out = config.loss == "sft", Path(config.output_dir)

@@ -61,3 +61,21 @@ def test_ddp_two_processes_gloo(single):
 def test_deepspeed_zero1_two_processes_gloo(single):
     launch(make_run(single, "ds"), "ds-zero1.yaml", n=2, timeout=1200)
     assert_same_run(single / "single", single / "ds")
+
+
+@pytest.mark.slow
+def test_deepspeed_bf16_mode(tmp_path):
+    """A bf16-loaded model under DeepSpeed ZeRO-1: the trainer's bf16 becomes DeepSpeed's bf16 mode (float32 master
+    weights in its optimizer); the model is not upcast, so step 0 is the loaded bf16 model bit for bit, and the reference
+    pass is scored by the engine's bf16 module, so step 1 starts at the reference (log-ratio 0, DPO loss log 2)."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    run = make_run(tmp_path, "dsbf16", lr=5e-7, warmup_ratio=0.0, max_steps=2, save_state=False)
+    y = yaml.safe_load(run.read_text()); y["dtype"] = "bfloat16"; run.write_text(yaml.safe_dump(y))
+    launch(run, "ds-zero1.yaml", n=2, timeout=1200)
+    w0 = weights(tmp_path / "dsbf16" / "checkpoint-0")
+    m = AutoModelForCausalLM.from_pretrained(str(tmp_path / "assets" / "model"), dtype=torch.float32)
+    ref = {k: v.to(torch.bfloat16) for k, v in m.state_dict().items()}
+    assert all(v.dtype == torch.bfloat16 for v in w0.values()) and all(torch.equal(w0[k], ref[k]) for k in w0)
+    r = json.loads((tmp_path / "dsbf16" / "metrics.jsonl").read_text().splitlines()[0])
+    assert abs(r["logratio/chosen"]) < 1e-4 and abs(r["logratio/rejected"]) < 1e-4 and abs(r["loss"] - 0.6931472) < 1e-5
