@@ -131,3 +131,19 @@ def test_reference_logps_of_other_truncation_are_refused(tmp_path):
     same = compute_reference_logps(model, pairs, tok, max_length=30, progress=False)
     h = train(cfg, model, tok, same).history
     assert abs(h[0]["logratio/chosen"]) < 1e-5 and abs(h[0]["logratio/rejected"]) < 1e-5
+
+
+def test_bf16_run_resumes_exactly(tmp_path):
+    "The resume state holds the float32 master weights: stopped after step 2 and restarted, a bf16-loaded run ends bit-identical."
+    from safetensors.torch import load_file
+    tok = toy_tokenizer()
+    base = dict(loss="dpo", beta=0.1, lr=1e-3, batch_size=8, n_checkpoints=1, save_dtype="float32", progress=False)
+    full = train(TrainConfig(**base, output_dir=str(tmp_path / "full")), bf16_model(tok), tok, toy_pairs(32, seed=0))
+    out = str(tmp_path / "resumed")
+    train(TrainConfig(**base, output_dir=out, max_steps=2, state_every=1), bf16_model(tok), tok, toy_pairs(32, seed=0))
+    res = train(TrainConfig(**base, output_dir=out), bf16_model(tok), tok, toy_pairs(32, seed=0))
+    assert full.steps == res.steps == 4
+    a = load_file(str(tmp_path / "full" / "checkpoint-4" / "model.safetensors"))
+    b = load_file(str(Path(out) / "checkpoint-4" / "model.safetensors"))
+    assert all(v.dtype == torch.float32 for v in a.values())
+    for k in a: assert torch.equal(a[k], b[k]), k
