@@ -138,8 +138,12 @@ def count_tests(row) -> int:
     io = row["input_output"]
     return len(json.loads(io) if isinstance(io, str) else io)
 
-def _leetcode_row(r, prompt_builder="query"):
+def _leetcode_row(r, prompt_builder="query", i=None):
     io = json.loads(r["input_output"]) if isinstance(r["input_output"], str) else r["input_output"]
+    bad = [j for j, t in enumerate(io or []) if not (isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str))]
+    if not isinstance(io, list) or bad:
+        raise ValueError(f"LeetCodeDataset row {i} ({r.get('task_id')!r}): input_output must be a list of {{'input': str, 'output': str}}"
+                         + (f"; case {bad[0]} is {io[bad[0]]!r:.120}" if bad else f", got {type(io).__name__}"))
     if prompt_builder in ("paper", "ours"):
         from qrpo_nb.leetcode import leetcode_prompt
         prompt = leetcode_prompt(r, protocol=prompt_builder)
@@ -158,7 +162,7 @@ def load_leetcode(name_or_path=LEETCODE, split:str="train", revision=LEETCODE_RE
     "LeetCodeDataset problems with at least `min_tests` tests, as code prompt rows."
     raw = load_raw(name_or_path, split, revision=revision)
     check_columns(raw, ("task_id", "difficulty", "entry_point", "input_output", "query"), f"LeetCodeDataset {split}")
-    rows = [_leetcode_row(r, prompt_builder) for r in raw]
+    rows = [_leetcode_row(r, prompt_builder, i) for i, r in enumerate(raw)]
     kept = [r for r in rows if r["n_tests"] >= min_tests]
     if verbose: print(f"LeetCodeDataset {split}: kept {len(kept)} of {len(rows)} problems ({len(rows) - len(kept)} with < {min_tests} tests)")
     return Dataset.from_list(kept) if kept else Dataset.from_list(rows).select([])
