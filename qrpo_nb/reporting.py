@@ -271,14 +271,17 @@ def table_names_12_16(pairs: Sequence[tuple], code_datasets: Sequence[str] = ("l
     return out
 
 def tables_12_16(summary: pd.DataFrame, order: Sequence[tuple] | None = None, code_datasets: Sequence[str] = ("leetcode",),
-                 paper_match: dict | None = None) -> dict[str, pd.DataFrame]:
+                 paper_match: dict | None = None,
+                 chat_max_mean_length: float | None = None,  # the authors' chat selection rule (`evaluation.PAPER_MAX_MEAN_LENGTH`)
+                ) -> dict[str, pd.DataFrame]:
     "`{table12: ..., table16: ...}`: one `setting_table` per (model, dataset), named by `table_names_12_16`."
     pairs = list(order) if order else sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
     out = {}
     for name, (m, d) in table_names_12_16(pairs, code_datasets, paper_match).items():
         sub = summary[(summary.model == m) & (summary.dataset == d)]
         if sub.empty: raise ValueError(f"no results for {(m, d)}")
-        out[name] = setting_table(sub, lc=str(d).lower() not in code_datasets)
+        chat = str(d).lower() not in code_datasets
+        out[name] = setting_table(sub, select(sub, max_mean_length=chat_max_mean_length if chat else None), lc=chat)
     return out
 
 # %% ../nbs/11_reporting.ipynb #3e41fa9c
@@ -569,6 +572,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  leetcode: tuple[str, str] | None = None,  # (prompt, prefix) for Figures 9–11; default from qrpo_nb.leetcode
                  figure4_key: str | None = None,  # the `length_points` panel of Figure 4 (default: the first)
                  sources: dict | None = None,  # {item: source} where an item comes from a part of the run, not all of it
+                 chat_max_mean_length: float | None = None,  # the authors' chat selection rule (1000 tokens); None: off
                 ) -> Path:
     "Build every item we have inputs for into `out_dir` and write the indexing `REPORT.md`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -581,7 +585,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         code = summary.dataset.astype(str).str.lower().isin(code_datasets)
         chat, codes = summary[~code], summary[code]
         if len(chat):
-            sel = select(chat)
+            sel = select(chat, max_mean_length=chat_max_mean_length)
             items.append(ReportItem("table3", save_table(table3(pd.concat([initial_rows(chat), sel], ignore_index=True), alpaca, paper_match=paper_match), "table3", out,
                                     "Table 3: test LC reward, reward and AlpacaEval 2 of the selected models, beside the paper",
                                     scale_note(scale)), src))
@@ -597,7 +601,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                                     "Table 2: average test pass rate (%) on the code task, beside the paper", scale_note(scale)), src))
         pairs = sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
         names = table_names_12_16(pairs, code_datasets, paper_match)
-        for name, df in tables_12_16(summary, pairs, code_datasets, paper_match).items():
+        for name, df in tables_12_16(summary, pairs, code_datasets, paper_match, chat_max_mean_length).items():
             m, d = names[name]
             pos = PAPER_CHAT_TABLES.get(name)
             where = f"; stands for the paper's Table {name[5:]} ({pos[0]} / {pos[1]})" if pos else ""
