@@ -151,14 +151,24 @@ def _sides(columns, sft=False):
     if sft: return [("chosen", "completion" if "completion" in columns else "chosen")]
     return [("chosen", "chosen" if "chosen" in columns else "completion")] + ([("rejected", "rejected")] if is_pairwise(columns) else [])
 
+def _lengths(ds, col, sums:bool=False, batch_size:int=4096) -> np.ndarray:
+    "Per-row length of a list column (or the sum of its values), read in Arrow batches (no Python lists of tokens)."
+    import pyarrow.compute as pc
+    out = []
+    for b in ds.with_format("arrow").iter(batch_size=batch_size):
+        c = b[col]
+        if not sums: out.append(pc.list_value_length(c).to_numpy(zero_copy_only=False))
+        else: out.append(np.bincount(pc.list_parent_indices(c).to_numpy(), weights=pc.list_flatten(c).to_numpy(), minlength=len(c)))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
 def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:dict|None=None):
     "Truncate (keep the first `max_length` tokens of each side) or drop samples longer than `max_length`; count them."
     if truncation not in ("truncate", "drop"): raise ValueError(f"truncation must be 'truncate' or 'drop', got {truncation!r}")
     n = len(ds)
     counts = dict(total=n, over=0, truncated=0, dropped=0, kept=n, max_length=max_length, truncation=truncation)
     if max_length is not None and n:
-        lens = np.array([[len(x) for x in ds[f"{s}_input_ids"]] for s in sides])                  # (sides, N)
-        n_prompt = lens - np.array([[sum(m) for m in ds[f"{s}_completion_mask"]] for s in sides])
+        lens = np.stack([_lengths(ds, f"{s}_input_ids") for s in sides])                              # (sides, N)
+        n_prompt = lens - np.stack([_lengths(ds, f"{s}_completion_mask", sums=True) for s in sides])
         over = (lens > max_length).any(0)
         drop = over if truncation == "drop" else (n_prompt >= max_length).any(0)  # no completion token would remain
         counts.update(over=int(over.sum()), truncated=int((over & ~drop).sum()), dropped=int(drop.sum()), kept=int(n - drop.sum()))
@@ -169,7 +179,13 @@ def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:
                              f"max_length (compute_reference_logps(..., max_length={max_length})) or use truncation='drop'")
         if counts["truncated"]:
             cols = [f"{s}_{c}" for s in sides for c in ("input_ids", "completion_mask")]
-            ds = ds.map(lambda r: {c: r[c][:max_length] for c in cols}, desc="truncate")
+            import pyarrow.compute as pc
+            def cut(t):  # an Arrow batch: list columns sliced to their first max_length values
+                for c in cols: t = t.set_column(t.schema.get_field_index(c), c, pc.list_slice(t[c], 0, max_length).cast(t.schema.field(c).type))
+                return t
+            fmt = ds.format
+            ds = ds.with_format("arrow").map(cut, batched=True, batch_size=1024, desc="truncate")
+            ds = ds.with_format(fmt["type"], columns=fmt["columns"], output_all_columns=fmt["output_all_columns"], **fmt["format_kwargs"])
         if counts["dropped"]: ds = ds.select(np.flatnonzero(~drop))
         if counts["over"]:
             warnings.warn(f"max_length={max_length}: {counts['over']} of {n} samples are longer; truncated "
@@ -195,7 +211,7 @@ def tokenize_dataset(dataset, tokenizer, sft:bool=False, max_length:int|None=Non
 def sample_lengths(dataset, sft=False) -> np.ndarray:
     "Longest sequence of each sample (the padded width it needs) and its total tokens (both sides), shape (2, N)."
     sides = _sides(dataset.column_names, sft)
-    ls = np.stack([np.array([len(x) for x in dataset[f"{s}_input_ids"]]) for s, _ in sides])
+    ls = np.stack([_lengths(dataset, f"{s}_input_ids") for s, _ in sides])
     return np.stack([ls.max(0), ls.sum(0)])
 
 
