@@ -578,6 +578,8 @@ DATA_STAGES = ("prepare", "sft", "references", "rewards", "pairs")   # what a sw
 SWEEP_MODEL_KEYS = ("sft.model", "prepare.tokenizer", "evaluate.model_name")  # "stage.key" that receive the model name
 SWEEP_DATASET_KEYS = ("common.task",)   # "stage.key" (or "common.key") that receive the dataset name
 
+def _block_name(model: str, dataset: str) -> str: return f"{_short(model)}-{dataset}".replace(".", "_")
+
 def _entries(x) -> list:
     "A list of names or a mapping name -> overrides, as (name, overrides) pairs."
     return list(x.items()) if isinstance(x, dict) else [(m, {}) for m in x]
@@ -598,7 +600,7 @@ def sweep_blocks(
     def block(task, model, mo, ds, do):
         k = (task, model, ds)
         if k not in blocks:
-            b = {"name": f"{_short(model)}-{ds}", "common": dict(preset.get("common") or {}),
+            b = {"name": _block_name(model, ds), "common": dict(preset.get("common") or {}),
                  "stages": json.loads(json.dumps(preset.get("stages") or {}))}
             for path in mk: _put(b, path, model)
             for path in dk: _put(b, path, ds)
@@ -623,7 +625,7 @@ def sweep_blocks(
 def _data_runs(preset: dict, runs_dir, templates=None, check_params: bool = True) -> dict[tuple, dict]:
     "(task, model, dataset) -> {label: StageRun} of its data stages, under the sweep's data root."
     root = Path(runs_dir).resolve()/preset["name"]
-    data_root = Path(preset["sweep"].get("data_root") or root/"data")
+    data_root = Path(preset["sweep"].get("data_root") or root)   # where `reproduce: sweep` runs the same stages
     return {k: {r.label: r for r in plan(b, data_root, templates=templates, check_params=check_params)
                 if r.stage.name in DATA_STAGES + JOB_STAGES}
             for k, b in sweep_blocks(preset).items()}
@@ -684,7 +686,7 @@ def sweep_as_parts(
                   lrs=list(sw["lrs"]), settings=list(t["settings"]), n_ref=int(t["datasets"][ds]["n_ref"]))
         if sc and (sc.get("task", "chat"), sc["model"], sc["dataset"]) == (task, model, ds):
             tr["scaling"] = {k: sc[k] for k in ("method", "betas", "n_refs", "settings", "lrs") if k in sc}
-        name = f"{_short(model)}-{ds}".replace(".", "_")
+        name = _block_name(model, ds)
         parts[name] = {"common": b["common"], "stages": {k: v for k, v in b["stages"].items() if k != "report"}}
     out = {k: v for k, v in preset.items() if k not in ("stages", "parts", "reproduce")}
     return dict(out, stages={"report": (preset.get("stages") or {}).get("report") or {}}, parts=parts)
@@ -779,7 +781,7 @@ def sweep(
         sorted({m: sum(j['method'] == m for j in jobs) for m in {j['method'] for j in jobs}}.items())))
     dirs = write_jobs(pr, jobs, runs_dir, grid, templates)
     blocks = sweep_blocks(pr)
-    data_root = Path(pr["sweep"].get("data_root") or Path(runs_dir).resolve()/pr["name"]/"data")
+    data_root = Path(pr["sweep"].get("data_root") or Path(runs_dir).resolve()/pr["name"])
     if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
         for k, b in blocks.items():
             log(f"data stages of {'/'.join(k)} -> {data_root/b['name']}")
