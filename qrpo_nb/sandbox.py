@@ -329,7 +329,8 @@ class Sandbox:
         self._slots = threading.Semaphore(self.n)
         self._idle, self._all, self._lock, self._closed = queue.Queue(), [], threading.Lock(), False
         self._pidns = set()  # the pid namespaces of this pool's sandboxes (each process in one is this pool's)
-        self._warned, self._failed_spawns = False, 0
+        self._warned, self._failed_spawns, self._spawning, self._slow = False, 0, 0, 0
+        self._slot_lock = threading.Lock()
         self.tag = f'qrpo-sandbox-{os.getpid()}-{id(self):x}-{time.monotonic_ns():x}'  # on every process it starts
 
     def _take(self) -> _Worker:
@@ -337,14 +338,17 @@ class Sandbox:
             try: w = self._idle.get_nowait()
             except queue.Empty:
                 with self._lock:
-                    if len(self._all) < self.n + self.burst:
-                        try: w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb)
-                        except RuntimeError as e:  # (a transient failure: a running worker will do, else try again)
-                            self._failed_spawns += 1
-                            if self._failed_spawns > 20: raise
-                            warnings.warn(str(e), RuntimeWarning)
-                            w = None
-                    else: w = None
+                    grow = len(self._all) + self._spawning < self.n + min(self.burst, self._slow)  # extras for slow jobs only
+                    self._spawning += grow
+                w = None
+                if grow:  # started outside the lock: other threads keep taking idle workers meanwhile
+                    try: w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb)
+                    except RuntimeError as e:  # (a transient failure: a running worker will do, else try again)
+                        self._failed_spawns += 1
+                        if self._failed_spawns > 20: raise
+                        warnings.warn(str(e), RuntimeWarning)
+                with self._lock:
+                    self._spawning -= grow
                     if w is not None:
                         self._all.append(w)
                         if w.pidns: self._pidns.add(w.pidns)
@@ -355,6 +359,7 @@ class Sandbox:
                     waiting = bool(self._all)
                 if waiting: w = self._idle.get()
                 else: time.sleep(0.5); continue
+            if w is None: continue  # a worker was dropped: room to start one
             if w.proc.poll() is None: return w
             self._drop(w)  # died while idle: replace it
 
@@ -362,36 +367,41 @@ class Sandbox:
         with self._lock:
             if w in self._all: self._all.remove(w)
         w.close()
+        self._idle.put(None)  # wakes a thread waiting for a worker, which may now start one
 
     def run(self, job: Job, *, timeout_s: float = 2.0,  # wall clock per test (and for loading the code)
             total_timeout_s: float | None = None,  # one budget across the candidate's tests (default timeout_s x min(n+1, 10))
-            max_timeouts: int | None = 1,  # after this many timed-out tests the rest score 'timeout' unrun (None: go on)
+            max_limit_hits: int | None = 1,  # after this many tests that hit the time or memory limit, the rest score 'timeout' unrun (None: go on)
             memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64,
             nice: int = 10,  # the candidate's niceness above the sandbox's own processes (0: none)
-            _where: str = 'job') -> SandboxResult:
+            _where: str = 'job', _parsed: list | None = None) -> SandboxResult:
         "Run one candidate against its tests."
         if self._closed: raise RuntimeError('sandbox is closed')
         if not timeout_s > 0: raise ValueError(f'timeout_s must be > 0, got {timeout_s}')
         if total_timeout_s is not None and not total_timeout_s > 0: raise ValueError(f'total_timeout_s must be > 0, got {total_timeout_s}')
-        if max_timeouts is not None and (not isinstance(max_timeouts, int) or max_timeouts < 1):
-            raise ValueError(f'max_timeouts must be an int >= 1 or None, got {max_timeouts!r}')
+        if max_limit_hits is not None and (not isinstance(max_limit_hits, int) or max_limit_hits < 1):
+            raise ValueError(f'max_limit_hits must be an int >= 1 or None, got {max_limit_hits!r}')
         if memory_mb < 64: raise ValueError(f'memory_mb must be >= 64, got {memory_mb}')
         if not (isinstance(nice, int) and 0 <= nice <= 19): raise ValueError(f'nice must be an int in [0, 19], got {nice!r}')
-        parsed = _check_job(job, _where)
+        parsed = _parsed if _parsed is not None else _check_job(job, _where)
         total = total_timeout_s or timeout_s * min(len(parsed) + 1, 10)
         entry = job.entry_point
         cand = {'code': job.code, 'setup': job.setup, 'prefix': job.prefix, 'entry_point': entry, 'timeout_s': timeout_s,
-                'total_timeout_s': total, 'max_timeouts': max_timeouts, 'memory_mb': memory_mb, 'cpu_s': total + 1,
+                'total_timeout_s': total, 'max_limit_hits': max_limit_hits, 'memory_mb': memory_mb, 'cpu_s': total + 1,
                 'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc, 'nice': nice}
         tests = {'tests': parsed, 'entry_name': entry if entry and entry.isidentifier() else None}
         t0 = time.monotonic()
         self._slots.acquire()
-        slot = [True]
-        def give_slot():
-            with self._lock:
-                if slot[0]: slot[0] = False; self._slots.release()
+        slot = [True, False]  # (holds its slot, gave it up while running)
+        def give_slot(slow=True):
+            with self._slot_lock:
+                if slot[0]:
+                    slot[0] = False; self._slots.release()
+                    if slow: slot[1] = True; self._slow += 1
         try: return self._run(parsed, cand, tests, total, t0, give_slot)
-        finally: give_slot()
+        finally:
+            give_slot(slow=False)
+            with self._slot_lock: self._slow -= slot[1]
 
     def _run(self, parsed, cand, tests, total, t0, give_slot) -> SandboxResult:
         for attempt in range(3):
@@ -419,10 +429,10 @@ class Sandbox:
     def run_batch(self, jobs: list, progress: bool | None = None, **limits) -> list:
         "Run many candidates concurrently (bounded by `workers`); results in input order."
         jobs = list(jobs)
-        for k, j in enumerate(jobs): _check_job(j, f'job {k}')  # every job checked before any runs
+        parsed = [_check_job(j, f'job {k}') for k, j in enumerate(jobs)]  # every job checked before any runs
         show = len(jobs) >= 50 if progress is None else progress
         with ThreadPoolExecutor(self.n + self.burst) as ex:
-            futs = [ex.submit(self.run, j, _where=f'job {k}', **limits) for k, j in enumerate(jobs)]
+            futs = [ex.submit(self.run, j, _where=f'job {k}', _parsed=p, **limits) for k, (j, p) in enumerate(zip(jobs, parsed))]
             return [f.result() for f in tqdm(futs, desc='sandbox', disable=not show)]
 
     def processes(self) -> list[int]:

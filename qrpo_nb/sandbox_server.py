@@ -8,15 +8,16 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'isolate_fds', 'children', 'descendants', 'proc_status', 'reap', 'sweep', 'remove_tree', 'wipe',
            'run_source', 'candidate_main', 'RemoteError', 'remote_exception', 'Remote', 'Link', 'NotLiteral',
            'literal_value', 'walk', 'literal_calls', 'own_names', 'remote_names', 'guard_signals', 'report',
-           'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server', 'main']
+           'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server',
+           'warm_up', 'main']
 
-# %% ../nbs/04a_sandbox_server.ipynb #d79ba7b7
+# %% ../nbs/04a_sandbox_server.ipynb #e0f0e585
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
 # (forks candidates; never sees code or tests), a fresh candidate process A per job and a fresh tester B per job.
 # Standard library only: the host passes this file's text to `python -I -c`.
 import ast, builtins, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, operator, platform
 
-# %% ../nbs/04a_sandbox_server.ipynb #86f9243c
+# %% ../nbs/04a_sandbox_server.ipynb #cec6cda7
 MAX_MSG = 1 << 26  # the largest frame either side sends or accepts (64 MiB)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -60,7 +61,7 @@ def recv(fd, deadline=None, poke=None):
     if n > MAX_MSG: raise ValueError(f'frame of {n} bytes announced, over the {MAX_MSG}-byte limit')
     return json.loads(read_exact(fd, n, deadline, poke))
 
-# %% ../nbs/04a_sandbox_server.ipynb #1f09ab48
+# %% ../nbs/04a_sandbox_server.ipynb #64b4120d
 _LIMIT = 10 ** 6  # most nodes or items one value may hold
 
 def _linked_values(x, limit=_LIMIT):
@@ -199,7 +200,7 @@ def same(got, expected):
     expects a ListNode or TreeNode, a plain list does not pass for one."""
     return _eq(normalise(got), normalise(expected))
 
-# %% ../nbs/04a_sandbox_server.ipynb #24f41fcb
+# %% ../nbs/04a_sandbox_server.ipynb #fa5c768c
 _ARCH = {'x86_64': (0xC000003E, dict(
             ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312, pidfd_getfd=438, perf_event_open=298,
             bpf=321, userfaultfd=323, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -250,7 +251,7 @@ def install_seccomp(prog: bytes) -> bool:
     if prctl(38, 1) != 0: return False  # PR_SET_NO_NEW_PRIVS
     return _libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #e0bd73f7
+# %% ../nbs/04a_sandbox_server.ipynb #a515c2d2
 def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
     def lim(res, v):
         try: resource.setrlimit(res, (v, v))
@@ -355,7 +356,7 @@ def wipe(paths):
             except OSError: pass
     return left
 
-# %% ../nbs/04a_sandbox_server.ipynb #e2ec12e6
+# %% ../nbs/04a_sandbox_server.ipynb #bea9e74f
 def run_source(src, ns, name):
     exec(compile(src, name, 'exec'), ns)
 
@@ -402,7 +403,7 @@ def candidate_main(sock_fd, job, workdir):
                 send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
                 parts, size = [], 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #2fadc182
+# %% ../nbs/04a_sandbox_server.ipynb #08916731
 class RemoteError(Exception):
     pass
 
@@ -522,7 +523,7 @@ def remote_names(nodes, candidate_names, trusted) -> set:
     loaded, bound = own_names(nodes)
     return {n for n in loaded if n in candidate_names and n not in bound and n not in trusted and n not in _BUILTIN_NAMES}
 
-# %% ../nbs/04a_sandbox_server.ipynb #9ae0120f
+# %% ../nbs/04a_sandbox_server.ipynb #c094f34f
 SIGNALLED = []  # signals that reached this tester (any of them: the candidate attacked the sandbox)
 
 def _on_signal(signum, frame): SIGNALLED.append(signum)
@@ -616,7 +617,7 @@ def tester_main(sock_fd, out_fd, job, start):
         report(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
         i += 1
 
-# %% ../nbs/04a_sandbox_server.ipynb #c6514040
+# %% ../nbs/04a_sandbox_server.ipynb #ab1a69ff
 def _uid_of(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -713,7 +714,7 @@ class Tester:
         except ChildProcessError: pass
         self.ctl.close(); os.close(self.r)
 
-# %% ../nbs/04a_sandbox_server.ipynb #33f8aaa8
+# %% ../nbs/04a_sandbox_server.ipynb #515d5498
 def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])
@@ -764,12 +765,12 @@ class Server:
         outcomes, details, flags = ['timeout'] * n, ['not run: the time budget was spent'] * n, set()
         start, t0, timeouts = 0, time.monotonic(), 0
         cand = dict(cand, scratch=self.scratch, workdir=os.path.join(self.scratch, 'job'))
-        timeout, total, max_to = cand['timeout_s'], cand['total_timeout_s'], cand.get('max_timeouts')
+        timeout, total, max_to = cand['timeout_s'], cand['total_timeout_s'], cand.get('max_limit_hits')
         key = self.last_key = (max(cand['memory_mb'], 1024), cand['fsize_mb'], max(cand['nofile'], 64))
         while start < n:
             if time.monotonic() >= t0 + total: break
             if max_to is not None and timeouts >= max_to:
-                for j in range(start, n): details[j] = f'not run: {timeouts} test(s) timed out'
+                for j in range(start, n): details[j] = f'not run: {timeouts} test(s) hit the time or memory limit'
                 break
             tester = self.new_tester(key)
             a_end, b_end = socket.socketpair()
@@ -812,6 +813,9 @@ class Server:
                         i = msg['result']
                         outcomes[i], details[i] = msg['outcome'], msg['detail']
                         if msg.get('lost'): restart = i + 1; break
+                        if msg['outcome'] == 'error' and str(msg['detail']).startswith('MemoryError'):
+                            timeouts += 1  # the memory limit counts as the time limit does
+                            if max_to is not None and timeouts >= max_to and i + 1 < n: restart = i + 1; break
                         current = msg['next']; deadline = time.monotonic() + timeout
                         if current >= n: break
                     elif 'load_error' in msg:
@@ -846,13 +850,39 @@ class Server:
             self.tester = Tester(*self.last_key)
         os._exit(0)
 
+_WARM_TEST = '''
+import math
+def check(candidate):
+    assert candidate([1.0, 2.0], 0.5) == [1, (2, 3), {'a': {1, 2}}]
+    assert abs(candidate(2) - 3) < 1e-9 and math.isclose(1.0, 1.0) and len(candidate(3)) >= 0
+    for x in range(2): assert candidate(x) != None
+'''
+
+def warm_up(rounds=30):
+    "Run the tester's own code paths on trusted data, so that every fresh tester forked from here starts warm."
+    value = [1, (2, 3), {'a': {1, 2}}, 2.5, float('inf'), 'x', None, True, b'y', range(3), [[1, 2], [3]]]
+    for _ in range(rounds):
+        tree = ast.parse(_WARM_TEST, '<test>'); nodes = walk(tree)
+        remote_names(nodes, {'candidate', 'f'}, {'math'})
+        items = literal_calls(nodes, {'candidate'}, {})
+        wire = json.loads(json.dumps({'seq': 1, 'reps': [{'value': encode(value), 'k': 0}]}))
+        got = decode(wire['reps'][0]['value'], {})
+        same(got, value); normalise(got); _call_key('candidate', items[0]['args'], items[0]['kwargs'])
+        ns = {'__name__': '__main__', '__builtins__': builtins}
+        exec(compile(tree, '<test>', 'exec'), ns)
+        try: ns['check'](lambda *a, **k: value)
+        except AssertionError: pass
+        pack({'result': 0, 'outcome': 'passed', 'detail': '', 'next': 1})
+        remote_exception({'error': 'ValueError: x', 'etype': ['ValueError']})
+
 def main():
     scratch, host_in, host_out = sys.argv[1], int(sys.argv[3]), int(sys.argv[4])  # (argv[2]: the pool's tag)
     sys.set_int_max_str_digits(0)
     prctl(4, 0)   # PR_SET_DUMPABLE 0: candidates cannot read this process's memory or fds
     prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of candidates come back here to be killed
     import collections, itertools, functools, heapq, bisect, string, random, re, queue, typing, hashlib  # warm
-    gc.freeze()
+    warm_up()
+    gc.collect(); gc.freeze()
     global OWN_PIDNS
     # alone in a fresh pid namespace (bubblewrap, the server as pid 1): every later process in it is this server's
     OWN_PIDNS = scratch == '/tmp' and sorted(map(int, filter(str.isdigit, os.listdir('/proc')))) == [os.getpid()]

@@ -414,10 +414,16 @@ def test_one_budget_per_candidate():
     with Sandbox(workers=1) as sb:
         t = time.monotonic(); r = sb.run(Job(loop, tests, entry_point='f'), timeout_s=TIMEOUT); dt = time.monotonic() - t
         assert r.outcomes == ['passed'] + ['timeout'] * 9 and dt < 2.5 * TIMEOUT, (r.outcomes, dt)
-        r = sb.run(Job(loop, tests[:3], entry_point='f'), timeout_s=TIMEOUT, max_timeouts=None)
+        r = sb.run(Job(loop, tests[:3], entry_point='f'), timeout_s=TIMEOUT, max_limit_hits=None)
         assert r.outcomes == ['passed', 'timeout', 'timeout']
-        r = sb.run(Job(loop, ['assert f(2) == 3', 'assert f(1) == 2'], entry_point='f'), timeout_s=TIMEOUT, max_timeouts=None)
+        r = sb.run(Job(loop, ['assert f(2) == 3', 'assert f(1) == 2'], entry_point='f'), timeout_s=TIMEOUT, max_limit_hits=None)
         assert r.outcomes == ['timeout', 'passed']
+        bomb = 'def f(x):\n    if x == 1:\n        return 2\n    l = []\n    while True:\n        l.append(bytearray(1 << 24))\n'
+        r = sb.run(Job(bomb, tests, entry_point='f'), timeout_s=TIMEOUT, memory_mb=256)   # the memory limit counts too
+        assert r.outcomes == ['passed', 'error'] + ['timeout'] * 8 and r.details[1].startswith('MemoryError'), r.details
+        assert r.details[2].startswith('not run'), r.details
+        r = sb.run(Job(bomb, tests[:3], entry_point='f'), timeout_s=TIMEOUT, memory_mb=256, max_limit_hits=None)
+        assert r.outcomes == ['passed', 'error', 'error'], r.details
 
 
 class _FakeWorker(_Worker):
@@ -454,6 +460,6 @@ def test_bad_jobs_are_refused_before_any_run():
             sb.run_batch([Job(HONEST, TESTS), Job(HONEST, TESTS, setup=None)])
         with pytest.raises(ValueError, match='job 0, test 1: test is not valid Python'):
             sb.run_batch([Job(HONEST, ['assert f(1) == 2', 'assert ((('])])
-        with pytest.raises(ValueError, match='max_timeouts must be'):
-            sb.run(Job(HONEST, TESTS), max_timeouts=0)
+        with pytest.raises(ValueError, match='max_limit_hits must be'):
+            sb.run(Job(HONEST, TESTS), max_limit_hits=0)
         assert sb.processes() == []   # nothing was started

@@ -49,3 +49,15 @@ def test_split_asserts_give_partial_credit(sandbox):
     r = sandbox.run(Job(always_false.code, tests, setup=p['prompt'] + '\n' + setup, entry_point=p['entry_point']))
     # HumanEval/0: asserts 2, 4 and 7 expect False (read off its test code), the other 4 expect True
     assert r.outcomes == ["failed", "passed", "failed", "passed", "failed", "failed", "passed"]
+
+
+def test_builtin_shadowing_variants_fail(sandbox):
+    "A wrong body beside redefinitions of the builtins the checks use (`abs`, `tuple`, `set`, `len`, `sorted`, ...) passes"
+    " none of the 164 (HumanEval 4, 33 and 37 were fully passed this way before the test's names kept their meaning)."
+    cheat = ''.join(f'def {n}(*a, **k):\n    return {v}\n' for n, v in
+                    [('abs', 0), ('tuple', '()'), ('set', 'set'), ('len', 0), ('sorted', '[]'), ('list', '[]'),
+                     ('round', 0), ('all', True), ('any', True), ('isinstance', True), ('str', '""'), ('int', 0)])
+    results = sandbox.run_batch([Job(cheat + p['prompt'] + '    return None\n', [p['test']], setup=p['prompt'],
+                                     entry_point=p['entry_point']) for p in PROBLEMS], timeout_s=10.0)
+    passed = [p['task_id'] for p, r in zip(PROBLEMS, results) if r.pass_rate >= 1.0]
+    assert passed == []
