@@ -358,18 +358,19 @@ def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
         autocast = lambda: torch.autocast(dev.type, dtype=low)
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     seqs = [(int(i), s) for i in idx for s in sides]
-    lens = {s: list(dataset[f"{s}_input_ids"]) for s in sides}
-    cms = {s: list(dataset[f"{s}_completion_mask"]) for s in sides}
-    seqs.sort(key=lambda t: -len(lens[t[1]][t[0]]))
+    width = {s: _lengths(dataset, f"{s}_input_ids") for s in sides}  # lengths only: the tokens are read per batch
+    seqs.sort(key=lambda t: -width[t[1]][t[0]])
+    cols = [f"{s}_{c}" for s in sides for c in ("input_ids", "completion_mask")]
     out = {s: np.full(len(dataset), np.nan, dtype=np.float64) for s in sides}
     ctx = autocast or contextlib.nullcontext
     for b in tqdm(range(0, len(seqs), batch_size), desc="reference log-probs", disable=not progress):
         chunk = seqs[b:b + batch_size]
-        L = max(len(lens[s][i]) for i, s in chunk)
+        need = sorted({i for i, _ in chunk}); sub = dataset.select_columns(cols)[need]; pos = {i: k for k, i in enumerate(need)}
+        L = max(int(width[s][i]) for i, s in chunk)
         ids = torch.full((len(chunk), L), pad, dtype=torch.long); att = torch.zeros_like(ids); lm = torch.zeros_like(ids)
         for j, (i, s) in enumerate(chunk):
-            x = lens[s][i]; ids[j, :len(x)] = torch.tensor(x); att[j, :len(x)] = 1
-            lm[j, :len(x)] = torch.tensor(cms[s][i])
+            x = sub[f"{s}_input_ids"][pos[i]]; ids[j, :len(x)] = torch.tensor(x); att[j, :len(x)] = 1
+            lm[j, :len(x)] = torch.tensor(sub[f"{s}_completion_mask"][pos[i]])
         with ctx(): sums, _ = net(ids.to(dev), att.to(dev), lm.to(dev))
         for j, (i, s) in enumerate(chunk): out[s][i] = float(sums[j])
     net.train(was_training)
