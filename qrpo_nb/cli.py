@@ -200,7 +200,14 @@ def task_reward(
     "The reward callable `(rows, completions) -> list[float]` of a pipeline task."
     if task in PAPER_TASKS:
         from qrpo_nb import rewards
-        if task == "leetcode": return rewards.code_reward(max_tests=max_tests, **limits)
+        if task == "leetcode":   # the task's protocol (paper: first 100 asserts, 1 s and 1,024 MB each) unless overridden
+            from qrpo_nb.leetcode import leetcode_rewards
+            protocol = (options or {}).get("protocol", "paper")
+            lim = {k: v for k, v in limits.items() if v is not None}
+            fn = lambda rows, completions: leetcode_rewards(list(completions), list(rows), max_tests=max_tests,
+                                                            protocol=protocol, **lim)
+            fn.__qualname__ = f"leetcode_rewards(protocol={protocol!r}, max_tests={max_tests})"
+            return fn
         if not reward_model:
             raise ValueError(f"task {task!r} needs a reward_model (the paper: RLHFlow/ArmoRM-Llama3-8B-v0.1)")
         return rewards.RewardModel(reward_model_path(reward_model), max_length=max_length, trust_remote_code=True)

