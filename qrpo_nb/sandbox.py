@@ -374,6 +374,7 @@ class Sandbox:
             max_limit_hits: int | None = 1,  # after this many tests that hit the time or memory limit, the rest score 'timeout' unrun (None: go on)
             memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64,
             nice: int = 10,  # the candidate's niceness above the sandbox's own processes (0: none)
+            reuse_tester: bool = True,  # after an inert job (see 04a), its tester may serve the next one; False: always fresh
             _where: str = 'job', _parsed: list | None = None) -> SandboxResult:
         "Run one candidate against its tests."
         if self._closed: raise RuntimeError('sandbox is closed')
@@ -388,7 +389,8 @@ class Sandbox:
         entry = job.entry_point
         cand = {'code': job.code, 'setup': job.setup, 'prefix': job.prefix, 'entry_point': entry, 'timeout_s': timeout_s,
                 'total_timeout_s': total, 'max_limit_hits': max_limit_hits, 'memory_mb': memory_mb, 'cpu_s': total + 1,
-                'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc, 'nice': nice}
+                'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc, 'nice': nice,
+                'reuse_tester': bool(reuse_tester)}
         tests = {'tests': parsed, 'entry_name': entry if entry and entry.isidentifier() else None}
         t0 = time.monotonic()
         self._slots.acquire()

@@ -11,13 +11,13 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server',
            'warm_up', 'main']
 
-# %% ../nbs/04a_sandbox_server.ipynb #e0f0e585
+# %% ../nbs/04a_sandbox_server.ipynb #8c2426a3
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
 # (forks candidates; never sees code or tests), a fresh candidate process A per job and a fresh tester B per job.
 # Standard library only: the host passes this file's text to `python -I -c`.
 import ast, builtins, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, operator, platform
 
-# %% ../nbs/04a_sandbox_server.ipynb #cec6cda7
+# %% ../nbs/04a_sandbox_server.ipynb #c9f42b38
 MAX_MSG = 1 << 26  # the largest frame either side sends or accepts (64 MiB)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -61,7 +61,7 @@ def recv(fd, deadline=None, poke=None):
     if n > MAX_MSG: raise ValueError(f'frame of {n} bytes announced, over the {MAX_MSG}-byte limit')
     return json.loads(read_exact(fd, n, deadline, poke))
 
-# %% ../nbs/04a_sandbox_server.ipynb #64b4120d
+# %% ../nbs/04a_sandbox_server.ipynb #14acd715
 _LIMIT = 10 ** 6  # most nodes or items one value may hold
 
 def _linked_values(x, limit=_LIMIT):
@@ -200,7 +200,7 @@ def same(got, expected):
     expects a ListNode or TreeNode, a plain list does not pass for one."""
     return _eq(normalise(got), normalise(expected))
 
-# %% ../nbs/04a_sandbox_server.ipynb #fa5c768c
+# %% ../nbs/04a_sandbox_server.ipynb #41346a02
 _ARCH = {'x86_64': (0xC000003E, dict(
             ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312, pidfd_getfd=438, perf_event_open=298,
             bpf=321, userfaultfd=323, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -251,7 +251,7 @@ def install_seccomp(prog: bytes) -> bool:
     if prctl(38, 1) != 0: return False  # PR_SET_NO_NEW_PRIVS
     return _libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #a515c2d2
+# %% ../nbs/04a_sandbox_server.ipynb #4fe7896d
 def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
     def lim(res, v):
         try: resource.setrlimit(res, (v, v))
@@ -356,7 +356,7 @@ def wipe(paths):
             except OSError: pass
     return left
 
-# %% ../nbs/04a_sandbox_server.ipynb #bea9e74f
+# %% ../nbs/04a_sandbox_server.ipynb #70d68d09
 def run_source(src, ns, name):
     exec(compile(src, name, 'exec'), ns)
 
@@ -403,7 +403,7 @@ def candidate_main(sock_fd, job, workdir):
                 send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
                 parts, size = [], 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #08916731
+# %% ../nbs/04a_sandbox_server.ipynb #77507fe6
 class RemoteError(Exception):
     pass
 
@@ -523,7 +523,68 @@ def remote_names(nodes, candidate_names, trusted) -> set:
     loaded, bound = own_names(nodes)
     return {n for n in loaded if n in candidate_names and n not in bound and n not in trusted and n not in _BUILTIN_NAMES}
 
-# %% ../nbs/04a_sandbox_server.ipynb #c094f34f
+# %% ../nbs/04a_sandbox_server.ipynb #5762af81
+_INERT_MODULES = frozenset('math cmath collections itertools functools heapq bisect string re typing operator fractions '
+                           'statistics dataclasses enum copy json hashlib datetime numbers array queue __future__'.split())
+_DENY_CALLS = frozenset('setattr delattr getattr exec eval compile globals vars locals open input breakpoint help exit '
+                        'quit memoryview type super'.split())
+_INERT_CACHE = {}
+
+def _inert(src: str) -> bool:
+    "Whether trusted code `src` can leave no state behind in the process that runs it (conservative: False when unsure)."
+    hit = _INERT_CACHE.get(src)
+    if hit is not None: return hit
+    if len(_INERT_CACHE) > 10000: _INERT_CACHE.clear()
+    try: tree = ast.parse(src)
+    except SyntaxError: _INERT_CACHE[src] = False; return False
+    _INERT_CACHE[src] = ok = _inert_tree(tree)
+    return ok
+
+def _inert_tree(tree) -> bool:
+    imported, allowed = set(), set()  # names bound by imports; Name nodes where an imported name may appear
+    for node in walk(tree):
+        t = type(node)
+        if t in (ast.Global, ast.Nonlocal): return False
+        if t is ast.Import:
+            for a in node.names:
+                if a.name.split('.')[0] not in _INERT_MODULES: return False
+                imported.add((a.asname or a.name).split('.')[0])
+        elif t is ast.ImportFrom:
+            if node.level or (node.module or '').split('.')[0] not in _INERT_MODULES: return False
+            for a in node.names:
+                if a.name == '*': return False
+                imported.add(a.asname or a.name)
+        elif t is ast.Attribute and node.attr.startswith('_'): return False
+        elif t is ast.Name and node.id.startswith('__'): return False
+        elif t is ast.Call:
+            f = node.func
+            if type(f) is ast.Name:
+                allowed.add(id(f))
+                if f.id in _DENY_CALLS and not (f.id == 'setattr' and node.args and type(node.args[0]) is ast.Name): return False
+                if f.id in ('isinstance', 'issubclass') and len(node.args) == 2:
+                    for x in walk(node.args[1]):
+                        if type(x) is ast.Name: allowed.add(id(x))
+            elif type(f) is ast.Attribute:
+                if f.attr == 'register': return False
+                if type(f.value) is ast.Name: allowed.add(id(f.value))
+        elif t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.AnnAssign, ast.arg):
+            notes = [getattr(node, k, None) for k in ('returns', 'annotation')] + (node.bases if t is ast.ClassDef else [])
+            for n in notes:
+                for x in walk(n) if n is not None else []:
+                    if type(x) is ast.Name: allowed.add(id(x))
+        if t in (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete, ast.For, ast.With, ast.NamedExpr):
+            targets = node.targets if t in (ast.Assign, ast.Delete) else [getattr(node, 'target', None)]
+            if t is ast.With: targets = [i.optional_vars for i in node.items]
+            for tg in targets:
+                for x in walk(tg) if tg is not None else []:
+                    if type(x) in (ast.Attribute, ast.Subscript) and type(x.ctx) is not ast.Load:
+                        base = x.value
+                        if type(base) is not ast.Name or base.id in imported or base.id in _BUILTIN_NAMES: return False
+    for node in walk(tree):  # an imported name used as a bare value (x = math, f(Counter)) could be patched through
+        if type(node) is ast.Name and node.id in imported and id(node) not in allowed: return False
+    return True
+
+# %% ../nbs/04a_sandbox_server.ipynb #23c4ea70
 SIGNALLED = []  # signals that reached this tester (any of them: the candidate attacked the sandbox)
 
 def _on_signal(signum, frame): SIGNALLED.append(signum)
@@ -573,7 +634,9 @@ def tester_main(sock_fd, out_fd, job, start):
         expected = eval(test['expected'], dict(ns))
         if same(got, expected): return 'passed', ''
         return 'failed', f'got {normalise(got)!r:.200}, expected {normalise(expected)!r:.200}'
-    report(out_fd, {'begin': start})
+    inert = _inert(job['prefix']) and _inert(job['setup']) and all(
+        _inert(t['src'] if t['kind'] != 'call' else f"_ = {t['call']} == {t['expected']}") for t in tests)
+    report(out_fd, {'begin': start, 'inert': inert})
     i = start
     while i < n:
         j, cur = i, i
@@ -617,7 +680,7 @@ def tester_main(sock_fd, out_fd, job, start):
         report(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
         i += 1
 
-# %% ../nbs/04a_sandbox_server.ipynb #ab1a69ff
+# %% ../nbs/04a_sandbox_server.ipynb #0c219984
 def _uid_of(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -696,10 +759,12 @@ class Tester:
                 isolate_fds([child.fileno(), w])
                 prctl(4, 0)
                 limit(memory_mb, 24 * 3600, 0, fsize_mb, nofile)
-                _, fds, _, _ = socket.recv_fds(child, 1, 1)
-                if fds:
+                while True:  # one job, or more while the server keeps this tester (inert jobs only)
+                    _, fds, _, _ = socket.recv_fds(child, 1, 1)
+                    if not fds: break
                     job = recv(child.fileno())
                     tester_main(fds[0], w, job, job['start'])
+                    os.close(fds[0])
             finally:
                 os._exit(0)
         child.close(); os.close(w)
@@ -714,7 +779,7 @@ class Tester:
         except ChildProcessError: pass
         self.ctl.close(); os.close(self.r)
 
-# %% ../nbs/04a_sandbox_server.ipynb #515d5498
+# %% ../nbs/04a_sandbox_server.ipynb #da0a67ea
 def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])
@@ -786,7 +851,7 @@ class Server:
                 return {'fatal': f'lost a sandbox process: {e}'}
             finally:
                 a_end.close(); b_end.close()
-            current, restart = None, n
+            current, restart, inert, done = None, n, False, False  # done: the tester reported its last test itself
             deadline = time.monotonic() + timeout
             try:
                 while True:
@@ -808,7 +873,8 @@ class Server:
                     if not isinstance(msg, dict): flags.add('bad tester message'); break
                     if msg.get('signalled'): flags.add(f"the tester received signal(s) {msg['signalled']}")
                     if 'begin' in msg:
-                        current = msg['begin']; deadline = time.monotonic() + timeout
+                        current, inert = msg['begin'], msg.get('inert') is True
+                        deadline = time.monotonic() + timeout
                     elif 'result' in msg:
                         i = msg['result']
                         outcomes[i], details[i] = msg['outcome'], msg['detail']
@@ -817,12 +883,14 @@ class Server:
                             timeouts += 1  # the memory limit counts as the time limit does
                             if max_to is not None and timeouts >= max_to and i + 1 < n: restart = i + 1; break
                         current = msg['next']; deadline = time.monotonic() + timeout
-                        if current >= n: break
+                        if current >= n: done = True; break
                     elif 'load_error' in msg:
                         for j in range(start, n): outcomes[j], details[j] = 'error', msg['load_error']
                         break
             finally:
-                tester.kill()  # one tester per segment: nothing of this job's set-up stays
+                if inert and done and not flags and cand.get('reuse_tester', True) and alive(tester.pid):
+                    self.tester = tester  # nothing of this job can outlive it: it serves the next one
+                else: tester.kill()  # a fresh tester next time: nothing of this job's set-up stays
                 if restart < n: sweep(self.me, self.keep())  # a fresh candidate process takes over
             start = restart
         result = {'outcomes': outcomes, 'details': details}
@@ -838,7 +906,7 @@ class Server:
             except Exception: break
             try: result = self.run_job(job['cand'], job['tests'])
             except Exception as e: result = {'fatal': f'{type(e).__name__}: {e}'}
-            sweep(self.me, {self.zpid})
+            sweep(self.me, self.keep())
             result['left'] = wipe(self.wiped)[:5]
             if not alive(self.zpid):  # the candidate stopped or killed the zygote: this worker is replaced
                 result['restart'] = True
@@ -847,7 +915,7 @@ class Server:
             send(self.host_out, result)
             if 'fatal' in result or 'restart' in result: break
             self.ask_spare()  # the next spare and tester, forked now that no candidate runs
-            self.tester = Tester(*self.last_key)
+            if self.tester is None: self.tester = Tester(*self.last_key)
         os._exit(0)
 
 _WARM_TEST = '''

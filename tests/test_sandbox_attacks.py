@@ -407,6 +407,24 @@ def test_setup_does_not_outlive_its_job():
         assert sb.run(Job(HONEST, [test], entry_point='f')).pass_rate == 1.0
 
 
+@pytest.mark.parametrize('patch', [
+    'import math\nmath.isclose = lambda *a, **k: True\n',
+    'import math\nm = math\nm.isclose = lambda *a, **k: True\n',
+    'import math\ndef check(candidate):\n    vars(math)["isclose"] = lambda *a, **k: True\n',
+    'from collections import Counter\ndef g(c):\n    c.most_common = lambda *a: [("z", 9)]\ng(Counter)\n',
+    'import builtins\nbuiltins.sorted = lambda v: [1, 2]\n'])
+def test_trusted_tests_that_patch_do_not_reach_the_next_job(patch):
+    "A trusted *test* that patches a module, an alias of one or a class (directly or through a function) does not change"
+    " the next job's verdicts: its tester is not kept (only inert jobs share a tester)."
+    probe = ['import math\nfrom collections import Counter\ndef check(candidate):\n    assert math.isclose(candidate(2), 3.0)\n'
+             '    assert Counter("ab").most_common(1) == [("a", 1)] and sorted([2, 1]) == [1, 2]\n']
+    with Sandbox(workers=1) as sb:
+        assert sb.run(Job(HONEST, probe, entry_point='f')).pass_rate == 1.0
+        sb.run(Job(HONEST, [patch + '\nassert True\n'], entry_point='f'))
+        assert sb.run(Job(WRONG, probe, entry_point='f')).pass_rate == 0.0
+        assert sb.run(Job(HONEST, probe, entry_point='f')).pass_rate == 1.0
+
+
 def test_one_budget_per_candidate():
     "A looping candidate costs one per-test timeout, not one per test; the per-test limit and partial credit stay."
     loop = 'def f(x):\n    while x > 1:\n        pass\n    return x + 1\n'
