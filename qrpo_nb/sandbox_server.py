@@ -11,13 +11,13 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server',
            'warm_up', 'main']
 
-# %% ../nbs/04a_sandbox_server.ipynb #8c2426a3
+# %% ../nbs/04a_sandbox_server.ipynb #d064c64e
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
 # (forks candidates; never sees code or tests), a fresh candidate process A per job and a fresh tester B per job.
 # Standard library only: the host passes this file's text to `python -I -c`.
 import ast, builtins, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, operator, platform
 
-# %% ../nbs/04a_sandbox_server.ipynb #c9f42b38
+# %% ../nbs/04a_sandbox_server.ipynb #bbebafc2
 MAX_MSG = 1 << 26  # the largest frame either side sends or accepts (64 MiB)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -61,7 +61,7 @@ def recv(fd, deadline=None, poke=None):
     if n > MAX_MSG: raise ValueError(f'frame of {n} bytes announced, over the {MAX_MSG}-byte limit')
     return json.loads(read_exact(fd, n, deadline, poke))
 
-# %% ../nbs/04a_sandbox_server.ipynb #14acd715
+# %% ../nbs/04a_sandbox_server.ipynb #fdda137c
 _LIMIT = 10 ** 6  # most nodes or items one value may hold
 
 def _linked_values(x, limit=_LIMIT):
@@ -200,7 +200,7 @@ def same(got, expected):
     expects a ListNode or TreeNode, a plain list does not pass for one."""
     return _eq(normalise(got), normalise(expected))
 
-# %% ../nbs/04a_sandbox_server.ipynb #41346a02
+# %% ../nbs/04a_sandbox_server.ipynb #14421d76
 _ARCH = {'x86_64': (0xC000003E, dict(
             ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312, pidfd_getfd=438, perf_event_open=298,
             bpf=321, userfaultfd=323, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -251,7 +251,7 @@ def install_seccomp(prog: bytes) -> bool:
     if prctl(38, 1) != 0: return False  # PR_SET_NO_NEW_PRIVS
     return _libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #4fe7896d
+# %% ../nbs/04a_sandbox_server.ipynb #7c471158
 def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
     def lim(res, v):
         try: resource.setrlimit(res, (v, v))
@@ -356,7 +356,7 @@ def wipe(paths):
             except OSError: pass
     return left
 
-# %% ../nbs/04a_sandbox_server.ipynb #70d68d09
+# %% ../nbs/04a_sandbox_server.ipynb #eedcb7b2
 def run_source(src, ns, name):
     exec(compile(src, name, 'exec'), ns)
 
@@ -403,7 +403,7 @@ def candidate_main(sock_fd, job, workdir):
                 send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
                 parts, size = [], 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #77507fe6
+# %% ../nbs/04a_sandbox_server.ipynb #23522d21
 class RemoteError(Exception):
     pass
 
@@ -523,9 +523,10 @@ def remote_names(nodes, candidate_names, trusted) -> set:
     loaded, bound = own_names(nodes)
     return {n for n in loaded if n in candidate_names and n not in bound and n not in trusted and n not in _BUILTIN_NAMES}
 
-# %% ../nbs/04a_sandbox_server.ipynb #5762af81
+# %% ../nbs/04a_sandbox_server.ipynb #bc351c2e
 _INERT_MODULES = frozenset('math cmath collections itertools functools heapq bisect string re typing operator fractions '
                            'statistics dataclasses enum copy json hashlib datetime numbers array queue __future__'.split())
+_IMPORT_ONLY = frozenset(['random'])  # may be imported (the LeetCode prefix does), but any use of it is not inert
 _DENY_CALLS = frozenset('setattr delattr getattr exec eval compile globals vars locals open input breakpoint help exit '
                         'quit memoryview type super'.split())
 _INERT_CACHE = {}
@@ -540,20 +541,35 @@ def _inert(src: str) -> bool:
     _INERT_CACHE[src] = ok = _inert_tree(tree)
     return ok
 
+def _function_locals(tree) -> set:
+    "ids of the Name nodes that refer to a function's own argument or assigned local (Python's scoping, simplified)."
+    out = set()
+    for fn in walk(tree):
+        if type(fn) not in (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda): continue
+        a = fn.args
+        names = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [v for v in (a.vararg, a.kwarg) if v]}
+        body = [fn.body] if type(fn) is ast.Lambda else fn.body
+        nodes = [x for b in body for x in walk(b)]
+        names |= {x.id for x in nodes if type(x) is ast.Name and type(x.ctx) is ast.Store}
+        out |= {id(x) for x in nodes if type(x) is ast.Name and x.id in names}
+    return out
+
 def _inert_tree(tree) -> bool:
-    imported, allowed = set(), set()  # names bound by imports; Name nodes where an imported name may appear
+    imported, allowed, unused = set(), set(), set()  # names bound by imports; where they may appear; never usable
     for node in walk(tree):
         t = type(node)
         if t in (ast.Global, ast.Nonlocal): return False
         if t is ast.Import:
             for a in node.names:
-                if a.name.split('.')[0] not in _INERT_MODULES: return False
-                imported.add((a.asname or a.name).split('.')[0])
+                top = a.name.split('.')[0]
+                if top not in _INERT_MODULES and top not in _IMPORT_ONLY: return False
+                (unused if top in _IMPORT_ONLY else imported).add((a.asname or a.name).split('.')[0])
         elif t is ast.ImportFrom:
-            if node.level or (node.module or '').split('.')[0] not in _INERT_MODULES: return False
+            top = (node.module or '').split('.')[0]
+            if node.level or (top not in _INERT_MODULES and top not in _IMPORT_ONLY): return False
             for a in node.names:
                 if a.name == '*': return False
-                imported.add(a.asname or a.name)
+                (unused if top in _IMPORT_ONLY else imported).add(a.asname or a.name)
         elif t is ast.Attribute and node.attr.startswith('_'): return False
         elif t is ast.Name and node.id.startswith('__'): return False
         elif t is ast.Call:
@@ -580,11 +596,12 @@ def _inert_tree(tree) -> bool:
                     if type(x) in (ast.Attribute, ast.Subscript) and type(x.ctx) is not ast.Load:
                         base = x.value
                         if type(base) is not ast.Name or base.id in imported or base.id in _BUILTIN_NAMES: return False
+    local = _function_locals(tree)
     for node in walk(tree):  # an imported name used as a bare value (x = math, f(Counter)) could be patched through
-        if type(node) is ast.Name and node.id in imported and id(node) not in allowed: return False
+        if type(node) is ast.Name and id(node) not in local and (node.id in unused or node.id in imported and id(node) not in allowed): return False
     return True
 
-# %% ../nbs/04a_sandbox_server.ipynb #23c4ea70
+# %% ../nbs/04a_sandbox_server.ipynb #3f44cb24
 SIGNALLED = []  # signals that reached this tester (any of them: the candidate attacked the sandbox)
 
 def _on_signal(signum, frame): SIGNALLED.append(signum)
@@ -680,7 +697,7 @@ def tester_main(sock_fd, out_fd, job, start):
         report(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
         i += 1
 
-# %% ../nbs/04a_sandbox_server.ipynb #0c219984
+# %% ../nbs/04a_sandbox_server.ipynb #8307dcd9
 def _uid_of(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -779,7 +796,7 @@ class Tester:
         except ChildProcessError: pass
         self.ctl.close(); os.close(self.r)
 
-# %% ../nbs/04a_sandbox_server.ipynb #da0a67ea
+# %% ../nbs/04a_sandbox_server.ipynb #bf51c6b6
 def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])
