@@ -14,15 +14,30 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'TrainConfig', 'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length',
-           'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config', 'steps_per_epoch', 'total_steps',
-           'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate',
-           'compute_reference_logps', 'loss_batch', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
-           'read_metrics', 'load_run_file', 'main']
+           'completion_text', 'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config', 'validate_dataset',
+           'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps', 'checkpoint_steps',
+           'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate', 'compute_reference_logps',
+           'loss_batch', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train', 'read_metrics',
+           'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
 _SAVE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PAPER_RL_MAX_GRAD_NORM = 1e8  # the authors' clipping threshold for every preference/RL method: effectively none
+_FLOAT_FIELDS = ("beta", "lr", "epochs", "warmup_ratio", "max_grad_norm", "weight_decay", "adam_eps")
+_INT_FIELDS = ("batch_size", "micro_batch_size", "n_ref", "n_checkpoints", "seed", "max_length", "state_every",
+               "max_steps", "ref_batch_size")
+
+def _number(field:str, v, kind:str):
+    "`v` for a numeric field: numbers as given, numeric strings (YAML reads `1e-3` as a string) parsed; else a named error."
+    if v is None or (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)):
+        return v.item() if isinstance(v, (np.integer, np.floating)) else v
+    if isinstance(v, str):
+        try: x = float(v.strip())
+        except ValueError: x = None
+        if x is not None and kind == "float": return x
+        if x is not None and x == int(x) and v.strip().lstrip("+-").isdigit(): return int(x)
+    raise ValueError(f"TrainConfig: {field} must be {'a number' if kind == 'float' else 'an integer'}, got {v!r}")
 
 @dataclass
 class TrainConfig:
@@ -60,6 +75,8 @@ class TrainConfig:
 
     def __post_init__(self):
         def bad(msg): raise ValueError(f"TrainConfig: {msg}")
+        for f in _FLOAT_FIELDS: setattr(self, f, _number(f, getattr(self, f), "float"))
+        for f in _INT_FIELDS: setattr(self, f, _number(f, getattr(self, f), "int"))
         if not isinstance(self.loss, str) or not self.loss: bad(f"loss must be a name, got {self.loss!r}")
         if self.loss != "sft" and not (self.beta > 0): bad(f"beta must be > 0, got {self.beta}")
         if not (self.lr > 0): bad(f"lr must be > 0, got {self.lr}")
@@ -193,19 +210,29 @@ def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:
     if stats is not None: stats.update(counts)
     return ds
 
+def completion_text(value, column:str="chosen", row:int|None=None) -> str:
+    "A completion as text: a string, or TRL's conversational form, one assistant message `[{role, content}]`."
+    if isinstance(value, str): return value
+    if (isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], dict)
+            and value[0].get("role") == "assistant" and isinstance(value[0].get("content"), str)):
+        return value[0]["content"]
+    where = f" row {row}" if row is not None else ""
+    raise ValueError(f"column `{column}`{where}: a completion is a string or one assistant message "
+                     f"[{{'role': 'assistant', 'content': ...}}], got {str(value)[:120]}")
+
 def tokenize_dataset(dataset, tokenizer, sft:bool=False, max_length:int|None=None, truncation:str="truncate",
                      num_proc:int|None=None, stats:dict|None=None): # filled with the counts of `fit_length`
     "Add `{side}_input_ids`, `{side}_completion_mask` (side: chosen, rejected), then fit samples to `max_length`."
     sides = _sides(dataset.column_names, sft)
     ds = dataset
     if not all(f"{s}_input_ids" in dataset.column_names for s, _ in sides):
-        def enc(row):
+        def enc(row, i):
             out = {}
             for side, col in sides:
-                e = encode_example(tokenizer, row["prompt"], row[col])
+                e = encode_example(tokenizer, row["prompt"], completion_text(row[col], col, i))
                 out[f"{side}_input_ids"], out[f"{side}_completion_mask"] = e["input_ids"], e["completion_mask"]
             return out
-        ds = dataset.map(enc, num_proc=num_proc, desc="tokenize")
+        ds = dataset.map(enc, with_indices=True, num_proc=num_proc, desc="tokenize")
     return fit_length(ds, [s for s, _ in sides], max_length, truncation, stats)
 
 def sample_lengths(dataset, sft=False) -> np.ndarray:
@@ -253,6 +280,83 @@ def check_config(config:TrainConfig, columns, world_size:int=1, losses=None):
             what = "reference rewards" if key == "ref_rewards" else key.replace("_", " ")
             raise ValueError(f"loss {config.loss!r} needs {what}: the dataset has no `{col}` column")
     return spec
+
+# %% ../nbs/09_trainer.ipynb #91279c3c
+def _float_values(ds, col, batch_size:int=65536):
+    "A numeric column as float64 (None -> NaN), or the flattened values and row of each value of a list column."
+    import pyarrow as pa, pyarrow.compute as pc
+    vals, rows, base = [], [], 0
+    for t in ds.with_format("arrow").iter(batch_size=batch_size):
+        c = t[col].combine_chunks() if hasattr(t[col], "combine_chunks") else t[col]
+        try:
+            if pa.types.is_list(c.type) or pa.types.is_large_list(c.type):
+                rows.append(pc.list_parent_indices(c).to_numpy() + base); c = pc.list_flatten(c)
+            vals.append(c.cast(pa.float64()).to_numpy(zero_copy_only=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise ValueError(f"column `{col}` must hold numbers, has type {t[col].type}") from e
+        base += len(t)
+    v = np.concatenate(vals) if vals else np.zeros(0)
+    return (v, np.concatenate(rows)) if rows else v
+
+def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
+    "Reject data that would train wrongly, before any compute; returns what was found (reference-reward counts)."
+    if len(dataset) == 0: raise ValueError("the dataset is empty")
+    cols, info = set(dataset.column_names), {"rows": len(dataset)}
+    if config.loss == "sft" or spec is None: return info
+    req, name = set(getattr(spec, "requires", ())), config.loss
+    for s in (["chosen", "rejected"] if is_pairwise(cols) else ["chosen"]):
+        if f"{s}_reward" not in req: continue
+        col = f"{s}_reward" if f"{s}_reward" in cols else ("reward" if s == "chosen" and "reward" in cols else None)
+        if col is None:
+            if s == "rejected":
+                raise ValueError(f"loss {name!r} reads the reward of every completion: the dataset has a `rejected` column but "
+                                 f"no `rejected_reward` column (add it, or remove `rejected` to train on `chosen` alone)")
+            continue  # the missing `chosen_reward` is check_config's message
+        v = _float_values(dataset, col); bad = ~np.isfinite(v)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"column `{col}`: dataset row {i} has reward {v[i]} ({int(bad.sum())} rows not finite); "
+                             f"loss {name!r} needs a finite reward for every completion")
+    if "ref_rewards" in req and "ref_rewards" in cols:
+        lens = _lengths(dataset, "ref_rewards"); v, row = _float_values(dataset, "ref_rewards")
+        n = config.n_ref if config.n_ref is not None else (config.loss_options or {}).get("n")
+        if n is not None and (lens < n).any():
+            i = int(np.argmin(lens))
+            raise ValueError(f"n_ref={n} but dataset row {i} has only {lens[i]} reference rewards (column `ref_rewards`; "
+                             f"{int((lens < n).sum())} rows have fewer than {n}): use n_ref <= {lens.min()} or complete those rows")
+        pos = np.arange(len(v)) - (np.cumsum(lens) - lens)[row]  # position of each value in its row
+        if np.isinf(v).any():
+            k = int(np.flatnonzero(np.isinf(v))[0])
+            raise ValueError(f"column `ref_rewards`: dataset row {row[k]} has an infinite reference reward ({v[k]} at position "
+                             f"{pos[k]}); NaN marks a missing one, infinities are not allowed")
+        used = pos < (n if n is not None else np.inf)
+        have = np.bincount(row[used & ~np.isnan(v)], minlength=len(dataset))
+        if (have == 0).any():
+            i = int(np.flatnonzero(have == 0)[0])
+            raise ValueError(f"column `ref_rewards`: dataset row {i} has no reference reward among the first "
+                             f"{n if n is not None else lens[i]} (all missing)")
+        info.update(ref_min=int(lens.min()), ref_max=int(lens.max()))
+        if n is None and lens.min() != lens.max():
+            warnings.warn(f"rows have {lens.min()} to {lens.max()} reference rewards and n_ref is None: each row uses all it "
+                          f"has (the shorter rows' missing ones count as NaN = missing); set n_ref <= {lens.min()} to use the "
+                          f"first n_ref of every row")
+    return info
+
+def data_fingerprint(dataset, batch_size:int=8192) -> str:
+    "A hash of the dataset's content (every column and row, in order), the same however it was built or loaded."
+    import pyarrow as pa
+    h = hashlib.sha256(repr(sorted(dataset.column_names)).encode())
+    for t in dataset.with_format("arrow").iter(batch_size=batch_size):
+        t = t.combine_chunks().replace_schema_metadata(None); sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, t.schema) as w: w.write_table(t)
+        h.update(sink.getvalue().to_pybytes())
+    return h.hexdigest()[:16]
+
+def model_fingerprint(model) -> str:
+    "A hash of the model's parameter names and shapes (its architecture and size, not its values)."
+    shapes = sorted((k, list(v.shape)) for k, v in model.state_dict().items())
+    return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
+
 
 # %% ../nbs/09_trainer.ipynb #01a9dcf5
 def steps_per_epoch(n_samples:int, batch_size:int) -> int: return n_samples // batch_size
@@ -546,12 +650,29 @@ def _save_state(acc, out:Path, step:int, state:dict):
             if p != d: shutil.rmtree(p, ignore_errors=True)
     acc.wait_for_everyone()
 
+def _check_resumable(out:Path, config:TrainConfig, data_fp:str, model_fp:str):
+    "Before any compute: a saved state in `out` must come from the same configuration, data and model architecture."
+    step, d = _latest_state(out)
+    if step is None: return
+    st = json.loads((d / "trainer_state.json").read_text())
+    fresh = f"use a new output_dir, or delete {out} to start fresh"
+    if st.get("config_key") != config.key():
+        raise ValueError(f"{out} holds a run with another configuration (key {st.get('config_key')} != {config.key()}); {fresh}")
+    if st.get("data_fingerprint", data_fp) != data_fp:  # states written before fingerprints were kept are not checked
+        raise ValueError(f"{out} holds a run on another dataset (data fingerprint {st['data_fingerprint']} != {data_fp}); {fresh}")
+    if st.get("model_fingerprint", model_fp) != model_fp:
+        raise ValueError(f"{out} holds the state of another model (architecture or size differs); {fresh}")
+
 def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerator=None) -> TrainResult:
     "Train `model` on `dataset` with `config.loss`; resumable, launchable with `accelerate launch`."
     loaded = _param_dtype(model)
     acc = accelerator or make_accelerator(config, model_dtype=loaded)
     W, rank = acc.num_processes, acc.process_index
+    if len(dataset) == 0: raise ValueError("the dataset is empty")
     spec = check_config(config, dataset.column_names, W, losses)
+    validate_dataset(config, dataset, spec)
+    data_fp, model_fp = data_fingerprint(dataset), model_fingerprint(model)
+    _check_resumable(Path(config.output_dir), config, data_fp, model_fp)
     if config.master_weights == "fp32" and loaded in (torch.bfloat16, torch.float16) and not _deepspeed_low_precision(acc):
         model.float()  # float32 master weights: Adam's small updates survive (bf16 keeps 8 bits); autocast computes in bf16
     save_dtype = _SAVE_DTYPES[config.save_dtype] if config.save_dtype else loaded
@@ -565,6 +686,11 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         (out / "length.json").write_text(json.dumps(length_stats, indent=1))
     pairwise = not sft and is_pairwise(ds.column_names)
     widths, tokens = sample_lengths(ds, sft)
+    n_pos = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(n_pos, int) and len(widths) and widths.max() > n_pos:
+        i = int(np.argmax(widths))
+        raise ValueError(f"sample {i} has {widths[i]} tokens but the model has {n_pos} positions "
+                         f"({int((widths > n_pos).sum())} samples longer): set max_length <= {n_pos}")
     T = total_steps(config, len(ds))
     mb = config.micro_batch_size or config.batch_size // W
     n_micro = config.batch_size // (W * mb)
@@ -600,7 +726,12 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         st = json.loads((s_dir / "trainer_state.json").read_text())
         if st.get("config_key") != config.key():
             raise ValueError(f"{out} holds a run with another configuration (key {st.get('config_key')} != {config.key()}); use a new output_dir")
-        acc.load_state(str(s_dir)); start = s_step
+        try: acc.load_state(str(s_dir))
+        except RuntimeError as e:
+            if "size mismatch" not in str(e) and "Missing key" not in str(e) and "Unexpected key" not in str(e): raise
+            raise ValueError(f"{out} holds the state of another model (its weights do not fit this one): use a new "
+                             f"output_dir, or delete {out} to start fresh") from None
+        start = s_step
         _rank0_print(acc, f"resuming from step {start}")
     mfile = out / "metrics.jsonl"
     if acc.is_main_process and mfile.exists():  # keep the log consistent with the resumed state
@@ -610,6 +741,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     acc.wait_for_everyone()
 
     def state_dict(step): return {"step": step, "total_steps": T, "config_key": config.key(), "world_size": W,
+                                  "data_fingerprint": data_fp, "model_fingerprint": model_fp,
                                   "epoch": step / max(1, steps_per_epoch(len(ds), config.batch_size))}
     need0 = broadcast_object_list([0 in ckpts and start == 0 and not (out / "checkpoint-0").exists()])[0]  # rank 0 decides
     if need0: _save_checkpoint(acc, net, tokenizer, out / "checkpoint-0", state_dict(0), save_dtype)

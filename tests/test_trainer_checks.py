@@ -1,0 +1,114 @@
+"""Issue 16 part 3: every input that used to train silently wrong (or fail late, with the wrong words) is refused by
+`train` before any compute, with the row, the column or the folder named. Each test fails on the trainer before
+the checks (commit a073779)."""
+import os
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import math, warnings
+import datasets, pytest, torch
+from qrpo_nb.trainer import TrainConfig, train, toy_pairs, toy_tokenizer
+from qrpo_nb.models import tiny_llama
+from qrpo_nb.losses import LOSSES
+
+torch.set_num_threads(1)
+TOK = toy_tokenizer()
+
+
+def model(hidden=16, **kw):
+    return tiny_llama(len(TOK), hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+                      pad_token_id=TOK.pad_token_id, bos_token_id=TOK.bos_token_id, eos_token_id=TOK.eos_token_id, **kw)
+
+
+def cfg(tmp_path, name="run", **kw):
+    d = dict(loss="qrpo", beta=0.1, lr=1e-3, batch_size=8, micro_batch_size=4, n_ref=4, n_checkpoints=0,
+             max_steps=1, progress=False, output_dir=str(tmp_path / name))
+    return TrainConfig(**{**d, **kw})
+
+
+def with_row(ds, i, **kv):
+    return datasets.Dataset.from_list([{**r, **kv} if j == i else r for j, r in enumerate(ds)])
+
+
+def refuses(c, ds, match, m=None, exc=ValueError):
+    "train raises `exc` matching `match` and has written no checkpoint, state or metrics (nothing was computed)."
+    with pytest.raises(exc, match=match) as e:
+        train(c, m or model(), TOK, ds, losses=LOSSES)
+    out = os.path.join(c.output_dir)
+    assert not any(os.path.exists(os.path.join(out, f)) for f in ("metrics.jsonl", "checkpoint-0", "data")), os.listdir(out)
+    return str(e.value)
+
+
+def test_rejected_without_its_reward_is_refused_under_qrpo(tmp_path):
+    ds = toy_pairs(16).remove_columns("rejected_reward")
+    refuses(cfg(tmp_path), ds, "no `rejected_reward` column")
+
+
+def test_nan_reward_in_row_20_is_named_before_training(tmp_path):
+    ds = with_row(toy_pairs(32), 20, chosen_reward=float("nan"))
+    msg = refuses(cfg(tmp_path), ds, "dataset row 20")
+    assert "`chosen_reward`" in msg
+
+
+@pytest.mark.parametrize("kv,match", [(dict(rejected_reward=float("inf")), "`rejected_reward`: dataset row 5"),
+                                      (dict(chosen_reward=-float("inf")), "`chosen_reward`: dataset row 5"),
+                                      (dict(ref_rewards=[0.1, 0.2, float("inf"), 0.3, 0.0, 0.0, 0.0, 0.0]),
+                                       "row 5 has an infinite reference reward")])
+def test_infinite_rewards_are_refused(tmp_path, kv, match):
+    refuses(cfg(tmp_path), with_row(toy_pairs(16), 5, **kv), match)
+
+
+def test_n_ref_longer_than_a_row_is_refused(tmp_path):
+    ds = with_row(toy_pairs(16), 9, ref_rewards=[0.1, 0.2, 0.3])
+    refuses(cfg(tmp_path, n_ref=4), ds, "n_ref=4 but dataset row 9 has only 3 reference rewards")
+
+
+def test_ragged_reference_pools_warn_and_use_what_each_row_has(tmp_path):
+    ds = with_row(toy_pairs(16), 9, ref_rewards=[0.1, 0.2, 0.3])
+    with pytest.warns(UserWarning, match="3 to 8 reference rewards and n_ref is None"):
+        r = train(cfg(tmp_path, n_ref=None), model(), TOK, ds, losses=LOSSES)
+    assert math.isfinite(r.history[0]["loss"])
+
+
+def test_sequences_longer_than_the_model_positions_are_refused(tmp_path):
+    ds = toy_pairs(16, min_len=30, max_len=40)  # > 30 + 30 characters (tokens) per sample
+    refuses(cfg(tmp_path, max_length=None), ds, "but the model has 32 positions", m=model(max_position_embeddings=32))
+
+
+def test_empty_dataset(tmp_path):
+    refuses(cfg(tmp_path), toy_pairs(16).select([]), "the dataset is empty")
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        train(cfg(tmp_path, "b"), model(), TOK, datasets.Dataset.from_list([]), losses=LOSSES)
+
+
+def test_train_config_numbers_named_with_field_and_value():
+    assert TrainConfig(beta="0.1").beta == 0.1 and TrainConfig(lr="1e-3").lr == 1e-3
+    assert TrainConfig(lr="1e-3").key() == TrainConfig(lr=1.0e-3).key()  # YAML's string 1e-3 and float 1.0e-3: one run
+    with pytest.raises(ValueError, match="batch_size must be an integer, got 'four'"):
+        TrainConfig(batch_size="four")
+    with pytest.raises(ValueError, match="beta must be a number, got 'x'"):
+        TrainConfig(beta="x")
+
+
+def test_same_output_dir_other_dataset_is_refused(tmp_path):
+    c = cfg(tmp_path, max_steps=1)
+    train(c, model(), TOK, toy_pairs(16, seed=0), losses=LOSSES)
+    with pytest.raises(ValueError, match="another dataset") as e:
+        train(c, model(), TOK, toy_pairs(16, seed=1), losses=LOSSES)
+    assert "delete" in str(e.value) and str(tmp_path / "run") in str(e.value)
+    train(TrainConfig(**{**c.to_dict(), "max_steps": 2}), model(), TOK, toy_pairs(16, seed=0), losses=LOSSES)  # same data resumes
+
+
+def test_same_output_dir_bigger_model_is_one_line(tmp_path):
+    c = cfg(tmp_path)
+    train(c, model(16), TOK, toy_pairs(16), losses=LOSSES)
+    with pytest.raises(ValueError, match="another model") as e:
+        train(c, model(32), TOK, toy_pairs(16), losses=LOSSES)
+    assert "\n" not in str(e.value) and str(tmp_path / "run") in str(e.value)
+
+
+def test_conversational_format_trains_like_plain_text(tmp_path):
+    plain = toy_pairs(16)
+    conv = datasets.Dataset.from_list([{**r, "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                                        "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in plain])
+    a = train(cfg(tmp_path, "plain", max_steps=2), model(), TOK, plain, losses=LOSSES).history
+    b = train(cfg(tmp_path, "conv", max_steps=2), model(), TOK, conv, losses=LOSSES).history
+    assert [h["loss"] for h in a] == [h["loss"] for h in b]
