@@ -195,6 +195,8 @@ class _Worker:
             raise RuntimeError(f'sandbox server did not start: {hello} {err.read()[-300:].decode(errors="replace")}'.strip())
         err.close()
         self.uid, self.seccomp = hello['uid'], hello.get('seccomp', False)
+        kids = _process_tree(self.proc.pid) if mode == 'bwrap' else []
+        self.server_pid = kids[0] if kids else self.proc.pid  # (bubblewrap's child is the server)
         if mode == 'bwrap':  # the sandbox's pid namespace: every process in it is this worker's
             self.pidns = next((ns for p in _process_tree(self.proc.pid) if (ns := _pidns(p)) and ns != _pidns(os.getpid())), None)
 
@@ -220,14 +222,19 @@ class _Worker:
             if not (isinstance(outs, list) and isinstance(dets, list) and len(outs) == len(dets) == n
                     and all(o in OUTCOMES for o in outs) and all(isinstance(d, str) for d in dets)):
                 raise ValueError(f'the answer to job {job_id} does not hold {n} outcomes and details')
-        if self.resumed and 'outcomes' in res:  # the candidate stopped a sandbox process itself
+        if self.server_pid in self.resumed and 'outcomes' in res:  # the candidate stopped the server (process mode)
             res['outcomes'] = ['error'] * n
-            res['details'] = ['the candidate attacked the sandbox: it stopped a sandbox process'] * n
+            res['details'] = ['the candidate attacked the sandbox: it stopped the sandbox server'] * n
         return res
 
     def _resume(self):
-        "A candidate may have stopped a sandbox process (SIGSTOP, same uid): resume stopped ones from outside."
-        for pid in [self.proc.pid] + _process_tree(self.proc.pid):
+        "Resume the server and its children if stopped (a candidate's SIGSTOP; the tester and server report the attack)."
+        kids = {}
+        for p in _process_tree(self.proc.pid):
+            try:
+                with open(f'/proc/{p}/stat') as f: kids.setdefault(int(f.read().rsplit(')', 1)[1].split()[1]), []).append(p)
+            except (OSError, ValueError, IndexError): pass
+        for pid in [self.proc.pid, self.server_pid] + kids.get(self.server_pid, []):  # (not a candidate's own children)
             try:
                 with open(f'/proc/{pid}/status') as f: status = dict(l.split(':', 1) for l in f.read().splitlines() if ':' in l)
                 if status['State'].split()[0] in ('T', 't'):

@@ -319,6 +319,9 @@ HONEST_CLASS = {  # 6. honest code that must score as plain Python would
                                        '    return x + 1\n', [RAISES], 1.0),
     'raises_wrong_exception': ('def f(x):\n    if x < 0:\n        raise TypeError("negative")\n    return x + 1\n', [RAISES], 0.0),
     'does_not_raise': (HONEST, [RAISES], 0.0),
+    'stops_its_own_child': ('import os, signal, time\ndef f(x):\n    pid = os.fork()\n    if pid == 0:\n        time.sleep(5)\n'
+                            '        os._exit(0)\n    os.kill(pid, signal.SIGSTOP)\n    time.sleep(0.7)\n    os.kill(pid, signal.SIGCONT)\n'
+                            '    os.kill(pid, signal.SIGKILL)\n    os.waitpid(pid, 0)\n    return x + 1\n', ['assert f(1) == 2'], 1.0),
 }
 
 # trusted checks of the sandbox itself, run by the tester of the honest job that follows each attack
@@ -449,6 +452,7 @@ class _FakeWorker(_Worker):
     def __init__(self):
         self.rfd, self._w = os.pipe()
         self.proc = type('P', (), {'pid': os.getpid()})()
+        self.server_pid = os.getpid()
     def _resume(self): pass
 
 
