@@ -14,9 +14,9 @@ import yaml
 # %% auto #0
 __all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
            'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
-           'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'SLURM_DEFAULTS', 'templates_dir', 'presets_dir', 'load_preset',
-           'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward',
-           'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
+           'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'templates_dir',
+           'presets_dir', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path',
+           'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
            'template_parameters', 'check_preset_keys', 'plan', 'StageError', 'run_stage', 'reproduce', 'grid_runs',
            'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job', 'slurm_script',
            'emit_slurm', 'sweep', 'main']
@@ -676,6 +676,8 @@ def write_jobs(
         out.append(d)
     return out
 
+PAPER_DATASET_NAMES = {"magpie-air": "Magpie-Air", "ultrafeedback": "UltraFeedback", "leetcode": "LeetCode"}
+
 def sweep_as_parts(
     preset: dict,   # a loaded preset with a `sweep` section
 ) -> dict:
@@ -695,8 +697,13 @@ def sweep_as_parts(
             tr["scaling"] = {k: sc[k] for k in ("method", "betas", "n_refs", "settings", "lrs") if k in sc}
         name = _block_name(model, ds)
         parts[name] = {"common": b["common"], "stages": {k: v for k, v in b["stages"].items() if k != "report"}}
+    # which paper cell each (model, dataset) stands for: a model's `stands_for` (else its short name), the dataset's
+    # paper name, so the report puts each cell in its paper table (12-15) beside the paper's row
+    models = {m: mo for t in sw["tasks"].values() for m, mo in _entries(t["models"])}
+    match = [[m, ds, (models.get(m) or {}).get("stands_for", m.rstrip("/").split("/")[-1]), PAPER_DATASET_NAMES.get(ds, ds)]
+             for (_, m, ds) in sweep_blocks(preset)]
     out = {k: v for k, v in preset.items() if k not in ("stages", "parts", "reproduce")}
-    return dict(out, stages={"report": (preset.get("stages") or {}).get("report") or {}}, parts=parts)
+    return dict(out, stages={"report": (preset.get("stages") or {}).get("report") or {}}, parts=parts, paper_match=match)
 
 def job_status(job_dir: str | os.PathLike) -> str:
     "'complete', 'failed' or 'pending' from a job folder's markers."
