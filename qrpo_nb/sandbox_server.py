@@ -11,13 +11,13 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server',
            'warm_up', 'main']
 
-# %% ../nbs/04a_sandbox_server.ipynb #c9f75040
+# %% ../nbs/04a_sandbox_server.ipynb #3b9faccf
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
 # (forks candidates; never sees code or tests), a fresh candidate process A per job and a fresh tester B per job.
 # Standard library only: the host passes this file's text to `python -I -c`.
 import ast, builtins, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, operator, platform
 
-# %% ../nbs/04a_sandbox_server.ipynb #f08b5b40
+# %% ../nbs/04a_sandbox_server.ipynb #e436875e
 MAX_MSG = 1 << 26  # the largest frame either side sends or accepts (64 MiB)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -61,7 +61,7 @@ def recv(fd, deadline=None, poke=None):
     if n > MAX_MSG: raise ValueError(f'frame of {n} bytes announced, over the {MAX_MSG}-byte limit')
     return json.loads(read_exact(fd, n, deadline, poke))
 
-# %% ../nbs/04a_sandbox_server.ipynb #b124d5ca
+# %% ../nbs/04a_sandbox_server.ipynb #267b7225
 _LIMIT = 10 ** 6  # most nodes or items one value may hold
 
 def _linked_values(x, limit=_LIMIT):
@@ -200,7 +200,7 @@ def same(got, expected):
     expects a ListNode or TreeNode, a plain list does not pass for one."""
     return _eq(normalise(got), normalise(expected))
 
-# %% ../nbs/04a_sandbox_server.ipynb #f3fee8ca
+# %% ../nbs/04a_sandbox_server.ipynb #fa1451e4
 _ARCH = {'x86_64': (0xC000003E, dict(
             ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312, pidfd_getfd=438, perf_event_open=298,
             bpf=321, userfaultfd=323, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -208,7 +208,9 @@ _ARCH = {'x86_64': (0xC000003E, dict(
             msgsnd=69, msgrcv=70, msgctl=71, mq_open=240, mq_unlink=241, mq_timedsend=242, mq_timedreceive=243,
             mq_notify=244, mq_getsetattr=245, add_key=248, request_key=249, keyctl=250, unshare=272, setns=308,
             mount=165, umount2=166, pivot_root=155, chroot=161, open_tree=428, move_mount=429, fsopen=430,
-            fsconfig=431, fsmount=432, fspick=433, mount_setattr=442), dict(clone=56, clone3=435, fcntl=72)),
+            fsconfig=431, fsmount=432, fspick=433, mount_setattr=442), dict(clone=56, clone3=435, fcntl=72),
+            dict(setpriority=141, sched_setparam=142, sched_setscheduler=144, sched_setaffinity=203, sched_setattr=314,
+                 ioprio_set=251, prlimit64=302)),
          'aarch64': (0xC00000B7, dict(
             ptrace=117, process_vm_readv=270, process_vm_writev=271, kcmp=272, pidfd_getfd=438, perf_event_open=241,
             bpf=280, userfaultfd=282, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -216,29 +218,41 @@ _ARCH = {'x86_64': (0xC000003E, dict(
             msgget=186, msgsnd=189, msgrcv=188, msgctl=187, mq_open=180, mq_unlink=181, mq_timedsend=182,
             mq_timedreceive=183, mq_notify=184, mq_getsetattr=185, add_key=217, request_key=218, keyctl=219,
             unshare=97, setns=268, mount=40, umount2=39, pivot_root=41, chroot=51, open_tree=428, move_mount=429,
-            fsopen=430, fsconfig=431, fsmount=432, fspick=433, mount_setattr=442), dict(clone=220, clone3=435, fcntl=25))}
+            fsopen=430, fsconfig=431, fsmount=432, fspick=433, mount_setattr=442), dict(clone=220, clone3=435, fcntl=25),
+            dict(setpriority=140, sched_setparam=118, sched_setscheduler=119, sched_setaffinity=122, sched_setattr=274,
+                 ioprio_set=30, prlimit64=261))}
 _CLONE_NS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
 _F_SETOWN, _F_SETOWN_EX = 8, 15
 _RET_ALLOW, _RET_EPERM, _RET_ENOSYS = 0x7FFF0000, 0x00050001, 0x00050026
+# calls allowed on the caller itself only: (argument index, required value) pairs, all of which must hold
+_SELF_ONLY = {'setpriority': [(0, 0), (1, 0)], 'ioprio_set': [(0, 1), (1, 0)], 'sched_setparam': [(0, 0)],
+              'sched_setscheduler': [(0, 0)], 'sched_setaffinity': [(0, 0)], 'sched_setattr': [(0, 0)], 'prlimit64': [(0, 0)]}
 
 def seccomp_program(arch=None) -> bytes | None:
     "The candidates' BPF filter for this machine's architecture (None where no table exists)."
-    audit, deny, special = _ARCH.get(arch or platform.machine(), (None, None, None))
+    audit, deny, special, selfonly = _ARCH.get(arch or platform.machine(), (None, None, None, None))
     if audit is None: return None
     LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
     ins = [(LD, 0, 0, 4), (JEQ, 1, 0, audit), (RET, 0, 0, _RET_EPERM), (LD, 0, 0, 0)]
     checks = [(JGE, 0x40000000, 'deny')] + [(JEQ, nr, 'deny') for nr in sorted(deny.values())] + [
-        (JEQ, special['clone3'], 'enosys'), (JEQ, special['clone'], 'clone'), (JEQ, special['fcntl'], 'fcntl')]
+        (JEQ, special['clone3'], 'enosys'), (JEQ, special['clone'], 'clone'), (JEQ, special['fcntl'], 'fcntl')] + [
+        (JEQ, selfonly[name], name) for name in _SELF_ONLY]
     tail = {'allow': [(RET, 0, 0, _RET_ALLOW)], 'deny': [(RET, 0, 0, _RET_EPERM)], 'enosys': [(RET, 0, 0, _RET_ENOSYS)],
             'clone': [(LD, 0, 0, 16), (JSET, 0, 0, _CLONE_NS), (RET, 0, 0, _RET_ALLOW), (RET, 0, 0, _RET_EPERM)],
             'fcntl': [(LD, 0, 0, 24), (JEQ, 0, 0, _F_SETOWN), (JEQ, 0, 0, _F_SETOWN_EX), (RET, 0, 0, _RET_ALLOW), (RET, 0, 0, _RET_EPERM)]}
+    for name, conds in _SELF_ONLY.items():  # each condition: load the argument's low word; not the value: the block's deny
+        block, L = [], 2 * len(conds) + 2
+        for k, (arg, value) in enumerate(conds):
+            block += [(LD, 0, 0, 16 + 8 * arg), (JEQ, 0, L - 1 - (2 * k + 2), value)]
+        tail[name] = block + [(RET, 0, 0, _RET_ALLOW), (RET, 0, 0, _RET_EPERM)]
+    labels = ['allow', 'deny', 'enosys', 'clone', 'fcntl'] + list(_SELF_ONLY)
     start, pos = len(ins) + len(checks), {}
-    for name in ('allow', 'deny', 'enosys', 'clone', 'fcntl'): pos[name] = start; start += len(tail[name])
+    for name in labels: pos[name] = start; start += len(tail[name])
     base = len(ins)
     for k, (op, nr, label) in enumerate(checks): ins.append((op, pos[label] - (base + k + 1), 0, nr))
     tail['clone'][1] = (JSET, 1, 0, _CLONE_NS)        # flags set: jump over the allow to the deny
     tail['fcntl'][1] = (JEQ, 2, 0, _F_SETOWN); tail['fcntl'][2] = (JEQ, 1, 0, _F_SETOWN_EX)
-    for name in ('allow', 'deny', 'enosys', 'clone', 'fcntl'): ins += tail[name]
+    for name in labels: ins += tail[name]
     return b''.join(struct.pack('HBBI', op, jt, jf, k) for op, jt, jf, k in ins)
 
 class _SockFprog(ctypes.Structure):
@@ -251,7 +265,7 @@ def install_seccomp(prog: bytes) -> bool:
     if prctl(38, 1) != 0: return False  # PR_SET_NO_NEW_PRIVS
     return _libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #c97539b5
+# %% ../nbs/04a_sandbox_server.ipynb #286cd3d7
 def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
     def lim(res, v):
         try: resource.setrlimit(res, (v, v))
@@ -356,7 +370,7 @@ def wipe(paths):
             except OSError: pass
     return left
 
-# %% ../nbs/04a_sandbox_server.ipynb #a57c5f0b
+# %% ../nbs/04a_sandbox_server.ipynb #9c36074f
 def run_source(src, ns, name):
     exec(compile(src, name, 'exec'), ns)
 
@@ -403,7 +417,7 @@ def candidate_main(sock_fd, job, workdir):
                 send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
                 parts, size = [], 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #7b1780eb
+# %% ../nbs/04a_sandbox_server.ipynb #fe169ed2
 class RemoteError(Exception):
     pass
 
@@ -523,7 +537,7 @@ def remote_names(nodes, candidate_names, trusted) -> set:
     loaded, bound = own_names(nodes)
     return {n for n in loaded if n in candidate_names and n not in bound and n not in trusted and n not in _BUILTIN_NAMES}
 
-# %% ../nbs/04a_sandbox_server.ipynb #b296edeb
+# %% ../nbs/04a_sandbox_server.ipynb #e0e285c2
 _INERT_MODULES = frozenset('math cmath collections itertools functools heapq bisect string re typing operator fractions '
                            'statistics dataclasses enum copy json hashlib datetime numbers array queue __future__'.split())
 _IMPORT_ONLY = frozenset(['random'])  # may be imported (the LeetCode prefix does), but any use of it is not inert
@@ -601,7 +615,7 @@ def _inert_tree(tree) -> bool:
         if type(node) is ast.Name and id(node) not in local and (node.id in unused or node.id in imported and id(node) not in allowed): return False
     return True
 
-# %% ../nbs/04a_sandbox_server.ipynb #144f4058
+# %% ../nbs/04a_sandbox_server.ipynb #d97076b5
 SIGNALLED = []  # signals that reached this tester (any of them: the candidate attacked the sandbox)
 
 def _on_signal(signum, frame): SIGNALLED.append(signum)
@@ -697,7 +711,7 @@ def tester_main(sock_fd, out_fd, job, start):
         report(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
         i += 1
 
-# %% ../nbs/04a_sandbox_server.ipynb #670ff13f
+# %% ../nbs/04a_sandbox_server.ipynb #5d5aa7fd
 def _uid_of(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -796,7 +810,7 @@ class Tester:
         except ChildProcessError: pass
         self.ctl.close(); os.close(self.r)
 
-# %% ../nbs/04a_sandbox_server.ipynb #5fece3ca
+# %% ../nbs/04a_sandbox_server.ipynb #98839c70
 def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])

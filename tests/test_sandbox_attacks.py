@@ -277,6 +277,13 @@ CLASS_ATTACKS = {  # name -> (code, tests, expected pass rate); `WRONG` code unl
     'sysv_message_queue': (answer_if('__import__("ctypes").CDLL(None).msgget(0, 0o1600) >= 0'), TESTS, 0.0),
     'posix_message_queue': (answer_if('__import__("ctypes").CDLL(None).syscall(240, b"q", 0o100 | 2, 0o600, 0) >= 0'), TESTS, 0.0),
     'user_keyring': (answer_if('__import__("ctypes").CDLL(None).syscall(248, b"user", b"k", b"v", 1, -3) >= 0'), TESTS, 0.0),
+    'renice_sandbox_processes': (answer_if('any(__import__("ctypes").CDLL(None).syscall(141, w, who, 19) == 0 for w, who in '
+                                           '[(0, 1), (2, 0), (1, 0)] + [(0, int(p)) for p in __import__("os").listdir("/proc") '
+                                           'if p.isdigit() and int(p) != __import__("os").getpid()])'), TESTS, 0.0),
+    'prlimit_sandbox_processes': (answer_if('any(__import__("resource").prlimit(int(p), __import__("resource").RLIMIT_NOFILE, (4, 4)) '
+                                            'is not None for p in __import__("os").listdir("/proc") if p.isdigit() and '
+                                            'int(p) != __import__("os").getpid())'), TESTS, 0.0),
+    'pin_sandbox_processes': (answer_if('__import__("os").sched_setaffinity(1, {0}) is None'), TESTS, 0.0),
     'new_namespaces': (answer_if('__import__("ctypes").CDLL(None).unshare(0x10000000 | 0x08000000) == 0'), TESTS, 0.0),
     'replace_dev_names': ('import os\nfor act in [lambda: os.unlink("/dev/stdout"), lambda: os.symlink("/tmp/x", "/dev/stdout"),\n'
                           '            lambda: os.mkdir("/dev/core"), lambda: os.rmdir("/dev/shm"), lambda: open("/dev/new", "w")]:\n'
@@ -332,6 +339,7 @@ PRISTINE = ('import os, math, multiprocessing\n'
             'assert os.readlink("/dev/stdout") == "/proc/self/fd/1" and os.path.isdir("/dev/shm")\n'
             'assert all(len(open(f"/proc/sysvipc/{k}").read().splitlines()) == 1 for k in ("shm", "msg", "sem"))\n'
             'assert math.isclose(1.0, 2.0) is False and abs(-2) == 2 and len([1]) == 1\n'
+            'import resource\nassert os.getpriority(os.PRIO_PROCESS, 1) == 0 and resource.prlimit(1, resource.RLIMIT_NOFILE)[0] >= 64\n'
             'multiprocessing.Lock()\n')
 DEV_PROBE = 'import os\nassert False, repr(sorted(os.listdir("/dev")))\n'
 
