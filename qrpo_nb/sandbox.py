@@ -142,7 +142,8 @@ def sandbox_layers(isolation: str = 'auto') -> dict:
     layers = {'mode': mode, 'python': python or sys.executable, 'process_group_kill': True, 'rlimits': True, 'wall_clock': True, 'split_tester': True,
               'fresh_workdir': True,
               'unprivileged_user': bw_ok or root, 'network_isolated': bw_ok or root,
-              'pid_namespace': bw_ok, 'private_filesystem': bw_ok}
+              'pid_namespace': bw_ok, 'private_filesystem': bw_ok,
+              'seccomp': sandbox_server.seccomp_program() is not None}  # (each worker also reports whether its kernel took it)
     lost = [k for k, v in layers.items() if v is False]
     if lost: warnings.warn(f"sandbox running without: {', '.join(lost)}" + ('' if bw_ok else f' (bubblewrap: {why})'), RuntimeWarning, stacklevel=2)
     _LAYERS[isolation] = _LAYERS['auto' if isolation == 'auto' else isolation] = layers
