@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'TrainConfig', 'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length',
-           'completion_text', 'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config', 'validate_dataset',
-           'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps', 'checkpoint_steps',
-           'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate', 'compute_reference_logps',
-           'loss_batch', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train', 'read_metrics',
-           'load_run_file', 'main']
+__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'TrainConfig', 'from_trl_names', 'toy_tokenizer', 'toy_pairs', 'is_pairwise',
+           'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config',
+           'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps',
+           'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate',
+           'compute_reference_logps', 'loss_batch', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
+           'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -118,6 +118,48 @@ class TrainConfig:
         "A short hash of everything that changes the result (not the output folder, progress bar or trackers)."
         d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "progress", "report_to", "max_steps", "state_every", "save_state")}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+# %% ../nbs/09_trainer.ipynb #569cbb19
+_TRL_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "micro_batch_size",
+              "loss_type": "loss", "lr_scheduler_type": "lr_schedule", "adam_epsilon": "adam_eps",
+              "completion_only_loss": "completion_only", "save_steps": "state_every"}
+_TRL_SCHEDULES = {"cosine": "cosine", "constant": "constant", "constant_with_warmup": "constant"}
+
+def from_trl_names(kw:dict) -> dict:
+    "Keyword arguments with TRL's names translated to `TrainConfig`'s (both spellings with different values: an error)."
+    kw = dict(kw); per_device = "per_device_train_batch_size" in kw
+    def put(ours, v, theirs):
+        if ours in kw and kw[ours] != v: raise ValueError(f"TrainConfig: {theirs}={v!r} and {ours}={kw[ours]!r} disagree; give one")
+        kw[ours] = v
+    for theirs, ours in _TRL_NAMES.items():
+        if theirs not in kw: continue
+        v = kw.pop(theirs)
+        if theirs == "loss_type":
+            if isinstance(v, (list, tuple)):
+                if len(v) != 1: raise ValueError(f"TrainConfig: loss_type {v!r}: one loss per run")
+                v = v[0]
+            v = "dpo" if v == "sigmoid" else v
+        if theirs == "lr_scheduler_type":
+            if v not in _TRL_SCHEDULES: raise ValueError(f"TrainConfig: lr_scheduler_type must be one of {sorted(_TRL_SCHEDULES)}, got {v!r}")
+            v = _TRL_SCHEDULES[v]
+        put(ours, v, theirs)
+    if "adam_beta1" in kw or "adam_beta2" in kw:
+        b1, b2 = kw.pop("adam_beta1", 0.9), kw.pop("adam_beta2", 0.999)
+        put("adam_betas", (b1, b2), "adam_beta1/adam_beta2")
+    if per_device:  # TRL's global batch: per device x accumulation x processes
+        acc = _number("gradient_accumulation_steps", kw.pop("gradient_accumulation_steps", 1), "int")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        put("batch_size", _number("per_device_train_batch_size", kw["micro_batch_size"], "int") * acc * world,
+            f"per_device_train_batch_size x gradient_accumulation_steps x WORLD_SIZE ({world})")
+    elif "gradient_accumulation_steps" in kw:
+        raise ValueError("TrainConfig: gradient_accumulation_steps needs per_device_train_batch_size (or give batch_size and micro_batch_size)")
+    return kw
+
+_dataclass_init = TrainConfig.__init__
+def _init(self, *args, **kw): _dataclass_init(self, *args, **from_trl_names(kw))
+_init.__signature__ = __import__("inspect").signature(_dataclass_init)
+_init.__doc__ = _dataclass_init.__doc__
+TrainConfig.__init__ = _init
 
 # %% ../nbs/09_trainer.ipynb #85c75a02
 TOY_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"

@@ -112,3 +112,19 @@ def test_conversational_format_trains_like_plain_text(tmp_path):
     a = train(cfg(tmp_path, "plain", max_steps=2), model(), TOK, plain, losses=LOSSES).history
     b = train(cfg(tmp_path, "conv", max_steps=2), model(), TOK, conv, losses=LOSSES).history
     assert [h["loss"] for h in a] == [h["loss"] for h in b]
+
+
+def test_trl_names_are_the_same_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    trl = TrainConfig(loss_type="qrpo", learning_rate=1e-3, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                      num_train_epochs=1, lr_scheduler_type="cosine", adam_epsilon=1e-8, n_ref=4, n_checkpoints=0,
+                      max_steps=1, progress=False, output_dir=str(tmp_path / "trl"))
+    ours = cfg(tmp_path, "ours")
+    assert (trl.batch_size, trl.micro_batch_size, trl.lr, trl.loss) == (8, 4, 1e-3, "qrpo") and trl.key() == ours.key()
+    a = train(trl, model(), TOK, toy_pairs(16), losses=LOSSES).history
+    b = train(ours, model(), TOK, toy_pairs(16), losses=LOSSES).history
+    assert a[0]["loss"] == b[0]["loss"]
+    monkeypatch.setenv("WORLD_SIZE", "2")  # TRL's global batch counts the processes
+    assert TrainConfig(per_device_train_batch_size=4, gradient_accumulation_steps=2).batch_size == 16
+    with pytest.raises(ValueError, match="learning_rate=0.001 and lr=0.01 disagree"):
+        TrainConfig(learning_rate=1e-3, lr=1e-2)
