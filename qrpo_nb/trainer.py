@@ -384,11 +384,14 @@ def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
                           f"first n_ref of every row")
     return info
 
+_DERIVED = ("_input_ids", "_completion_mask", "_ref_logp")  # columns the trainer derives from the data and the model
+
 def data_fingerprint(dataset, batch_size:int=8192) -> str:
-    "A hash of the dataset's content (every column and row, in order), the same however it was built or loaded."
+    "A hash of the data's content (every row of every column but the derived tokens and reference log-probs, in order)."
     import pyarrow as pa
-    h = hashlib.sha256(repr(sorted(dataset.column_names)).encode())
-    for t in dataset.with_format("arrow").iter(batch_size=batch_size):
+    cols = sorted(c for c in dataset.column_names if not c.endswith(_DERIVED))
+    h = hashlib.sha256(repr(cols).encode())
+    for t in dataset.select_columns(cols).with_format("arrow").iter(batch_size=batch_size):
         t = t.combine_chunks().replace_schema_metadata(None); sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, t.schema) as w: w.write_table(t)
         h.update(sink.getvalue().to_pybytes())
