@@ -11,13 +11,13 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server',
            'warm_up', 'main']
 
-# %% ../nbs/04a_sandbox_server.ipynb #3b9faccf
+# %% ../nbs/04a_sandbox_server.ipynb #e4635557
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
 # (forks candidates; never sees code or tests), a fresh candidate process A per job and a fresh tester B per job.
 # Standard library only: the host passes this file's text to `python -I -c`.
 import ast, builtins, gc, os, sys, json, struct, signal, select, stat, time, resource, socket, _socket, shutil, ctypes, math, operator, platform
 
-# %% ../nbs/04a_sandbox_server.ipynb #e436875e
+# %% ../nbs/04a_sandbox_server.ipynb #ea6c092e
 MAX_MSG = 1 << 26  # the largest frame either side sends or accepts (64 MiB)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -61,7 +61,7 @@ def recv(fd, deadline=None, poke=None):
     if n > MAX_MSG: raise ValueError(f'frame of {n} bytes announced, over the {MAX_MSG}-byte limit')
     return json.loads(read_exact(fd, n, deadline, poke))
 
-# %% ../nbs/04a_sandbox_server.ipynb #267b7225
+# %% ../nbs/04a_sandbox_server.ipynb #bbfd5421
 _LIMIT = 10 ** 6  # most nodes or items one value may hold
 
 def _linked_values(x, limit=_LIMIT):
@@ -200,7 +200,7 @@ def same(got, expected):
     expects a ListNode or TreeNode, a plain list does not pass for one."""
     return _eq(normalise(got), normalise(expected))
 
-# %% ../nbs/04a_sandbox_server.ipynb #fa1451e4
+# %% ../nbs/04a_sandbox_server.ipynb #1472c39f
 _ARCH = {'x86_64': (0xC000003E, dict(
             ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312, pidfd_getfd=438, perf_event_open=298,
             bpf=321, userfaultfd=323, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
@@ -265,7 +265,7 @@ def install_seccomp(prog: bytes) -> bool:
     if prctl(38, 1) != 0: return False  # PR_SET_NO_NEW_PRIVS
     return _libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #286cd3d7
+# %% ../nbs/04a_sandbox_server.ipynb #eed283ea
 def limit(memory_mb, cpu_s, nproc, fsize_mb, nofile):
     def lim(res, v):
         try: resource.setrlimit(res, (v, v))
@@ -370,7 +370,7 @@ def wipe(paths):
             except OSError: pass
     return left
 
-# %% ../nbs/04a_sandbox_server.ipynb #9c36074f
+# %% ../nbs/04a_sandbox_server.ipynb #584a0f07
 def run_source(src, ns, name):
     exec(compile(src, name, 'exec'), ns)
 
@@ -417,7 +417,7 @@ def candidate_main(sock_fd, job, workdir):
                 send_raw(sock_fd, ('{"seq": %d, "reps": [%s]}' % (seq, ','.join(parts))).encode())
                 parts, size = [], 0
 
-# %% ../nbs/04a_sandbox_server.ipynb #fe169ed2
+# %% ../nbs/04a_sandbox_server.ipynb #085c3d4d
 class RemoteError(Exception):
     pass
 
@@ -537,7 +537,7 @@ def remote_names(nodes, candidate_names, trusted) -> set:
     loaded, bound = own_names(nodes)
     return {n for n in loaded if n in candidate_names and n not in bound and n not in trusted and n not in _BUILTIN_NAMES}
 
-# %% ../nbs/04a_sandbox_server.ipynb #e0e285c2
+# %% ../nbs/04a_sandbox_server.ipynb #814de5fd
 _INERT_MODULES = frozenset('math cmath collections itertools functools heapq bisect string re typing operator fractions '
                            'statistics dataclasses enum copy json hashlib datetime numbers array queue __future__'.split())
 _IMPORT_ONLY = frozenset(['random'])  # may be imported (the LeetCode prefix does), but any use of it is not inert
@@ -586,6 +586,7 @@ def _inert_tree(tree) -> bool:
                 (unused if top in _IMPORT_ONLY else imported).add(a.asname or a.name)
         elif t is ast.Attribute and node.attr.startswith('_'): return False
         elif t is ast.Name and node.id.startswith('__'): return False
+        elif t is ast.Constant and type(node.value) is str and '__' in node.value: return False  # attrgetter('__class__')
         elif t is ast.Call:
             f = node.func
             if type(f) is ast.Name:
@@ -612,10 +613,11 @@ def _inert_tree(tree) -> bool:
                         if type(base) is not ast.Name or base.id in imported or base.id in _BUILTIN_NAMES: return False
     local = _function_locals(tree)
     for node in walk(tree):  # an imported name used as a bare value (x = math, f(Counter)) could be patched through
-        if type(node) is ast.Name and id(node) not in local and (node.id in unused or node.id in imported and id(node) not in allowed): return False
+        if type(node) is ast.Name and id(node) not in local and (node.id in unused or node.id in imported and id(node) not in allowed
+                                                                 or node.id in _DENY_CALLS and id(node) not in allowed): return False
     return True
 
-# %% ../nbs/04a_sandbox_server.ipynb #d97076b5
+# %% ../nbs/04a_sandbox_server.ipynb #61f57155
 SIGNALLED = []  # signals that reached this tester (any of them: the candidate attacked the sandbox)
 
 def _on_signal(signum, frame): SIGNALLED.append(signum)
@@ -711,7 +713,7 @@ def tester_main(sock_fd, out_fd, job, start):
         report(out_fd, {'result': i, 'outcome': outcome, 'detail': detail, 'next': i + 1})
         i += 1
 
-# %% ../nbs/04a_sandbox_server.ipynb #5d5aa7fd
+# %% ../nbs/04a_sandbox_server.ipynb #f201694b
 def _uid_of(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -810,7 +812,7 @@ class Tester:
         except ChildProcessError: pass
         self.ctl.close(); os.close(self.r)
 
-# %% ../nbs/04a_sandbox_server.ipynb #98839c70
+# %% ../nbs/04a_sandbox_server.ipynb #4e9fa172
 def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])
