@@ -97,3 +97,17 @@ def test_bad_data_fails_before_tokenising(tmp_path):
     with pytest.raises(ValueError, match="no `rejected_reward` column"):
         QRPOTrainer(tiny(0), ref_model=tiny(1), args=args(tmp_path), train_dataset=ds.remove_columns("rejected_reward"),
                     processing_class=TOK)
+
+
+def test_precomputed_reference_logps(tmp_path):
+    "precompute_ref_log_probs=True, no ref_model: π_ref is the initial policy, so at step 0 ℓ = 0 and the loss is the targets' square."
+    beta, n = 0.5, 4
+    tr = QRPOTrainer(tiny(0), args=args(tmp_path, precompute_ref_log_probs=True, max_steps=2), train_dataset=pairs(8),
+                     processing_class=TOK)
+    tr.model.train(); tr.train()  # TRL adds `ref_chosen_logps` / `ref_rejected_logps` when training starts
+    ds = tr.train_dataset
+    assert {"ref_chosen_logps", "chosen_reward", "ref_rewards"} <= set(ds.column_names)
+    inp = tr.data_collator([ds[i] for i in range(4)])
+    lp = seq_logps(tiny(0), inp["input_ids"], inp["attention_mask"], inp["completion_mask"])
+    assert torch.allclose(torch.tensor([ds[i]["ref_chosen_logps"] for i in range(4)]), lp[:4], atol=1e-4)
+    assert math.isfinite(tr.state.log_history[0]["loss"])
