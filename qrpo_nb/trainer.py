@@ -156,7 +156,16 @@ def from_trl_names(kw:dict) -> dict:
     return kw
 
 _dataclass_init = TrainConfig.__init__
-def _init(self, *args, **kw): _dataclass_init(self, *args, **from_trl_names(kw))
+def _init(self, *args, **kw):
+    kw = from_trl_names(kw)
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = [k for k in kw if k not in names]
+    if unknown:
+        import difflib
+        hint = {k: difflib.get_close_matches(k, names + list(_TRL_NAMES), 1) for k in unknown}
+        raise ValueError("TrainConfig: unknown field " + ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                                                             for k, h in hint.items()))
+    _dataclass_init(self, *args, **kw)
 _init.__signature__ = __import__("inspect").signature(_dataclass_init)
 _init.__doc__ = _dataclass_init.__doc__
 TrainConfig.__init__ = _init

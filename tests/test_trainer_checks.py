@@ -128,3 +128,18 @@ def test_trl_names_are_the_same_run(tmp_path, monkeypatch):
     assert TrainConfig(per_device_train_batch_size=4, gradient_accumulation_steps=2).batch_size == 16
     with pytest.raises(ValueError, match="learning_rate=0.001 and lr=0.01 disagree"):
         TrainConfig(learning_rate=1e-3, lr=1e-2)
+
+
+def test_run_file_numbers_and_names(tmp_path):
+    "A YAML run file: PyYAML reads `1e-3` as a string (normalised), `four` is named with its field, a typo is named."
+    from qrpo_nb.trainer import load_run_file
+    f = tmp_path / "run.yaml"
+    f.write_text("model: m\ndataset: d\ntrain: {loss: qrpo, lr: 1e-3, beta: 0.1, batch_size: 8}\n")
+    t = load_run_file(f)["train"]
+    assert t.lr == 1e-3 and t.key() == TrainConfig(loss="qrpo", lr=1.0e-3, beta=0.1, batch_size=8).key()
+    f.write_text("model: m\ndataset: d\ntrain: {loss: qrpo, batch_size: four}\n")
+    with pytest.raises(ValueError, match="batch_size must be an integer, got 'four'"):
+        load_run_file(f)
+    f.write_text("model: m\ndataset: d\ntrain: {loss: qrpo, bta: 0.1}\n")
+    with pytest.raises(ValueError, match="unknown field 'bta' \\(did you mean 'beta'\\?\\)"):
+        load_run_file(f)
