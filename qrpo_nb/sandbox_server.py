@@ -793,7 +793,9 @@ class Tester:
                 prctl(4, 0)
                 limit(memory_mb, 24 * 3600, 0, fsize_mb, nofile)
                 while True:  # one job, or more while the server keeps this tester (inert jobs only)
-                    _, fds, _, _ = socket.recv_fds(child, 1, 1)
+                    data, fds, _, _ = socket.recv_fds(child, 1, 1)
+                    if data == b'P' and not fds:  # between jobs: did anything reach this tester since its last test?
+                        report(w, {'pong': True}); continue
                     if not fds: break
                     job = recv(child.fileno())
                     tester_main(fds[0], w, job, job['start'])
@@ -857,6 +859,22 @@ class Server:
 
     def keep(self):
         return {self.zpid} | ({self.tester.pid} if self.tester else set())
+
+    def kept_clean(self, wait_s=2.0) -> bool:
+        """After the sweep (no process of the last job is left): whether the tester kept for the next job is untouched.
+        A candidate's process can signal or stop the tester after its last verdict and before the sweep; the kept
+        tester would then carry that into the next job. Anything but a prompt, clean answer: it is not kept."""
+        t = self.tester
+        if t is None: return True
+        ok = False
+        if alive(t.pid):
+            try:
+                t.ctl.send(b'P')
+                msg = recv(t.r, time.monotonic() + wait_s)
+                ok = isinstance(msg, dict) and msg.get('pong') is True and not msg.get('signalled')
+            except (OSError, EOFError, ValueError, TimeoutError): pass
+        if not ok: t.kill(); self.tester = None
+        return ok
 
     def run_job(self, cand, tests):
         n = len(tests['tests'])
@@ -940,6 +958,8 @@ class Server:
             try: result = self.run_job(job['cand'], job['tests'])
             except Exception as e: result = {'fatal': f'{type(e).__name__}: {e}'}
             sweep(self.me, self.keep())
+            if not self.kept_clean() and 'outcomes' in result:  # a signal or stop after the last verdict: this job's
+                attacked(result, 'the candidate attacked the sandbox: the tester was signalled or stopped after its tests')
             result['left'] = wipe(self.wiped)[:5]
             if not alive(self.zpid):  # the candidate stopped or killed the zygote: this worker is replaced
                 result['restart'] = True

@@ -493,3 +493,49 @@ def test_bad_jobs_are_refused_before_any_run():
         with pytest.raises(ValueError, match='max_limit_hits must be'):
             sb.run(Job(HONEST, TESTS), max_limit_hits=0)
         assert sb.processes() == []   # nothing was started
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Red team, second round: channels found after the issue-13 rework. Each attack is followed in the same worker by an
+# honest job and a wrong job whose own scores must be exact.
+# ---------------------------------------------------------------------------------------------------------------
+LATE_SIGNAL = '''import os, signal, select
+_z = os.getppid()
+def _sock():
+    for k in os.listdir('/proc/self/fd'):
+        try:
+            if os.readlink('/proc/self/fd/' + k).startswith('socket:'): return int(k)
+        except OSError: pass
+def _tester():
+    for q in os.listdir('/proc'):
+        if q.isdigit() and int(q) not in (1, os.getpid(), _z):
+            try:
+                if open('/proc/%s/stat' % q).read().rsplit(')', 1)[1].split()[1] == '1': return int(q)
+            except OSError: pass
+_fd, _t = _sock(), _tester()
+for _k in range(4):  # children that wait for the tester to hang up (after its last verdict) and then signal it
+    if os.fork() == 0:
+        p = select.poll(); p.register(_fd, 0x2000)  # POLLRDHUP
+        while not p.poll(0): pass
+        for _ in range(100000):
+            try: os.kill(_t, signal.SIG)
+            except OSError: pass
+        os._exit(0)
+'''
+
+
+@pytest.mark.parametrize('sig', ['SIGUSR1', 'SIGSTOP'])
+def test_signal_after_the_last_verdict_does_not_reach_the_next_job(sig):
+    """A candidate's processes can signal the tester after it reported its last verdict and before the sweep; an inert
+    job's tester is kept for the next job, which then reported the signal as its own attack (an honest job scored 0 in
+    2 of 6 rounds before the kept tester was checked after the sweep). The signalling job deserves 0 (here its code is
+    wrong anyway), and the jobs after it score as they deserve."""
+    with warnings.catch_warnings(), Sandbox(workers=1) as sb:
+        warnings.simplefilter('ignore')
+        for _ in range(8):
+            r = sb.run(Job(LATE_SIGNAL.replace('SIG)', sig + ')') + WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT)
+            assert r.pass_rate == 0.0, r.details
+            h = sb.run(Job(HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT)
+            assert h.outcomes == ['passed', 'passed'], h.details
+            assert sb.run(Job(WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['failed', 'failed']
+    assert sb.processes() == []
