@@ -15,7 +15,7 @@ setuptools.setup(
     include_package_data=True, package_data={"qrpo_nb": ["assets/**/*", "presets/*.yaml", "configs/**/*"]},
     python_requires=">=" + c["min_python"],
     install_requires=req("requirements"),
-    extras_require={"gpu": req("gpu_requirements"), "dev": req("dev_requirements")},
+    extras_require={"gpu": req("gpu_requirements"), "trl": req("trl_requirements"), "dev": req("dev_requirements")},
     entry_points={"console_scripts": req("console_scripts"), "nbdev": [f"{c['lib_name']}={c['lib_name']}._modidx:d"]},
     zip_safe=False,
 )
