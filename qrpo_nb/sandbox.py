@@ -17,7 +17,7 @@ __all__ = ['SANDBOX_UID', 'OUTCOMES', 'parse_test', 'split_check', 'sandbox_laye
 
 # %% ../nbs/04_sandbox.ipynb #a2521e6b
 from . import sandbox_server
-from .sandbox_server import MAX_MSG, pack as _frame, recv as _recv
+from .sandbox_server import MAX_MSG, pack as _frame, recv as _recv, remove_tree as _remove_tree
 
 _SERVER_SRC = Path(sandbox_server.__file__).read_text()  # the program run inside each sandbox
 
@@ -251,7 +251,7 @@ class _Worker:
             except OSError: pass
         self.rfd = self.wfd = -1
         self.proc.wait()
-        if self.scratch: shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch: _remove_tree(self.scratch)  # (no recursion: a candidate's tree may be thousands deep)
 
 # %% ../nbs/04_sandbox.ipynb #d8481b5b
 _SPAWN_Q = queue.Queue()

@@ -302,6 +302,18 @@ CLASS_ATTACKS = {  # name -> (code, tests, expected pass rate); `WRONG` code unl
                       '            try:\n                os.kill(int(p), signal.SIGINT)\n            except OSError:\n                pass\n'
                       '    return x + 1\n', TESTS, 0.0),
     'sigkill_pid_1': ('import os, signal\nos.kill(1, signal.SIGKILL)\nos.kill(1, signal.SIGSTOP)\n' + HONEST, TESTS, 1.0),
+    # red team, second round (see the end of this file)
+    'deep_directory_tree': ('import os\nfor _ in range(3000):\n    os.mkdir("d")\n    os.chdir("d")\nos.chmod(".", 0o500)\n'
+                            + HONEST, TESTS, 1.0),
+    'int_subclass_index_lies': ('class I(int):\n    def __index__(self):\n        return 3\n    def __int__(self):\n        return 3\n'
+                                'def f(x):\n    return I(0)\n', ['assert f(2) == 3'], 0.0),
+    'float_subclass_float_lies': ('class F(float):\n    def __float__(self):\n        return 3.0\ndef f(x):\n    return F(0.0)\n',
+                                  ['assert f(2) == 3', 'def check(candidate):\n    assert candidate(2) == 3\n'], 0.0),
+    'list_subclass_iter_lies': ('class L(list):\n    def __iter__(self):\n        return iter([2])\ndef f(x):\n    return L()\n',
+                                ['assert f(1) == [2]', 'def check(candidate):\n    assert candidate(1) == [2]\n'], 0.0),
+    'exception_str_raises_or_lies': ('class E(Exception):\n    def __str__(self):\n        raise E()\n'
+                                     'class P(AssertionError):\n    def __str__(self):\n        return "passed"\n'
+                                     'def f(x):\n    raise (E() if x == 1 else P())\n', TESTS + CHECK, 0.0),
 }
 TREE_TESTS = ['assert candidate() == tree_node([1, None, 2])']
 LIST_TESTS = ['assert candidate() == list_node([1, 2])']
@@ -539,3 +551,64 @@ def test_signal_after_the_last_verdict_does_not_reach_the_next_job(sig):
             assert h.outcomes == ['passed', 'passed'], h.details
             assert sb.run(Job(WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['failed', 'failed']
     assert sb.processes() == []
+
+
+def test_huge_ints_cross_in_linear_time():
+    "2**3e6 is computed and compared at once in plain Python; its decimal form took 12 s to send and 5 s to read."
+    code = 'def f(n):\n    return 2 ** n + D\n'
+    tests = ['assert f(3000000) == 2 ** 3000000', 'def check(candidate):\n    assert candidate(3000000) % 7 == pow(2, 3000000, 7)\n',
+             'assert f(2) == 4']
+    with Sandbox(workers=1) as sb:
+        r = sb.run(Job(code.replace('D', '0'), tests, entry_point='f'), timeout_s=TIMEOUT)
+        assert r.outcomes == ['passed', 'passed', 'passed'], r.details
+        r = sb.run(Job(code.replace('D', '1'), tests, entry_point='f'), timeout_s=TIMEOUT)  # wrong: failed, not timeout
+        assert r.outcomes == ['failed', 'failed', 'failed'] and 'more than 4300 digits' in r.details[0], r.details
+        assert sb.run(Job(HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['passed', 'passed']
+        assert sb.run(Job(WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['failed', 'failed']
+
+
+def test_a_broken_frame_is_charged_to_its_own_test():
+    """A candidate that breaks the framing of one streamed answer (a header over the limit) gets that test as an error;
+    the tests before it keep their verdicts and the ones after it are asked again (before: the first test of the run
+    was overwritten with the error and the broken test was retried)."""
+    code = ('import os, struct\n_done = []\ndef _sock():\n    for k in os.listdir("/proc/self/fd"):\n        try:\n'
+            '            if os.readlink("/proc/self/fd/" + k).startswith("socket:"): return int(k)\n'
+            '        except OSError: pass\ndef f(x):\n    if x == 2 and not _done:\n        _done.append(1)\n'
+            '        os.write(_sock(), struct.pack(">I", 1 << 27))\n    return x + 1\n')
+    tests = ['assert f(1) == 2', 'assert f(2) == 3', 'assert f(3) == 4']
+    with Sandbox(workers=1) as sb:
+        r = sb.run(Job(code, tests, entry_point='f'), timeout_s=TIMEOUT)
+        assert r.outcomes == ['passed', 'error', 'passed'] and 'over the' in r.details[1], (r.outcomes, r.details)
+        assert sb.run(Job(HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['passed', 'passed']
+        assert sb.run(Job(WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['failed', 'failed']
+
+
+def test_deep_trees_are_removed_without_recursion(tmp_path):
+    "A 5000-deep tree (paths far over PATH_MAX) with files, a symlink out and an unreadable leaf is removed; the target stays."
+    from qrpo_nb.sandbox_server import remove_tree, wipe
+    outside = tmp_path / 'outside'; outside.mkdir(); (outside / 'keep').write_text('1')
+    base = tmp_path / 'scratch'; base.mkdir()
+    fd = os.open(base, os.O_RDONLY)
+    try:
+        for i in range(5000):
+            os.mkdir('d', dir_fd=fd); nfd = os.open('d', os.O_RDONLY, dir_fd=fd); os.close(fd); fd = nfd
+            if i % 100 == 0: os.close(os.open('f', os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+        os.symlink(str(outside), 'out', dir_fd=fd)
+        os.mkdir('locked', dir_fd=fd); os.chmod('locked', 0, dir_fd=fd)
+    finally: os.close(fd)
+    assert wipe([str(base)]) == [] and os.listdir(base) == []
+    assert (outside / 'keep').read_text() == '1'
+    (base / 'x').mkdir(); remove_tree(str(base / 'x')); assert not (base / 'x').exists()
+
+
+def test_process_mode_survives_a_deep_tree():
+    "Without bubblewrap the scratch dir is on the host: a 3000-deep tree neither crashes the host nor stays behind."
+    with warnings.catch_warnings(), Sandbox(workers=1, isolation='process') as sb:
+        warnings.simplefilter('ignore')
+        r = sb.run(Job(CLASS_ATTACKS['deep_directory_tree'][0], TESTS, entry_point='f'), timeout_s=2 * TIMEOUT)
+        assert r.outcomes == ['passed', 'passed'], r.details
+        scratch = [w.scratch for w in sb._all]
+        assert sb.run(Job(HONEST, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['passed', 'passed']
+        assert sb.run(Job(WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['failed', 'failed']
+        assert all(os.listdir(d) == [] for d in scratch)
+    assert not any(os.path.exists(d) for d in scratch) and sb.processes() == []
