@@ -1053,6 +1053,9 @@ def warm_up(rounds=30):
 
 def main():
     scratch, host_in, host_out = sys.argv[1], int(sys.argv[3]), int(sys.argv[4])  # (argv[2]: the pool's tag)
+    # Python's own SIGINT handler would let a candidate's os.kill(1, SIGINT) raise KeyboardInterrupt in the server
+    # (pid 1 of the sandbox: with no handler the kernel drops signals sent from inside its namespace)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.set_int_max_str_digits(0)
     prctl(4, 0)   # PR_SET_DUMPABLE 0: candidates cannot read this process's memory or fds
     prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of candidates come back here to be killed

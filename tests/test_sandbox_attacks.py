@@ -303,6 +303,7 @@ CLASS_ATTACKS = {  # name -> (code, tests, expected pass rate); `WRONG` code unl
                       '    return x + 1\n', TESTS, 0.0),
     'sigkill_pid_1': ('import os, signal\nos.kill(1, signal.SIGKILL)\nos.kill(1, signal.SIGSTOP)\n' + HONEST, TESTS, 1.0),
     # red team, second round (see the end of this file)
+    'sigint_pid_1': ('import os, signal\nos.kill(1, signal.SIGINT)\n' + HONEST, TESTS, 1.0),  # raised KeyboardInterrupt in the server
     'deep_directory_tree': ('import os\nfor _ in range(3000):\n    os.mkdir("d")\n    os.chdir("d")\nos.chmod(".", 0o500)\n'
                             + HONEST, TESTS, 1.0),
     'int_subclass_index_lies': ('class I(int):\n    def __index__(self):\n        return 3\n    def __int__(self):\n        return 3\n'
