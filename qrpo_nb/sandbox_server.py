@@ -397,10 +397,14 @@ def remove_tree(p, max_steps=10 ** 7):
     try: os.rmdir(p)
     except OSError: pass
 
-def wipe(paths):
-    "Remove everything in the writable places; returns what could not be removed."
+def wipe(paths, modes=None):
+    """Remove everything in the writable places; returns what could not be removed. `modes`: each place's own mode,
+    restored first (a candidate that made /tmp or /dev/shm read-only kept its files there for every later job)."""
     left = []
     for base in paths:
+        if modes and base in modes:
+            try: os.chmod(base, modes[base])
+            except OSError: pass
         try: entries = os.listdir(base)
         except OSError: continue
         for p in (os.path.join(base, e) for e in entries):
@@ -903,6 +907,7 @@ class Server:
         self.tester = None  # the next job's tester, forked ahead
         self.wiped = [scratch] + ([d for d in ('/dev/shm',) if os.path.isdir(d) and os.access(d, os.W_OK)]
                                   if scratch == '/tmp' else [])
+        self.modes = {d: stat.S_IMODE(os.stat(d).st_mode) for d in self.wiped}
 
     def ask_spare(self):
         if not self.spare: self.zs.send(b'R'); self.spare = True
@@ -1015,7 +1020,8 @@ class Server:
             sweep(self.me, self.keep())
             if not self.kept_clean() and 'outcomes' in result:  # a signal or stop after the last verdict: this job's
                 attacked(result, 'the candidate attacked the sandbox: the tester was signalled or stopped after its tests')
-            result['left'] = wipe(self.wiped)[:5]
+            result['left'] = wipe(self.wiped, self.modes)[:5]
+            if result['left']: result['restart'] = True  # what could not be removed must not meet the next job
             if not alive(self.zpid):  # the candidate stopped or killed the zygote: this worker is replaced
                 result['restart'] = True
                 if 'outcomes' in result: attacked(result, 'the candidate attacked the sandbox: the zygote was stopped or killed')

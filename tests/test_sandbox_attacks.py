@@ -303,6 +303,8 @@ CLASS_ATTACKS = {  # name -> (code, tests, expected pass rate); `WRONG` code unl
                       '    return x + 1\n', TESTS, 0.0),
     'sigkill_pid_1': ('import os, signal\nos.kill(1, signal.SIGKILL)\nos.kill(1, signal.SIGSTOP)\n' + HONEST, TESTS, 1.0),
     # red team, second round (see the end of this file)
+    'read_only_tmp_and_shm': ('import os\nfor d in ("/tmp", "/dev/shm"):\n    try:\n        open(d + "/x", "w").write("1")\n'
+                              '        os.chmod(d, 0o500)\n    except OSError:\n        pass\n' + HONEST, TESTS, 1.0),  # kept its files for every later job
     'sigint_pid_1': ('import os, signal\nos.kill(1, signal.SIGINT)\n' + HONEST, TESTS, 1.0),  # raised KeyboardInterrupt in the server
     'deep_directory_tree': ('import os\nfor _ in range(3000):\n    os.mkdir("d")\n    os.chdir("d")\nos.chmod(".", 0o500)\n'
                             + HONEST, TESTS, 1.0),
@@ -597,9 +599,11 @@ def test_deep_trees_are_removed_without_recursion(tmp_path):
         os.symlink(str(outside), 'out', dir_fd=fd)
         os.mkdir('locked', dir_fd=fd); os.chmod('locked', 0, dir_fd=fd)
     finally: os.close(fd)
-    assert wipe([str(base)]) == [] and os.listdir(base) == []
-    assert (outside / 'keep').read_text() == '1'
-    (base / 'x').mkdir(); remove_tree(str(base / 'x')); assert not (base / 'x').exists()
+    try:
+        assert wipe([str(base)]) == [] and os.listdir(base) == []
+        assert (outside / 'keep').read_text() == '1'
+        (base / 'x').mkdir(); remove_tree(str(base / 'x')); assert not (base / 'x').exists()
+    finally: remove_tree(str(base))  # (pytest's own clean-up of old temp dirs recurses)
 
 
 def test_process_mode_survives_a_deep_tree():
