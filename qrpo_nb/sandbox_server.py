@@ -397,13 +397,26 @@ def remove_tree(p, max_steps=10 ** 7):
     try: os.rmdir(p)
     except OSError: pass
 
-def wipe(paths, modes=None):
-    """Remove everything in the writable places; returns what could not be removed. `modes`: each place's own mode,
-    restored first (a candidate that made /tmp or /dev/shm read-only kept its files there for every later job)."""
+def _restore(base, st):
+    "Give the place `base` back its own extended attributes (none) and times, as recorded in `st`."
+    try: names = os.listxattr(base)
+    except OSError: names = []
+    for name in names:
+        try: os.removexattr(base, name)
+        except OSError: pass
+    try: os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError: pass
+
+def wipe(paths, saved=None):
+    """Remove everything in the writable places; returns what could not be removed. `saved`: each place's own
+    `os.stat` from the start: its mode is restored first (a candidate that made /tmp or /dev/shm read-only kept its
+    files there for every later job), its times and extended attributes last (`user.*` attributes set on /tmp or
+    /dev/shm, or their mtime, carried data to the next candidate)."""
     left = []
     for base in paths:
-        if modes and base in modes:
-            try: os.chmod(base, modes[base])
+        st = saved.get(base) if saved else None
+        if st is not None:
+            try: os.chmod(base, stat.S_IMODE(st.st_mode))
             except OSError: pass
         try: entries = os.listdir(base)
         except OSError: continue
@@ -417,6 +430,7 @@ def wipe(paths, modes=None):
         if entries:
             try: left += [os.path.join(base, e) for e in os.listdir(base)]
             except OSError: pass
+        if st is not None: _restore(base, st)
     return left
 
 # %% ../nbs/04a_sandbox_server.ipynb #584a0f07
@@ -878,13 +892,15 @@ def attacked(result, why):
     result['outcomes'] = ['error'] * len(result['outcomes'])
     result['details'] = [why] * len(result['outcomes'])
 
-def alive(pid):
-    "Whether our child `pid` runs untouched: not stopped, not dead, no SIGKILL pending."
+def alive(pid, strict=False):
+    """Whether our child `pid` runs untouched: not stopped, not dead, no SIGKILL pending (`strict`: no signal pending at
+    all, for a process that handles none, where any pending signal is about to stop or end it)."""
     st = proc_status(pid)
+    mask = -1 if strict else 1 << (signal.SIGKILL - 1)
     try:
         if os.waitpid(pid, os.WNOHANG)[0] != 0: return False
         if st.get('State', 'X').split()[0] in ('Z', 'X', 'x', 'T', 't'): return False
-        return not any(int(st.get(k, '0').strip(), 16) >> (signal.SIGKILL - 1) & 1 for k in ('SigPnd', 'ShdPnd'))
+        return not any(int(st.get(k, '0').strip(), 16) & mask for k in ('SigPnd', 'ShdPnd'))
     except (OSError, ChildProcessError, ValueError):
         return False
 
@@ -907,7 +923,7 @@ class Server:
         self.tester = None  # the next job's tester, forked ahead
         self.wiped = [scratch] + ([d for d in ('/dev/shm',) if os.path.isdir(d) and os.access(d, os.W_OK)]
                                   if scratch == '/tmp' else [])
-        self.modes = {d: stat.S_IMODE(os.stat(d).st_mode) for d in self.wiped}
+        self.saved = {d: os.stat(d) for d in self.wiped}  # their own mode and times
 
     def ask_spare(self):
         if not self.spare: self.zs.send(b'R'); self.spare = True
@@ -1020,9 +1036,10 @@ class Server:
             sweep(self.me, self.keep())
             if not self.kept_clean() and 'outcomes' in result:  # a signal or stop after the last verdict: this job's
                 attacked(result, 'the candidate attacked the sandbox: the tester was signalled or stopped after its tests')
-            result['left'] = wipe(self.wiped, self.modes)[:5]
+            result['left'] = wipe(self.wiped, self.saved)[:5]
             if result['left']: result['restart'] = True  # what could not be removed must not meet the next job
-            if not alive(self.zpid):  # the candidate stopped or killed the zygote: this worker is replaced
+            if not alive(self.zpid, strict=True):  # the candidate stopped or killed the zygote: this worker is replaced
+                # (strict: a SIGINT sent to the zygote may still be pending here; it ended the zygote only later)
                 result['restart'] = True
                 if 'outcomes' in result: attacked(result, 'the candidate attacked the sandbox: the zygote was stopped or killed')
             result['id'] = job.get('id')

@@ -303,6 +303,8 @@ CLASS_ATTACKS = {  # name -> (code, tests, expected pass rate); `WRONG` code unl
                       '    return x + 1\n', TESTS, 0.0),
     'sigkill_pid_1': ('import os, signal\nos.kill(1, signal.SIGKILL)\nos.kill(1, signal.SIGSTOP)\n' + HONEST, TESTS, 1.0),
     # red team, second round (see the end of this file)
+    'mark_tmp_for_the_next_job': ('import os\nfor d in ("/tmp", "/dev/shm"):\n    try:\n        os.setxattr(d, "user.answer", b"2")\n'
+                                  '    except OSError:\n        pass\n    os.utime(d, (123456789, 987654321))\n' + HONEST, TESTS, 1.0),
     'read_only_tmp_and_shm': ('import os\nfor d in ("/tmp", "/dev/shm"):\n    try:\n        open(d + "/x", "w").write("1")\n'
                               '        os.chmod(d, 0o500)\n    except OSError:\n        pass\n' + HONEST, TESTS, 1.0),  # kept its files for every later job
     'sigint_pid_1': ('import os, signal\nos.kill(1, signal.SIGINT)\n' + HONEST, TESTS, 1.0),  # raised KeyboardInterrupt in the server
@@ -355,6 +357,7 @@ PRISTINE = ('import os, math, multiprocessing\n'
             'assert all(len(open(f"/proc/sysvipc/{k}").read().splitlines()) == 1 for k in ("shm", "msg", "sem"))\n'
             'assert math.isclose(1.0, 2.0) is False and abs(-2) == 2 and len([1]) == 1\n'
             'import resource\nassert os.getpriority(os.PRIO_PROCESS, 1) == 0 and resource.prlimit(1, resource.RLIMIT_NOFILE)[0] >= 64\n'
+            'assert all(os.listxattr(d) == [] and os.stat(d).st_mtime != 987654321 for d in ("/tmp", "/dev/shm"))\n'
             'multiprocessing.Lock()\n')
 DEV_PROBE = 'import os\nassert False, repr(sorted(os.listdir("/dev")))\n'
 
