@@ -14,8 +14,9 @@ from torch import Tensor
 from . import quantile as Q
 
 # %% auto #0
-__all__ = ['QRPO_LOSS_TYPES', 'LOSSES', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss', 'simpo_loss', 'rebel_loss',
-           'mc_log_partition', 'mc_logz_loss', 'rpo_loss', 'LossSpec', 'register', 'table1', 'loss_table']
+__all__ = ['QRPO_LOSS_TYPES', 'LOSSES', 'RPO_LOGPS', 'KTO_LABELS', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss', 'simpo_loss',
+           'rebel_loss', 'mc_log_partition', 'mc_logz_loss', 'rpo_loss', 'LossSpec', 'register', 'reward_stats',
+           'dro_loss', 'kto_reference_point', 'kto_loss', 'table1', 'loss_table']
 
 # %% ../nbs/02_losses.ipynb #cddba927
 def _f32(x) -> Tensor:
@@ -160,7 +161,7 @@ def rpo_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
     if ref.shape != lp.shape or ref.shape[:1] != l.shape:
         raise ValueError(f"ref_rewards and ref_logps must both be (B, n), got {tuple(ref.shape)} and {tuple(lp.shape)}")
     valid = ~(torch.isnan(ref) | torch.isnan(lp))
-    lse = _masked_lse(lp + ref / beta, valid, "rpo_loss")
+    lse = _masked_lse(lp.detach() + ref.detach() / beta, valid, "rpo_loss")  # no gradient through V̂ (Algorithm 1)
     target = r / beta - lse                                  # (r − V̂)/τ without forming exp(r/τ)
     losses = 0.5 * (l - target) ** 2
     return (losses, {"value": (beta * lse).detach(), "target": target.detach()}) if return_metrics else losses
@@ -182,6 +183,7 @@ class LossSpec:
     in_paper: bool = True # one of the paper's methods (Table 1)
     reference: str = "" # where it comes from
     fn: Callable | None = None # batch-level implementation; None for metadata-only entries
+    trainer_options: tuple = () # options the trainer consumes (value head, reward standardisation), not the loss
 
     def compute(self, batch: dict, beta: float, **options):
         "Per-sample losses (B,) and a dict of detached 0-d metrics for `batch`."
@@ -191,9 +193,9 @@ class LossSpec:
         missing = [k for k in self.requires if k not in self.optional and k not in batch]
         if missing: raise ValueError(f"{self.name} needs batch keys {missing}; it reads {list(self.requires)}")
         allowed = [p for p in inspect.signature(self.fn).parameters if p not in ("batch", "beta")]
-        unknown = sorted(set(options) - set(allowed))
-        if unknown: raise ValueError(f"{self.name}: unknown options {unknown}; allowed: {allowed}")
-        return self.fn(batch, beta, **options)
+        unknown = sorted(set(options) - set(allowed) - set(self.trainer_options))
+        if unknown: raise ValueError(f"{self.name}: unknown options {unknown}; allowed: {allowed + list(self.trainer_options)}")
+        return self.fn(batch, beta, **{k: v for k, v in options.items() if k not in self.trainer_options})
 
 LOSSES: dict[str, LossSpec] = {}
 
@@ -298,13 +300,51 @@ def _mc_logz_batch(batch, beta, n: int | None=None):
         return losses, {"target": m["target"], "calibration": m["calibration"]}
     return _pointwise(batch, beta, one_side, "mc_logz")
 
-def _rpo_batch(batch, beta, n: int | None=None):
-    ref, lp = _f32(batch["ref_rewards"]), _f32(batch["ref_logps"])
+RPO_LOGPS = ("sequence", "mean")
+
+def reward_stats(*rewards) -> tuple:
+    "Mean and (population) std of every finite reward given (arrays or lists, nested lists flattened): RPO's z-scoring."
+    import numpy as np
+    flat = []
+    for r in rewards:
+        a = r.detach().cpu().numpy() if isinstance(r, Tensor) else r
+        if isinstance(a, (list, tuple)) and a and isinstance(a[0], (list, tuple)): a = [x for row in a for x in (row or [])]
+        a = np.asarray([np.nan if x is None else x for x in np.ravel(np.asarray(a, dtype=object))], dtype=np.float64)
+        flat.append(a[np.isfinite(a)])
+    v = np.concatenate(flat) if flat else np.zeros(0)
+    if len(v) < 2 or not v.std() > 0: raise ValueError(f"reward_stats: need at least two distinct finite rewards, got {len(v)} values")
+    return float(v.mean()), float(v.std())
+
+def _zscore(x: Tensor, reward_mean, reward_std, who: str) -> Tensor:
+    "Rewards standardised with the training set's mean and std (`reward_stats`); as given when both are None."
+    if reward_mean is None and reward_std is None: return x
+    if reward_mean is None or reward_std is None:
+        raise ValueError(f"{who}: give both reward_mean and reward_std (qrpo_nb.losses.reward_stats of the training rewards)")
+    s = float(reward_std)
+    if not (math.isfinite(s) and s > 0): raise ValueError(f"{who}: reward_std must be positive and finite, got {reward_std!r}")
+    return (x - float(reward_mean)) / s
+
+def _need(batch, keys, who):
+    missing = [k for k in keys if k not in batch]
+    if missing: raise ValueError(f"{who} needs batch keys {missing}")
+
+def _rpo_batch(batch, beta, n: int | None=None, logps: str="sequence", reward_mean=None, reward_std=None):
+    if logps not in RPO_LOGPS: raise ValueError(f"rpo: logps must be one of {list(RPO_LOGPS)}, got {logps!r}")
+    mean = logps == "mean"
+    pool = "ref_avg_logps" if mean else "ref_logps"
+    _need(batch, [pool], f"rpo with logps={logps!r} (log π_ref of the prompt's completions y_j)")
+    ref, lp = _zscore(_f32(batch["ref_rewards"]), reward_mean, reward_std, "rpo"), _f32(batch[pool])
     if n is not None: ref, lp = ref[:, :int(n)], lp[:, :int(n)]
     def one_side(s):
-        losses, m = rpo_loss(batch[f"{s}_logratio"], batch[f"{s}_reward"], ref, lp, beta, return_metrics=True)
+        if mean:
+            _need(batch, [f"{s}_avg_logp", f"{s}_ref_avg_logp"], "rpo with logps='mean'")
+            l = _f32(batch[f"{s}_avg_logp"]) - _f32(batch[f"{s}_ref_avg_logp"])
+        else: l = batch[f"{s}_logratio"]
+        r = _zscore(_f32(batch[f"{s}_reward"]), reward_mean, reward_std, "rpo")
+        losses, m = rpo_loss(l, r, ref, lp, beta, return_metrics=True)
         return losses, {"target": m["target"], "value": m["value"]}
     return _pointwise(batch, beta, one_side, "rpo")
+
 
 # %% ../nbs/02_losses.ipynb #d9a01170
 _PAIR = ("chosen_logratio", "rejected_logratio")
@@ -318,9 +358,11 @@ register(LossSpec("rebel", "REBEL", "policy fitting", True, False, True, True, "
                   (*_PAIR, "chosen_reward", "rejected_reward"), (), True, "Gao et al. 2024", _rebel_batch))
 register(LossSpec("simpo", "SimPO", "policy fitting", True, False, False, True, "preference",
                   ("chosen_avg_logp", "rejected_avg_logp"), (), True, "Meng et al. 2024", _simpo_batch))
+_RPO_MEAN = ("chosen_avg_logp", "chosen_ref_avg_logp", "rejected_avg_logp", "rejected_ref_avg_logp", "ref_avg_logps")
 register(LossSpec("rpo", "RPO", "policy fitting", True, True, True, False, "absolute",
-                  ("chosen_logratio", "chosen_reward", "ref_rewards", "ref_logps", *_REJ), _REJ, False,
-                  "Faye et al. 2025 (rpo-paper)", _rpo_batch))
+                  ("chosen_logratio", "chosen_reward", "ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN),
+                  ("ref_logps", *_REJ, *_RPO_MEAN), False, "Faye et al. 2025 (rpo-paper), eq. 19-21, Algorithm 1",
+                  _rpo_batch, ("standardize", "value_set")))
 register(LossSpec("mc_logz", "eq. 6 + Monte-Carlo Ẑ", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ), _REJ, False,
                   "this paper, eq. 6 and App. G", _mc_logz_batch))
@@ -328,6 +370,92 @@ for _name, _display, _ref in (("ppo", "PPO", "Schulman et al. 2017"), ("grpo", "
                               ("rloo", "RLOO", "Ahmadian et al. 2024")):
     register(LossSpec(_name, _display, "policy improvement", False, True, True, False, "absolute",
                       reference=_ref))
+
+# %% ../nbs/02_losses.ipynb #64cb509b
+def dro_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
+             reward: Tensor, # r(x, y), (B,)
+             value: Tensor, # V_φ(x), (B,) with its graph (the value head's output)
+             beta: float, # DRO's temperature τ
+            ) -> Tensor:
+    "Per-sample DRO loss `½(r − V_φ(x) − τ ℓ)²`."
+    beta = _check_beta(beta)
+    l, r, v = map(_f32, (logratio, reward, value))
+    _same_shape(logratio=l, reward=r, value=v)
+    return 0.5 * (r - v - beta * l) ** 2
+
+def _dro_batch(batch, beta, reward_mean=None, reward_std=None):
+    v = _f32(batch["value"])
+    def one_side(s):
+        r = _zscore(_f32(batch[f"{s}_reward"]), reward_mean, reward_std, "dro")
+        losses = dro_loss(batch[f"{s}_logratio"], r, v, beta)
+        return losses, {"residual": (r - v - beta * _f32(batch[f"{s}_logratio"])).detach()}
+    losses, metrics = _pointwise(batch, beta, one_side, "dro")
+    metrics["dro/value"] = _mean(v)
+    return losses, metrics
+
+register(LossSpec("dro", "DRO", "policy fitting", True, True, True, False, "absolute",
+                  ("chosen_logratio", "chosen_reward", "value", *_REJ), _REJ, False,
+                  "Richemond et al. 2024 (RPO paper eq. 13-14)", _dro_batch, ("standardize", "value_lr", "value_init")))
+
+# %% ../nbs/02_losses.ipynb #962e7c23
+KTO_LABELS = ("auto", "pair", "threshold")
+
+def kto_reference_point(kl_logratio: Tensor) -> Tensor:
+    "TRL's z₀: the mean log-ratio of mismatched (prompt, completion) pairs, clamped at 0 and detached (0-d)."
+    return _f32(kl_logratio).detach().mean().clamp(min=0)
+
+def kto_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
+             desirable: Tensor, # (B,) bool: the completion is desirable
+             z0, # the reference point z₀ (a float or 0-d tensor; detached)
+             beta: float, # KTO's β
+             desirable_weight: float=1., # λ_D
+             undesirable_weight: float=1., # λ_U
+            ) -> Tensor:
+    "Per-sample KTO loss: `λ_D(1 − σ(β(ℓ − z₀)))` if desirable, else `λ_U(1 − σ(β(z₀ − ℓ)))`."
+    beta = _check_beta(beta)
+    l, d = _f32(logratio), torch.as_tensor(desirable, device=_f32(logratio).device).bool()
+    _same_shape(logratio=l, desirable=d)
+    z = _f32(z0).detach().to(l.device)
+    return torch.where(d, desirable_weight * (1 - torch.sigmoid(beta * (l - z))),
+                       undesirable_weight * (1 - torch.sigmoid(beta * (z - l))))
+
+def _kto_threshold(batch, threshold, n):
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool): return torch.tensor(float(threshold))
+    if threshold not in ("prompt_mean", "prompt_median"):
+        raise ValueError(f"kto: threshold must be a number, 'prompt_mean' or 'prompt_median', got {threshold!r}")
+    _need(batch, ["ref_rewards"], f"kto with threshold={threshold!r}")
+    ref = _f32(batch["ref_rewards"])
+    if n is not None: ref = ref[:, :int(n)]
+    if torch.isnan(ref).all(-1).any(): raise ValueError("kto: a sample has no reference reward (all NaN) for its threshold")
+    return ref.nanmean(-1) if threshold == "prompt_mean" else ref.nanmedian(-1).values
+
+def _kto_batch(batch, beta, labels: str="auto", threshold="prompt_mean", n: int | None=None,
+               desirable_weight: float=1., undesirable_weight: float=1., calculate_kl: bool=True):
+    if labels not in KTO_LABELS: raise ValueError(f"kto: labels must be one of {list(KTO_LABELS)}, got {labels!r}")
+    pair = _has_rejected(batch, "logratio")
+    if labels == "pair" and not pair: raise ValueError("kto: labels='pair' needs the rejected side (batch key 'rejected_logratio')")
+    by_pair = pair and labels in ("auto", "pair")
+    if not calculate_kl: z0 = torch.zeros(())
+    elif "kto_z0" in batch: z0 = _f32(batch["kto_z0"]).detach().reshape(-1)[0].clamp(min=0)
+    elif "kl_logratio" in batch: z0 = kto_reference_point(batch["kl_logratio"])
+    else: raise ValueError("kto needs batch key 'kl_logratio' (log-ratios of mismatched prompt/completion pairs) or "
+                           "'kto_z0' for its reference point z0, or calculate_kl=False (z0 = 0)")
+    thr = None if by_pair else _kto_threshold(batch, threshold, n)
+    def one_side(s):
+        l = _f32(batch[f"{s}_logratio"])
+        if by_pair: d = torch.full_like(l, s == "chosen", dtype=torch.bool)
+        else:
+            _need(batch, [f"{s}_reward"], "kto with reward labels")
+            d = _f32(batch[f"{s}_reward"]) > thr.to(l.device)
+        return kto_loss(l, d, z0, beta, desirable_weight, undesirable_weight), {"desirable": d.float()}
+    losses, metrics = _pointwise(batch, beta, one_side, "kto")
+    metrics["kl"] = z0.detach().float()
+    return losses, metrics
+
+register(LossSpec("kto", "KTO", "policy fitting", True, True, True, False, "binary",
+                  ("chosen_logratio", "chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ),
+                  ("chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ), False,
+                  "Ethayarajh et al. 2024, as TRL's KTOTrainer (loss_type='kto')", _kto_batch))
 
 # %% ../nbs/02_losses.ipynb #9c818e97
 def _groups(losses: dict):

@@ -9,7 +9,9 @@ import torch
 from qrpo_nb.losses import LOSSES, dpo_loss, qrpo_loss, rebel_loss, rpo_loss, mc_logz_loss, simpo_loss, table1, loss_table
 
 BATCH_KEYS = {"chosen_logratio", "rejected_logratio", "chosen_avg_logp", "rejected_avg_logp", "chosen_reward",
-              "rejected_reward", "ref_rewards", "chosen_ref_index", "rejected_ref_index", "ref_logps"}  # CONTRIBUTING.md
+              "rejected_reward", "ref_rewards", "chosen_ref_index", "rejected_ref_index", "ref_logps",  # CONTRIBUTING.md
+              # the pointwise methods (issue 15): RPO's code form, DRO's value head, KTO's reference point
+              "chosen_ref_avg_logp", "rejected_ref_avg_logp", "ref_avg_logps", "value", "kl_logratio", "kto_z0"}
 
 
 def test_registry_metadata_contract():
@@ -22,8 +24,11 @@ def test_registry_metadata_contract():
             continue
         pair_only = {k for k in spec.requires if k.startswith("rejected")} - set(spec.optional)
         assert bool(pair_only) == spec.needs_pairs, name
-        assert ("ref_rewards" in spec.requires) == (name in ("qrpo", "rpo", "mc_logz")), name
-        assert spec.pointwise_rewards == (spec.reward_signal == "absolute"), name
+        assert ("ref_rewards" in spec.requires) == (name in ("qrpo", "rpo", "mc_logz", "kto")), name
+        assert spec.pointwise_rewards == (spec.reward_signal in ("absolute", "binary")), name
+    for name in ("rpo", "dro", "kto"):  # the pointwise baselines: offline, single completions, not in the paper's Table 1
+        s = LOSSES[name]
+        assert s.offline and s.pointwise_rewards and s.needs_ref_model and not s.needs_pairs and not s.in_paper, name
 
 
 def _batch(B=64, n=8, seed=0):
