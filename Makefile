@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # No model or dataset hub is reachable in tests: fail fast instead of retrying the network.
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 
-.PHONY: install system-deps check export clean readme test test-fast test-all reproduce bench
+.PHONY: install system-deps check export clean readme test test-fast test-all reproduce bench docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,3 +69,8 @@ reproduce: install
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; OMP_NUM_THREADS=1 $(TEST_ENV) $(BIN)/python $$b || exit 1; done
+
+## docs: every notebook under nbs/ (templates included) as a self-contained HTML page in _docs/, offline: nbdev's own
+## doc processors (show_doc) and nbconvert, never nbdev_docs/Quarto. Pages show the outputs the notebooks keep.
+docs: install
+	$(TEST_ENV) $(BIN)/python docs/build_docs.py html --out _docs

@@ -17,7 +17,7 @@ from .quantile import TRANSFORMS, log_partition, quad_log_partition, quantile_re
 
 # %% auto #0
 __all__ = ['TABLE4', 'table4', 'write_table4', 'improvement_share', 'simulate_improvement_share', 'optimal_reward_density',
-           'figure5', 'log_zhat_std', 'quantile_std', 'simulate_log_zhat', 'figure7', 'left_derivatives',
+           'show_figure', 'figure5', 'log_zhat_std', 'quantile_std', 'simulate_log_zhat', 'figure7', 'left_derivatives',
            'laplace_coefficients', 'normalized_log_partition', 'kl_between_optimal_policies', 'laplace_figure',
            'iterate_optimal_policy', 'quantile_cdf_after_rounds']
 
@@ -131,6 +131,15 @@ def _save(fig, path):
     fig.savefig(path.with_suffix(".png"), dpi=150, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
 
+def show_figure(fig, dpi: int = 90, close: bool = True):
+    "Display `fig` as a PNG without software or date metadata (a rerun stores the same bytes in the notebook), then close it."
+    import io
+    from IPython.display import Image, display
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    if close: plt.close(fig)
+    display(Image(data=buf.getvalue(), format="png"))
+
 def figure5(
     path=None,                          # output path (PNG and PDF written); None: only return the figure
     betas=(0.1, 0.01, 0.001),           # the right panel's β
@@ -200,13 +209,14 @@ def simulate_log_zhat(
 # %% ../nbs/01_theory.ipynb #083032c8
 def figure7(
     path=None,                            # output path (PNG and PDF written); None: only return the figure
-    betas=np.geomspace(0.05, 10, 15),    # β grid
+    betas=None,                           # β grid (None: 15 points from 0.05 to 10, geometric)
     ns=(10, 1000),                        # sample sizes N = n, the same budget for both targets
     reps: int = 300,                      # Monte-Carlo repetitions per point
     sigma: float = 1.,                    # reward standard deviation
     seed: int = 0,                        # random seed
 ):
     "Figure 7: noise of the regression target with log Ẑ (raw reward) vs with R̂_q (QRPO), in units of each reward's spread."
+    betas = np.geomspace(0.05, 10, 15) if betas is None else np.asarray(betas, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(11, 4.8))
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     data = {}
@@ -297,10 +307,11 @@ def kl_between_optimal_policies(
 # %% ../nbs/01_theory.ipynb #9718475f
 def laplace_figure(
     path=None,                          # output path (PNG and PDF written); None: only return the figure
-    betas=np.geomspace(1e-4, 1e-1, 7),   # β grid
+    betas=None,                          # β grid (None: 7 points from 1e-4 to 0.1, geometric)
     pairs=(("identity", "log"), ("identity", "square"), ("sqrt", "log")),  # KL pairs
 ):
     "App. J/K: the β³ remainder of Z_g for log t and t², and the KL between optimal policies with its slope."
+    betas = np.geomspace(1e-4, 1e-1, 7) if betas is None else np.asarray(betas, dtype=np.float64)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, c in zip(["log", "square"], ["#1f77b4", "#d62728"]):
         k = laplace_coefficients(name)["coef"]

@@ -1,0 +1,165 @@
+"""Offline documentation and kept notebook outputs, with nothing but nbdev's processors, nbclient and nbconvert.
+
+    python docs/build_docs.py html [NOTEBOOK ...] [--out _docs]   # every notebook under nbs/ when none is named
+    python docs/build_docs.py outputs NOTEBOOK [--slow]           # refresh the outputs a notebook keeps
+
+`html` renders each notebook as nbdev's docs would show it (nbdev's own processors: `show_doc` for every export,
+exported code hidden, directives removed) but writes a self-contained HTML page with nbconvert instead of calling
+Quarto (`nbdev_docs` needs Quarto, which cannot be installed offline, and would `pip install` it into whatever Python
+comes first on PATH). The pages show the outputs stored in the notebooks, as nbdev's docs do: the figures of the
+theory, lab and reporting notebooks are kept outputs (cells tagged `keep-output`); images are embedded as data URIs.
+Each notebook is processed in its own subprocess with its own folder as working directory, as `nbdev_test` runs it.
+
+`outputs` executes a notebook with nbclient (its folder as working directory, `MPLBACKEND=Agg`, hubs offline, one
+thread; cells tagged `skip-execution` skipped unless `--slow`), keeps the outputs of the cells tagged `keep-output`
+(displays and results only: no stderr, no progress bars) and clears every other cell, then runs `nbdev_clean`.
+The figures are shown by `qrpo_nb.theory.show_figure` (PNG without metadata), so a rerun stores the same bytes.
+"""
+from __future__ import annotations
+import argparse, json, os, re, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS = ROOT / "nbs"
+KEEP, SKIP = "keep-output", "skip-execution"
+ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg",
+       "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+def notebooks(names=()) -> list[Path]:
+    "The named notebooks, or every notebook under nbs/ (experiment templates included), checkpoints excluded."
+    if names: return [Path(n).resolve() for n in names]
+    return sorted(p for p in NBS.rglob("*.ipynb") if not any(part.startswith((".", "_")) for part in p.relative_to(NBS).parts))
+
+
+# ---------------------------------------------------------------------------------------------------- html
+_directive = re.compile(r"^\s*#\|\s*(.*)$")
+_quarto_attrs = re.compile(r"\{target=\"_blank\"[^}]*\}")
+# MathJax 2 from the Debian package `libjs-mathjax` when installed (offline), else nbconvert's CDN default.
+MATHJAX = Path("/usr/share/javascript/mathjax/MathJax.js")
+
+def _to_html_ready(nb: dict) -> dict:
+    "After nbdev's processors: frontmatter -> a title cell, quarto directives -> nbconvert tags, .ipynb links -> .html."
+    cells = []
+    for c in nb["cells"]:
+        src = c.get("source", "")
+        src = "".join(src) if isinstance(src, list) else src
+        if c["cell_type"] == "raw" and src.startswith("---"):   # nbdev's frontmatter: title and description
+            import yaml
+            fm = yaml.safe_load(src.strip().strip("-")) or {}
+            title = fm.get("title") or ""
+            if title or fm.get("description"):
+                cells.append({"cell_type": "markdown", "metadata": {}, "source":
+                              f"# {title}\n\n> {fm.get('description', '')}".rstrip("> \n")})
+            continue
+        c = dict(c, metadata=dict(c.get("metadata", {})))
+        tags = list(c["metadata"].get("tags", []))
+        if c["cell_type"] == "code":
+            lines, dirs = [], {}
+            for line in src.splitlines():
+                m = _directive.match(line)
+                if m and not lines:
+                    k, _, v = m.group(1).partition(":"); dirs[k.strip()] = v.strip()
+                else: lines.append(line)
+            src = "\n".join(lines).strip("\n")
+            if dirs.get("echo") == "false" or not src: tags.append("remove_input")
+            if not src and not c.get("outputs"): continue
+            c["outputs"] = [o for o in c.get("outputs", []) if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            for o in c["outputs"]:   # show_doc's Quarto link attributes ({target="_blank" ...}) mean nothing to nbconvert
+                md = o.get("data", {}).get("text/markdown")
+                if md is not None: o["data"]["text/markdown"] = _quarto_attrs.sub("", "".join(md))
+        elif c["cell_type"] == "markdown":
+            src = re.sub(r"\]\(((?!https?:)[^)\s]+)\.ipynb(#[^)]*)?\)", lambda m: f"]({m.group(1)}.html{m.group(2) or ''})", src)
+        c["source"], c["metadata"]["tags"] = src, tags
+        cells.append(c)
+    nb = dict(nb, cells=cells)
+    return nb
+
+
+def render_one(src: Path, dst: Path) -> Path:
+    "Process `src` with nbdev's doc processors (its folder as cwd) and write it as one self-contained HTML page."
+    import nbformat
+    from execnb.nbio import read_nb
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from nbdev.processors import FilterDefaults
+    os.chdir(src.parent)
+    nb = read_nb(src)
+    os.environ["IN_TEST"] = "1"          # as nbdev's own doc build: cells that check it behave as under nbdev_test
+    FilterDefaults()(nb)
+    nb = json.loads(json.dumps(nb, default=lambda o: None))   # execnb's AttrDicts, without the processors' attributes
+    for c in nb["cells"]:
+        for k in [k for k in c if k.endswith("_")]: del c[k]
+    nb = nbformat.reads(json.dumps(_to_html_ready(nb)), as_version=4)   # rejoins multi-line strings
+    nb.setdefault("metadata", {})["kernelspec"] = nb["metadata"].get("kernelspec") or {"name": "python3", "display_name": "python3", "language": "python"}
+    kw = {"mathjax_url": f"file://{MATHJAX}?config=TeX-AMS_CHTML-full,Safe"} if MATHJAX.exists() else {}
+    exporter = HTMLExporter(embed_images=True, exclude_input_prompt=True, exclude_output_prompt=True, **kw)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"remove_input"}, enabled=True), enabled=True)
+    title = next((c.source[2:].splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")), src.stem)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(src.parent)}})
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(body, encoding="utf-8")
+    return dst
+
+
+def html(names=(), out: str | Path = ROOT / "_docs") -> int:
+    "Render the notebooks to `out` (the same layout as nbs/), each in a subprocess; report and count the failures."
+    out, failed = Path(out).resolve(), []
+    for src in notebooks(names):
+        rel = src.relative_to(NBS) if src.is_relative_to(NBS) else Path(src.name)
+        dst = out / rel.with_suffix(".html")
+        t0 = time.time()
+        r = subprocess.run([sys.executable, __file__, "_one", str(src), str(dst)], capture_output=True, text=True,
+                           env={**os.environ, **ENV}, cwd=src.parent)
+        if r.returncode:
+            failed.append(str(rel))
+            tail = "\n    ".join((r.stderr or r.stdout).strip().splitlines()[-6:])
+            print(f"FAILED {rel} ({time.time() - t0:.1f} s):\n    {tail}", flush=True)
+        else: print(f"{dst.relative_to(out.parent) if out.parent in dst.parents else dst} ({dst.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.1f} s)", flush=True)
+    if failed: print(f"{len(failed)} notebook(s) failed doc processing: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+def refresh_outputs(path: str | Path, slow: bool = False, timeout: int = 600, dest: str | Path | None = None) -> Path:
+    "Execute the notebook (its folder as cwd) and keep only its `keep-output` cells' outputs; write `dest` (default: in place) and nbdev_clean it."
+    import nbformat
+    from nbclient import NotebookClient
+    path = Path(path).resolve()
+    dest = path if dest is None else Path(dest).resolve()
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                            skip_cells_with_tag="no-such-tag" if slow else SKIP)
+    client.execute(env={**os.environ, **ENV})   # the kernel's environment; this process's stays as it is
+    for c in nb.cells:
+        if c.cell_type != "code": continue
+        c.execution_count = None
+        if KEEP not in c.metadata.get("tags", []): c.outputs = []; continue
+        c.outputs = [o for o in c.outputs if o.output_type in ("display_data", "execute_result")
+                     or (o.output_type == "stream" and o.name == "stdout")]
+        for o in c.outputs:
+            if "execution_count" in o: o.execution_count = None
+            if o.output_type != "stream": o.metadata = {}
+    nbformat.write(nb, dest)
+    subprocess.run([str(Path(sys.executable).parent / "nbdev_clean"), "--fname", str(dest)], check=True, cwd=ROOT)
+    return dest
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    h = sub.add_parser("html", help="render notebooks to self-contained HTML pages")
+    h.add_argument("notebooks", nargs="*"); h.add_argument("--out", default=str(ROOT / "_docs"))
+    o = sub.add_parser("outputs", help="execute a notebook and keep the outputs of its keep-output cells")
+    o.add_argument("notebooks", nargs="+"); o.add_argument("--slow", action="store_true", help="run skip-execution cells too")
+    one = sub.add_parser("_one"); one.add_argument("src"); one.add_argument("dst")
+    a = ap.parse_args(argv)
+    if a.cmd == "html": return html(a.notebooks, a.out)
+    if a.cmd == "_one": render_one(Path(a.src).resolve(), Path(a.dst).resolve()); return 0
+    for n in a.notebooks:
+        t0 = time.time(); refresh_outputs(n, slow=a.slow); print(f"{n}: outputs refreshed in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
