@@ -142,6 +142,8 @@ def make_batch(world: World, data: LabData, logp: Tensor, n: int | None=None) ->
     return {"chosen_logratio": lr[p, c], "rejected_logratio": lr[p, j],
             "chosen_avg_logp": logp[p, c] / L[p, c], "rejected_avg_logp": logp[p, j] / L[p, j],
             "chosen_reward": R[p, c], "rejected_reward": R[p, j], "ref_rewards": ref_r[p], "ref_logps": ref_lps[p],
+            "chosen_ref_avg_logp": ref_lp[p, c] / L[p, c], "rejected_ref_avg_logp": ref_lp[p, j] / L[p, j],
+            "ref_avg_logps": (ref_lps / L.gather(1, pool))[p],   # RPO's logps="mean" form (the released code)
             "chosen_ref_index": none, "rejected_ref_index": none}
 
 # %% ../nbs/03_lab.ipynb #684b2166

@@ -18,12 +18,13 @@ from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 
 # %% auto #0
 __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
-           'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'SPEC_ITEMS', 'method_label', 'published_results', 'fmt_pm',
-           'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'save_figure', 'table2',
-           'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
+           'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'method_label', 'published_results',
+           'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'save_figure',
+           'table2', 'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
            'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl',
            'find_logratio_key', 'figure6', 'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11',
-           'collect_items', 'ReportItem', 'write_report', 'build_report']
+           'collect_items', 'run_folder', 'run_line', 'pm_note', 'zero_note', 'ReportItem', 'write_report',
+           'build_report']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
@@ -530,6 +531,44 @@ def collect_items(out_dir: str | Path, items: Sequence[str] = ("table1", "table4
         found[it] = sorted(p for p in out_dir.glob("*") if p.is_file() and pat.match(p.name)) if out_dir.is_dir() else []
     return found
 
+# %% ../nbs/11_reporting.ipynb #665d4880
+import os
+FIGURE2_NOTE = ("pipeline sketch, not regenerated: the paper's Figure 2 is a diagram; the pipeline it sketches is the eight "
+                "stages of `qrpo-nb reproduce` (README.md, section 'Presets and run times'; `qrpo_nb.cli.STAGES`)")
+
+def run_folder(*stage_dirs, relative_to=None) -> str:
+    "The run's folder: the deepest folder holding every stage folder given; relative to `relative_to` when inside it."
+    if not stage_dirs: raise ValueError("run_folder needs at least one stage folder")
+    common = Path(os.path.commonpath([Path(p).resolve() for p in stage_dirs]))
+    base = Path(relative_to).resolve() if relative_to is not None else None
+    return str(common.relative_to(base)) if base is not None and common.is_relative_to(base) else str(common)
+
+def run_line(run: str, out_dir) -> str:
+    "The `Run:` line: a name that is no folder (absolute, or relative to the folder above `out_dir`) is flagged as a label."
+    if not run: return "not stated"
+    where = Path(run) if Path(run).is_absolute() else Path(out_dir).resolve().parent / run
+    return f"`{run}`" if where.is_dir() else f"`{run}` (a label given by the caller: there is no folder {where})"
+
+def pm_note(repeats: Sequence[int] | None = None) -> str:
+    "What `a ± b` means in the report's tables and figures, with the number of evaluation repeats of this run."
+    n = (str(repeats[0]) if len(set(repeats)) == 1 else f"{min(repeats)}–{max(repeats)}") if repeats else "its"
+    s = (f"`a ± b` (this run): mean ± sample standard deviation over {n} evaluation repeats of the selected checkpoint (the "
+         "same test prompts sampled again with another seed; the paper's protocol, App. L.10, uses 3). Each model is trained "
+         "once, as in the paper, so the spread is the evaluation's sampling noise only. Published values: mean ± std as the "
+         "paper prints them. AlpacaEval 2: win rate ± its standard error.")
+    if repeats and min(repeats) == 1: s += " With one repeat there is no spread to measure: ± 0 then means one evaluation, not no noise."
+    return s
+
+def zero_note(summary: pd.DataFrame | None, kind: str = "code") -> str | None:
+    "Why a table is all zeros, when every evaluated row (methods × checkpoints × splits) has reward 0; else None."
+    if summary is None or "reward_mean" not in summary: return None
+    r = summary["reward_mean"].astype(float).dropna()
+    if not len(r) or (r != 0).any(): return None
+    what = "pass rate" if kind == "code" else "reward"
+    none = "generated program passes a test" if kind == "code" else "completion earns a reward"
+    return (f"All zero: every one of the {len(r)} evaluated rows (methods × checkpoints × splits) has {what} 0: at this "
+            f"scale no {none}, so the table shows that the pipeline runs end to end, not how the methods compare.")
+
 # %% ../nbs/11_reporting.ipynb #9faf30b9
 @dataclass
 class ReportItem:
@@ -537,14 +576,16 @@ class ReportItem:
     item: str; files: list = field(default_factory=list); source: str = ""; note: str = ""
 
 def write_report(items: Sequence[ReportItem], out_dir: str | Path, scale: dict | None = None,
-                 run: str = "", alpaca_status: str = NO_JUDGE, title: str = "QRPO reproduction report") -> Path:
-    "Write `REPORT.md`: scale, AlpacaEval status, and an index of every SPEC §6 item with its files and source run."
+                 run: str = "", alpaca_status: str = NO_JUDGE, title: str = "QRPO reproduction report",
+                 repeats: Sequence[int] | None = None,  # evaluation repeats per checkpoint in this run (`n_seeds`)
+                ) -> Path:
+    "Write `REPORT.md`: scale, run folder, what ± means, AlpacaEval status, and an index of every SPEC §6 item."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     by = {it.item: it for it in items}
-    lines = [f"# {title}", "", scale_note(scale), "", f"Run: `{run or 'not stated'}`", "",
+    lines = [f"# {title}", "", scale_note(scale), "", f"Run: {run_line(run, out)}", "",
              f"AlpacaEval 2: {alpaca_status}", "",
              "Published numbers (Tables 2, 3, Figure 1) are printed beside the regenerated ones; the regenerated ones come "
-             "from a run at the scale above, not the paper's.", "",
+             "from a run at the scale above, not the paper's.", "", pm_note(repeats), "",
              "| Item | Files | Source | Notes |", "|---|---|---|---|"]
     order = list(SPEC_ITEMS) + [k for k in by if k not in SPEC_ITEMS]
     for key in order:
@@ -573,10 +614,12 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  figure4_key: str | None = None,  # the `length_points` panel of Figure 4 (default: the first)
                  sources: dict | None = None,  # {item: source} where an item comes from a part of the run, not all of it
                  chat_max_mean_length: float | None = None,  # the authors' chat selection rule (1000 tokens); None: off
+                 run_dirs: Sequence[str | Path] | None = None,  # the run's stage folders: `Run:` names the folder holding them
                 ) -> Path:
     "Build every item we have inputs for into `out_dir` and write the indexing `REPORT.md`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    items = [ReportItem("figure2", [], "documentation", "pipeline sketch: see DESIGN.md (data flow) and the paper's sketch")]
+    if run_dirs: run = run_folder(*run_dirs, relative_to=out.resolve().parent)
+    items = [ReportItem("figure2", [], "documentation", FIGURE2_NOTE)]
     src = run or "—"
     alpaca = alpaca or {}
     statuses = {v.get("status") for v in alpaca.values()} or {NO_JUDGE}
@@ -584,11 +627,13 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
     if summary is not None and len(summary):
         code = summary.dataset.astype(str).str.lower().isin(code_datasets)
         chat, codes = summary[~code], summary[code]
+        zero = {k: zero_note(part, k) for k, part in (("chat", chat), ("code", codes))}
+        with_zero = lambda k: " ".join(filter(None, [scale_note(scale), zero[k]]))
         if len(chat):
             sel = select(chat, max_mean_length=chat_max_mean_length)
             items.append(ReportItem("table3", save_table(table3(pd.concat([initial_rows(chat), sel], ignore_index=True), alpaca, paper_match=paper_match), "table3", out,
                                     "Table 3: test LC reward, reward and AlpacaEval 2 of the selected models, beside the paper",
-                                    scale_note(scale)), src))
+                                    with_zero("chat")), src, zero["chat"] or ""))
             first = sel[(sel.model == sel.model.iloc[0]) & (sel.dataset == sel.dataset.iloc[0])]
             key0 = (first.model.iloc[0], first.dataset.iloc[0])
             ae0 = {k[2]: v for k, v in alpaca.items() if k[:2] == key0}
@@ -598,15 +643,17 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
             except ValueError as e: items.append(ReportItem("figure1", [], src, f"not produced: {e}"))
         if len(codes):
             items.append(ReportItem("table2", save_table(table2(pd.concat([initial_rows(codes), select(codes)], ignore_index=True)), "table2", out,
-                                    "Table 2: average test pass rate (%) on the code task, beside the paper", scale_note(scale)), src))
+                                    "Table 2: average test pass rate (%) on the code task, beside the paper", with_zero("code")), src,
+                                    zero["code"] or ""))
         pairs = sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
         names = table_names_12_16(pairs, code_datasets, paper_match)
         for name, df in tables_12_16(summary, pairs, code_datasets, paper_match, chat_max_mean_length).items():
             m, d = names[name]
             pos = PAPER_CHAT_TABLES.get(name)
             where = f"; stands for the paper's Table {name[5:]} ({pos[0]} / {pos[1]})" if pos else ""
+            zk = zero_note(summary[(summary.model == m) & (summary.dataset == d)], "code" if str(d).lower() in code_datasets else "chat")
             items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: best checkpoint per setting, {m} / {d} (* = selected){where}",
-                                                     scale_note(scale)), src, f"{m} / {d}{where}"))
+                                                     " ".join(filter(None, [scale_note(scale), zk]))), src, f"{m} / {d}{where}" + (f"; {zk}" if zk else "")))
         if len(chat):   # the paper's chat tables no (model, dataset) of this run stands for: say so, and why
             have = [f"{m} / {d} (Table {n[5:]})" for n, (m, d) in names.items() if n in PAPER_CHAT_TABLES]
             for name, (pm, pd_) in PAPER_CHAT_TABLES.items():
@@ -639,4 +686,5 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                                 "" if v else "not found in the folder: run its notebook"))
     for it in items:
         if it.item in (sources or {}) and it.files: it.source = sources[it.item]
-    return write_report(items, out, scale, run, ae_status)
+    repeats = sorted(int(x) for x in summary["n_seeds"].dropna().unique()) if summary is not None and "n_seeds" in summary else None
+    return write_report(items, out, scale, run, ae_status, repeats=repeats)
