@@ -332,7 +332,7 @@ def _rpo_batch(batch, beta, n: int | None=None, logps: str="sequence", reward_me
     if logps not in RPO_LOGPS: raise ValueError(f"rpo: logps must be one of {list(RPO_LOGPS)}, got {logps!r}")
     mean = logps == "mean"
     pool = "ref_avg_logps" if mean else "ref_logps"
-    _need(batch, [pool], f"rpo with logps={logps!r} (log π_ref of the prompt's completions y_j)")
+    _need(batch, ["ref_rewards", pool], f"rpo with logps={logps!r} (rewards and log π_ref of the prompt's completions y_j)")
     ref, lp = _zscore(_f32(batch["ref_rewards"]), reward_mean, reward_std, "rpo"), _f32(batch[pool])
     if n is not None: ref, lp = ref[:, :int(n)], lp[:, :int(n)]
     def one_side(s):
@@ -361,7 +361,7 @@ register(LossSpec("simpo", "SimPO", "policy fitting", True, False, False, True, 
 _RPO_MEAN = ("chosen_avg_logp", "chosen_ref_avg_logp", "rejected_avg_logp", "rejected_ref_avg_logp", "ref_avg_logps")
 register(LossSpec("rpo", "RPO", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN),
-                  ("ref_logps", *_REJ, *_RPO_MEAN), False, "Faye et al. 2025 (rpo-paper), eq. 19-21, Algorithm 1",
+                  ("ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN), False, "Faye et al. 2025 (rpo-paper), eq. 19-21, Algorithm 1",
                   _rpo_batch, ("standardize", "value_set")))
 register(LossSpec("mc_logz", "eq. 6 + Monte-Carlo Ẑ", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ), _REJ, False,

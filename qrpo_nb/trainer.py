@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'TrainConfig', 'from_trl_names', 'toy_tokenizer', 'toy_pairs', 'is_pairwise',
-           'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config',
-           'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps',
-           'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'collate',
-           'compute_reference_logps', 'loss_batch', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
+__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'RPO_VALUE_SETS', 'DRO_VALUE_LR', 'TrainConfig', 'from_trl_names',
+           'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset',
+           'sample_lengths', 'get_losses', 'check_config', 'validate_dataset', 'data_fingerprint', 'model_fingerprint',
+           'steps_per_epoch', 'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in',
+           'SequenceLogps', 'ValueTable', 'collate', 'compute_reference_logps', 'loss_batch', 'pointwise_options',
+           'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
            'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
@@ -304,6 +305,31 @@ def get_losses(losses=None):
     from qrpo_nb.losses import LOSSES
     return LOSSES
 
+RPO_VALUE_SETS = ("pool", "prompt")
+
+def _check_pointwise(config, spec, columns):
+    "The pointwise methods' own needs: RPO's per-completion reference log-probs (or the prompt's own set), KTO's labels."
+    opts = config.loss_options or {}
+    if "value_set" in getattr(spec, "trainer_options", ()):
+        vs, logps = opts.get("value_set", "pool"), opts.get("logps", "sequence")
+        if vs not in RPO_VALUE_SETS: raise ValueError(f"loss {config.loss!r}: value_set must be one of {list(RPO_VALUE_SETS)}, got {vs!r}")
+        need = "ref_logps" if logps == "sequence" else "ref_avg_logps"
+        if vs == "pool" and need not in columns:
+            how = "summed over" if logps == "sequence" else "averaged over"
+            raise ValueError(f"loss {config.loss!r} (value_set='pool', logps={logps!r}) needs the column `{need}`: list[float], "
+                             f"log π_ref(y_j|x) of the prompt's reference completions {how} their tokens (EOS included), "
+                             f"aligned with `ref_rewards`; the dataset has none. Compute them with π_ref once, or use "
+                             f"value_set='prompt' (I_x = the prompt's training completions, the paper's Algorithm 1)")
+        if vs == "pool" and "ref_rewards" not in columns:
+            raise ValueError(f"loss {config.loss!r} (value_set='pool') needs reference rewards: the dataset has no `ref_rewards` column")
+    if "kl_logratio" in getattr(spec, "requires", ()) and (opts.get("labels", "auto") == "threshold" or not is_pairwise(columns)):
+        thr = opts.get("threshold", "prompt_mean")
+        if isinstance(thr, str) and "ref_rewards" not in columns:
+            raise ValueError(f"loss {config.loss!r} labels single completions by threshold={thr!r}, which needs a "
+                             f"`ref_rewards` column; give a number (threshold=0.0) or add the column")
+        if not ({"chosen_reward", "reward"} & columns):
+            raise ValueError(f"loss {config.loss!r} labels completions by their reward: the dataset has no `chosen_reward` column")
+
 def check_config(config:TrainConfig, columns, world_size:int=1, losses=None):
     "Raise a clear `ValueError` when the config, the data columns and the world size do not fit together."
     columns = set(columns)
@@ -323,9 +349,11 @@ def check_config(config:TrainConfig, columns, world_size:int=1, losses=None):
     if not ({"chosen", "completion"} & columns): raise ValueError("the dataset needs a `chosen` (or `completion`) column")
     if hasattr(spec, "fn") and spec.fn is None:
         raise ValueError(f"loss {config.loss!r} is an online policy-improvement method with no loss on a fixed dataset")
+    _check_pointwise(config, spec, columns)
     for key in getattr(spec, "requires", ()):
         col = _COLUMN_OF.get(key)
         if key in getattr(spec, "optional", ()): continue
+        if key == "chosen_reward" and "reward" in columns and "chosen_reward" not in columns: continue  # unpaired (x, y, r)
         if key.startswith("rejected") and not is_pairwise(columns) and not getattr(spec, "needs_pairs", False): continue
         if col is not None and col not in columns:
             what = "reference rewards" if key == "ref_rewards" else key.replace("_", " ")
@@ -387,6 +415,17 @@ def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
             raise ValueError(f"column `ref_rewards`: dataset row {i} has no reference reward among the first "
                              f"{n if n is not None else lens[i]} (all missing)")
         info.update(ref_min=int(lens.min()), ref_max=int(lens.max()))
+        for lc in ("ref_logps", "ref_avg_logps"):
+            if lc not in cols: continue
+            ll = _lengths(dataset, lc)
+            if (ll != lens).any():
+                i = int(np.flatnonzero(ll != lens)[0])
+                raise ValueError(f"column `{lc}`: dataset row {i} has {ll[i]} values but `ref_rewards` has {lens[i]}: "
+                                 f"one log-prob per reference completion, in the same order")
+            lv, lrow = _float_values(dataset, lc)
+            if (lv > 0).any() or np.isinf(lv).any():
+                k = int(np.flatnonzero((lv > 0) | np.isinf(lv))[0])
+                raise ValueError(f"column `{lc}`: dataset row {lrow[k]} has {lv[k]}, not a log-probability (finite, <= 0; NaN = missing)")
         if n is None and lens.min() != lens.max():
             warnings.warn(f"rows have {lens.min()} to {lens.max()} reference rewards and n_ref is None: each row uses all it "
                           f"has (the shorter rows' missing ones count as NaN = missing); set n_ref <= {lens.min()} to use the "
@@ -459,7 +498,8 @@ class SequenceLogps(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
-    def forward(self, input_ids, attention_mask, loss_mask):
+    def forward(self, input_ids, attention_mask, loss_mask, value_index=None): # value_index: rows of the value head (DRO)
+        if value_index is not None: return (*self.forward(input_ids, attention_mask, loss_mask), self.value(value_index))
         m = self.model
         tgt = loss_mask[:, 1:].bool()
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(tgt)[tgt]
@@ -473,6 +513,13 @@ class SequenceLogps(torch.nn.Module):
         lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, -1)
         sums = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=input_ids.device).index_add(0, rows, lp)
         return sums, tgt.sum(1)
+
+class ValueTable(torch.nn.Module):
+    "DRO's V_φ(x): one learned scalar per training prompt (offline, V is only ever evaluated on the training prompts)."
+    def __init__(self, n:int, init:float=0.):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.full((n,), float(init)))
+    def forward(self, index): return self.weight[index]
 
 def collate(dataset, rows, pad_id:int, sft:bool=False, completion_only:bool=False):
     "Right-padded `input_ids`, `attention_mask`, `loss_mask` of every side of the rows (chosen first, then rejected)."
@@ -555,13 +602,71 @@ def loss_batch(sums, counts, sub, pairwise:bool, n_ref:int|None=None) -> dict:
         lp, n = sums[k * m:(k + 1) * m], counts[k * m:(k + 1) * m]
         b[f"{s}_logp"] = lp
         b[f"{s}_avg_logp"] = lp / n.clamp(min=1).to(lp.dtype)
-        if f"{s}_ref_logp" in sub: b[f"{s}_logratio"] = lp - _col(sub, f"{s}_ref_logp", m).to(dev)
+        if f"{s}_ref_logp" in sub:
+            ref = _col(sub, f"{s}_ref_logp", m).to(dev)
+            b[f"{s}_logratio"] = lp - ref; b[f"{s}_ref_avg_logp"] = ref / n.clamp(min=1).to(ref.dtype)
         rcol = f"{s}_reward" if f"{s}_reward" in sub else ("reward" if s == "chosen" and "reward" in sub else None)
         if rcol: b[f"{s}_reward"] = _col(sub, rcol, m).to(dev)
         if f"{s}_ref_index" in sub: b[f"{s}_ref_index"] = _col(sub, f"{s}_ref_index", m, torch.long, -1).to(dev)
     if "ref_rewards" in sub: b["ref_rewards"] = _ragged(sub, "ref_rewards", n_ref).to(dev)
-    if "ref_logps" in sub: b["ref_logps"] = _ragged(sub, "ref_logps", n_ref).to(dev)
+    for k in ("ref_logps", "ref_avg_logps"):
+        if k in sub: b[k] = _ragged(sub, k, n_ref).to(dev)
     return b
+
+# %% ../nbs/09_trainer.ipynb #6a6dd746
+DRO_VALUE_LR = 1e-2  # default learning rate of DRO's value table (`loss_options={"value_lr": ...}`)
+
+def _prompt_keys(ds) -> list:
+    "One key per row: `prompt_id`, else the prompt's messages as JSON."
+    if "prompt_id" in ds.column_names: return [str(x) for x in ds["prompt_id"]]
+    return [json.dumps(p, sort_keys=True) for p in ds["prompt"]]
+
+def _with_value_index(ds, keys):
+    "Column `_value_index`: the row of DRO's value table of each sample's prompt."
+    pos = {k: i for i, k in enumerate(keys)}
+    if "_value_index" in ds.column_names: ds = ds.remove_columns("_value_index")
+    return ds.add_column("_value_index", [pos[k] for k in _prompt_keys(ds)])
+
+def _reward_columns(ds, pairwise) -> list:
+    cols = [c for c in (["chosen_reward", "rejected_reward"] if pairwise else ["chosen_reward"]) if c in ds.column_names]
+    return cols or (["reward"] if "reward" in ds.column_names else [])
+
+def pointwise_options(config, spec, ds, pairwise:bool) -> dict:
+    "The loss options of a run: `loss_options`, with the training rewards' mean and std for RPO / DRO (RPO paper Sec. IV-A)."
+    opts = dict(config.loss_options or {})
+    if ("standardize" in getattr(spec, "trainer_options", ()) and opts.get("standardize", True)
+            and opts.get("reward_mean") is None and opts.get("reward_std") is None):
+        from qrpo_nb.losses import reward_stats
+        opts["reward_mean"], opts["reward_std"] = reward_stats(*[ds[c] for c in _reward_columns(ds, pairwise)])
+    return opts
+
+def rpo_prompt_sets(ds, pairwise:bool):
+    "RPO's I_x from the training data: every training completion of the row's prompt (all rows, both sides) as `ref_rewards`, `ref_logps`, `ref_avg_logps`."
+    keys, groups = _prompt_keys(ds), {}
+    sides = ["chosen", "rejected"] if pairwise else ["chosen"]
+    for s in sides:
+        rc = f"{s}_reward" if f"{s}_reward" in ds.column_names else "reward"
+        r, lp = np.asarray(ds[rc], np.float64), np.asarray(ds[f"{s}_ref_logp"], np.float64)
+        n = _lengths(ds, f"{s}_completion_mask", sums=True)
+        for k, a, b, c in zip(keys, r, lp, n):
+            g = groups.setdefault(k, ([], [], [])); g[0].append(float(a)); g[1].append(float(b)); g[2].append(float(b) / max(int(c), 1))
+    ds = ds.remove_columns([c for c in ("ref_rewards", "ref_logps", "ref_avg_logps") if c in ds.column_names])
+    for j, name in enumerate(("ref_rewards", "ref_logps", "ref_avg_logps")): ds = ds.add_column(name, [groups[k][j] for k in keys])
+    return ds
+
+def kl_pairs(ds, max_length:int|None=None):
+    "TRL's KL data for KTO: row i's prompt with the completion (chosen side) of row i − 1, the last row's for row 0; tokenised."
+    import datasets
+    ids, cm = ds["chosen_input_ids"], ds["chosen_completion_mask"]
+    first = [m.index(1) if 1 in m else len(m) for m in cm]
+    xs, ms = [], []
+    for i in range(len(ids)):
+        j = (i - 1) % len(ids)
+        p, c = list(ids[i][:first[i]]), list(ids[j][first[j]:])
+        x, m = p + c, [0] * len(p) + [1] * len(c)
+        xs.append(x[:max_length] if max_length else x); ms.append(m[:max_length] if max_length else m)
+    return datasets.Dataset.from_dict({"chosen_input_ids": xs, "chosen_completion_mask": ms})
+
 
 # %% ../nbs/09_trainer.ipynb #cc91153a
 def _use_deepspeed() -> bool: return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
@@ -627,22 +732,27 @@ def _tokenized(config, model, tokenizer, dataset):
                           truncation=config.truncation, stats=stats)
     return ds, key, stats, False
 
+def _ref_pass(config, acc, net, tokenizer, ds, sides):
+    "Columns `{side}_ref_logp` computed by all processes (each a share of the rows), gathered on every rank."
+    from accelerate.utils import gather_object
+    mine = np.arange(acc.process_index, len(ds), acc.num_processes)
+    ref = acc.unwrap_model(net)  # DeepSpeed bf16: the engine's bf16 module; else the float32 master weights
+    part = compute_reference_logps(ref, ds, tokenizer, batch_size=config.ref_batch_size,
+                                   autocast=acc.autocast, indices=mine, progress=config.progress and acc.is_main_process)
+    parts = gather_object([(mine.tolist(), {s: part[s][mine].tolist() for s in sides})])
+    for s in sides:
+        col = np.full(len(ds), np.nan)
+        for idx, vals in parts: col[idx] = vals[s]
+        ds = ds.add_column(f"{s}_ref_logp", col.astype(np.float32).tolist(), feature=_f32())
+    return ds
+
 def _add_reference_logps(config, acc, net, tokenizer, ds, spec, key, stats, cached):
     "Reference log-probs of the data by the prepared module itself (same weights, dtype and autocast as step 1); cached."
     sft = config.loss == "sft"; cache = Path(config.output_dir) / "data"
     needs_ref = spec is not None and getattr(spec, "needs_ref_model", False)
     sides = [s for s, _ in _sides(ds.column_names, sft)]
     if needs_ref and not all(f"{s}_ref_logp" in ds.column_names for s in sides):
-        from accelerate.utils import gather_object
-        mine = np.arange(acc.process_index, len(ds), acc.num_processes)
-        ref = acc.unwrap_model(net)  # DeepSpeed bf16: the engine's bf16 module; else the float32 master weights
-        part = compute_reference_logps(ref, ds, tokenizer, batch_size=config.ref_batch_size,
-                                       autocast=acc.autocast, indices=mine, progress=config.progress and acc.is_main_process)
-        parts = gather_object([(mine.tolist(), {s: part[s][mine].tolist() for s in sides})])
-        for s in sides:
-            col = np.full(len(ds), np.nan)
-            for idx, vals in parts: col[idx] = vals[s]
-            ds = ds.add_column(f"{s}_ref_logp", col.astype(np.float32).tolist(), feature=_f32())
+        ds = _ref_pass(config, acc, net, tokenizer, ds, sides)
     if acc.is_main_process and config.save_state and not cached:
         cache.mkdir(parents=True, exist_ok=True)
         if (cache / "ds").exists(): shutil.rmtree(cache / "ds")
@@ -672,7 +782,8 @@ class TrainResult:
     history: list
     length_stats: dict = field(default_factory=dict)  # samples over `max_length`: over, truncated, dropped, kept
 
-def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None): # dtype of the weights (None: as trained)
+def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None, # dtype of the weights (None: as trained)
+                     value_keys=None): # DRO: the prompts of the value head, written with its values to value_head.json
     "A loadable model folder (`save_pretrained`) with the tokenizer and the trainer state; written atomically."
     sd = acc.get_state_dict(net)
     if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
@@ -687,6 +798,8 @@ def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None): # 
             for k in [k for k in ("dtype", "torch_dtype") if k in cf] or ["dtype"]: cf[k] = str(dtype).removeprefix("torch.")
             (tmp / "config.json").write_text(json.dumps(cf, indent=2, sort_keys=True) + "\n")
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
+        if value_keys is not None and "value.weight" in sd:
+            (tmp / "value_head.json").write_text(json.dumps(dict(zip(value_keys, sd["value.weight"].float().tolist())), indent=0))
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
         if path.exists(): shutil.rmtree(path)
         tmp.rename(path)
@@ -755,9 +868,16 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     # optimiser, schedule, accelerate
     from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
     net = SequenceLogps(model)
+    topts = {} if sft else {k: v for k, v in (config.loss_options or {}).items() if k in getattr(spec, "trainer_options", ())}
+    value_keys = sorted(set(_prompt_keys(dataset))) if (not sft and "value_lr" in getattr(spec, "trainer_options", ())) else None
+    groups = [{"params": list(net.parameters())}]
+    if value_keys is not None:  # DRO: V_φ trained jointly, its own learning rate, no weight decay
+        net.value = ValueTable(len(value_keys), float(topts.get("value_init", 0.0)))
+        groups.append({"params": list(net.value.parameters()), "lr": float(topts.get("value_lr", DRO_VALUE_LR)), "weight_decay": 0.0})
+        ds = _with_value_index(ds, value_keys)
     okw = dict(lr=config.lr, betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay)
-    try: opt = torch.optim.AdamW(net.parameters(), fused=True, **okw)  # one kernel for all tensors (CPU and GPU)
-    except (RuntimeError, ValueError): opt = torch.optim.AdamW(net.parameters(), foreach=True, **okw)
+    try: opt = torch.optim.AdamW(groups, fused=True, **okw)  # one kernel for all tensors (CPU and GPU)
+    except (RuntimeError, ValueError): opt = torch.optim.AdamW(groups, foreach=True, **okw)
     n_warm = int(math.ceil(config.warmup_ratio * T))
     sched = (get_cosine_schedule_with_warmup(opt, n_warm, T) if config.lr_schedule == "cosine"
              else get_constant_schedule_with_warmup(opt, n_warm))
@@ -770,6 +890,13 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
                  gradient_clipping=float(clip) if clip else 0.0)
     net, opt, sched = acc.prepare(net, opt, sched)
     ds = _add_reference_logps(config, acc, net, tokenizer, ds, spec, data_key, length_stats, cached)
+    kl_ds, n_ref_b, loss_options = None, config.n_ref, config.loss_options
+    if not sft:
+        if topts.get("value_set") == "prompt":  # RPO's I_x = the prompt's training completions (Algorithm 1), once
+            ds, n_ref_b = rpo_prompt_sets(ds, pairwise), None
+        loss_options = pointwise_options(config, spec, ds, pairwise)
+        if "kl_logratio" in getattr(spec, "requires", ()) and (config.loss_options or {}).get("calculate_kl", True):
+            kl_ds = _ref_pass(config, acc, net, tokenizer, kl_pairs(ds, config.max_length), ["chosen"])  # TRL's KL data, π_ref once
     if config.report_to: acc.init_trackers(out.name, config=config.to_dict())
 
     # resume
@@ -798,7 +925,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
                                   "data_fingerprint": data_fp, "model_fingerprint": model_fp,
                                   "epoch": step / max(1, steps_per_epoch(len(ds), config.batch_size))}
     need0 = broadcast_object_list([0 in ckpts and start == 0 and not (out / "checkpoint-0").exists()])[0]  # rank 0 decides
-    if need0: _save_checkpoint(acc, net, tokenizer, out / "checkpoint-0", state_dict(0), save_dtype)
+    if need0: _save_checkpoint(acc, net, tokenizer, out / "checkpoint-0", state_dict(0), save_dtype, value_keys)
 
     bar = tqdm(total=last_step, initial=start, desc=f"train {config.loss}", disable=not (config.progress and acc.is_main_process))
     net.train()
@@ -813,12 +940,20 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
             n_tok += int(inp["attention_mask"].sum())
             inp = {k: v.to(acc.device) for k, v in inp.items()}
             with acc.accumulate(net), acc.autocast():
-                lps, cnt = net(**inp)
+                if value_keys is not None:
+                    lps, cnt, vals = net(**inp, value_index=torch.tensor(sub["_value_index"], device=acc.device))
+                else: lps, cnt = net(**inp)
                 if sft:
                     per, met = -lps, {"logps/sequence": lps.detach()}
                 else:
-                    b = loss_batch(lps, cnt, sub, pairwise, config.n_ref)
-                    per, met = spec.compute(b, config.beta, **config.loss_options)
+                    b = loss_batch(lps, cnt, sub, pairwise, n_ref_b)
+                    if value_keys is not None: b["value"] = vals
+                    if kl_ds is not None:  # KTO's z0: mismatched pairs under the current policy, mean over all processes
+                        kinp, ksub = collate(kl_ds, rows, pad_id)
+                        with torch.no_grad(): klp, _ = net(**{k: v.to(acc.device) for k, v in kinp.items()})
+                        b["kl_logratio"] = klp.float() - torch.tensor(ksub["chosen_ref_logp"], device=acc.device)
+                        b["kto_z0"] = acc.gather(b["kl_logratio"].detach()).mean()
+                    per, met = spec.compute(b, config.beta, **loss_options)
                     met = {**_pref_metrics(b, config.beta, pairwise), **(met or {})}
                 loss = per.sum() * (W * n_micro / norm)  # acc.backward divides by n_micro; DDP averages over W
                 acc.backward(loss)
@@ -844,7 +979,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
             if config.report_to: acc.log({k: v for k, v in row.items() if k != "step"}, step=step + 1)
             bar.update(1); bar.set_postfix(loss=f"{row['loss']:.4g}", gn=f"{row['grad_norm']:.3g}")
         s1 = step + 1
-        if s1 in ckpts: _save_checkpoint(acc, net, tokenizer, out / f"checkpoint-{s1}", state_dict(s1), save_dtype)
+        if s1 in ckpts: _save_checkpoint(acc, net, tokenizer, out / f"checkpoint-{s1}", state_dict(s1), save_dtype, value_keys)
         if config.save_state and (s1 in ckpts or (config.state_every and s1 % config.state_every == 0) or s1 == last_step):
             _save_state(acc, out, s1, state_dict(s1))
     bar.close()

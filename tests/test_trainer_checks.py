@@ -143,3 +143,19 @@ def test_run_file_numbers_and_names(tmp_path):
     f.write_text("model: m\ndataset: d\ntrain: {loss: qrpo, bta: 0.1}\n")
     with pytest.raises(ValueError, match="unknown field 'bta' \\(did you mean 'beta'\\?\\)"):
         load_run_file(f)
+
+
+def test_trainer_notebook_doc_processing(tmp_path):
+    "nbdev's doc processing runs every cell that imports: none of them may need a name the test run defines (issue 16.4)."
+    import subprocess, sys, shutil
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "proc.py"
+    script.write_text("import os, sys, warnings\nfrom nbdev.process import NBProcessor\n"
+                      "from nbdev.processors import populate_language, add_show_docs, exec_show_docs\n"
+                      "p = os.path.abspath(sys.argv[1]); os.chdir(os.path.dirname(p))\nwarnings.simplefilter('ignore')\n"
+                      "NBProcessor(p, [populate_language, add_show_docs, exec_show_docs]).process()\nprint('ok')\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    p = subprocess.run([sys.executable, str(script), str(root / "nbs" / "09_trainer.ipynb")], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-3000:]
