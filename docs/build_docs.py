@@ -96,7 +96,9 @@ def render_one(src: Path, dst: Path) -> Path:
     exporter = HTMLExporter(embed_images=True, exclude_input_prompt=True, exclude_output_prompt=True, **kw)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"remove_input"}, enabled=True), enabled=True)
     title = next((c.source[2:].splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")), src.stem)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(src.parent)}})
+    # index.ipynb is the source of README.md: its image paths are relative to the repository root
+    base = ROOT if src == NBS / "index.ipynb" else src.parent
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(base)}})
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(body, encoding="utf-8")
     return dst
