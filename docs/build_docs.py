@@ -2,6 +2,7 @@
 
     python docs/build_docs.py html [NOTEBOOK ...] [--out _docs]   # every notebook under nbs/ when none is named
     python docs/build_docs.py outputs NOTEBOOK [--slow]           # refresh the outputs a notebook keeps
+    python docs/build_docs.py metadata NOTEBOOK ...               # kernelspec + skip-execution on slow/gpu cells
 
 `html` renders each notebook as nbdev's docs would show it (nbdev's own processors: `show_doc` for every export,
 exported code hidden, directives removed) but writes a self-contained HTML page with nbconvert instead of calling
@@ -147,6 +148,24 @@ def refresh_outputs(path: str | Path, slow: bool = False, timeout: int = 600, de
     return dest
 
 
+KERNELSPEC = {"display_name": "python3", "language": "python", "name": "python3"}
+_flagged = re.compile(r"\s*#\|\s*(slow|gpu)\b")
+
+def fix_metadata(path: str | Path) -> list[int]:
+    "Give a notebook a kernelspec (papermill needs its name) and tag its `#| slow` / `#| gpu` cells `skip-execution`."
+    path = Path(path)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {}).setdefault("kernelspec", dict(KERNELSPEC))
+    tagged = []
+    for i, c in enumerate(nb["cells"]):
+        if c["cell_type"] == "code" and _flagged.match("".join(c["source"])):
+            tags = c.setdefault("metadata", {}).setdefault("tags", [])
+            if SKIP not in tags: tags.append(SKIP); tagged.append(i)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    subprocess.run([str(Path(sys.executable).parent / "nbdev_clean"), "--fname", str(path)], check=True, cwd=ROOT)
+    return tagged
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -154,10 +173,15 @@ def main(argv=None):
     h.add_argument("notebooks", nargs="*"); h.add_argument("--out", default=str(ROOT / "_docs"))
     o = sub.add_parser("outputs", help="execute a notebook and keep the outputs of its keep-output cells")
     o.add_argument("notebooks", nargs="+"); o.add_argument("--slow", action="store_true", help="run skip-execution cells too")
+    m = sub.add_parser("metadata", help="add a kernelspec and tag #| slow / #| gpu cells skip-execution")
+    m.add_argument("notebooks", nargs="+")
     one = sub.add_parser("_one"); one.add_argument("src"); one.add_argument("dst")
     a = ap.parse_args(argv)
     if a.cmd == "html": return html(a.notebooks, a.out)
     if a.cmd == "_one": render_one(Path(a.src).resolve(), Path(a.dst).resolve()); return 0
+    if a.cmd == "metadata":
+        for n in a.notebooks: print(f"{n}: kernelspec set, skip-execution added to cells {fix_metadata(n)}")
+        return 0
     for n in a.notebooks:
         t0 = time.time(); refresh_outputs(n, slow=a.slow); print(f"{n}: outputs refreshed in {time.time() - t0:.0f} s")
     return 0

@@ -48,12 +48,12 @@ def snapshot(folder: Path) -> dict:
 
 @pytest.mark.parametrize("name", OURS)
 def test_kernelspec_and_slow_cells(name):
-    "papermill needs a kernel name; the `#| slow` cells are tagged `skip-execution`, so nbclient skips them as nbdev_test does."
+    "papermill needs a kernel name; the `#| slow` / `#| gpu` cells are tagged `skip-execution`, so nbclient skips them as nbdev_test does."
     nb = json.loads((NBS / name).read_text())
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", name
     for i, c in enumerate(nb["cells"]):
         src = "".join(c["source"])
-        if c["cell_type"] == "code" and re.match(r"\s*#\|\s*slow", src):
+        if c["cell_type"] == "code" and re.match(r"\s*#\|\s*(slow|gpu)\b", src):
             assert "skip-execution" in c["metadata"].get("tags", []), (name, i)
 
 
