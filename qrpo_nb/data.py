@@ -550,6 +550,7 @@ class CodeTask:
     n_sft:int=5000; n_train:int=256; n_eval:int=64 # problems in each (disjoint) pool
     p_wrong:float=0.3 # share of near-miss SFT targets
     near_miss:str="mixed" # their kind: "mixed" or "last-swap" (see `code_sft_rows`)
+    initializer_range:float|str="fan_in" # init std of its tiny Llama (`tiny_llama`): 1/sqrt(hidden); 0.02 = Llama's default, whose SFT can stall on the copy plateau
     seed:int=0
     reward_backend:str="auto" # "auto"/"sandbox": qrpo_nb.sandbox; "grammar": the temporary fallback
     name:str="cpu_code"
@@ -592,7 +593,8 @@ class CodeTask:
         "Config of the tiny Llama for this task (`qrpo_nb.models.tiny_llama(**cfg)`)."
         tok = self.tokenizer()
         return dict(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                    max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+                    max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                    initializer_range=getattr(self, "initializer_range", 0.02))  # ChatTask shares this method: Llama's 0.02
 
 @dataclass
 class ChatTask:

@@ -75,16 +75,19 @@ def tiny_llama(vocab_size:int, # tokenizer vocabulary size (`len(tokenizer)`)
                max_position_embeddings:int=256,
                bos_token_id=None, eos_token_id=None, pad_token_id=None, # from the tokenizer
                tie_word_embeddings:bool=True, seed:int|None=0, # seed of the initialisation (None: torch's state)
+               initializer_range:float|str=0.02, # std of the normal initialisation; "fan_in": 1/sqrt(hidden_size)
                **config): # any other `LlamaConfig` field
     "A small `LlamaForCausalLM` built from a config, deterministic by seed."
     if vocab_size is None or int(vocab_size) < 2: raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
     if hidden_size % num_attention_heads: raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}")
+    if initializer_range == "fan_in": initializer_range = hidden_size ** -0.5
+    if isinstance(initializer_range, str) or not initializer_range > 0: raise ValueError(f"initializer_range must be > 0 or 'fan_in', got {initializer_range!r}")
     if intermediate_size is None: intermediate_size = max(32, int(round(hidden_size * 8 / 3 / 32)) * 32)
     cfg = LlamaConfig(vocab_size=int(vocab_size), hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
                       num_attention_heads=num_attention_heads, num_key_value_heads=config.pop("num_key_value_heads", num_attention_heads),
                       intermediate_size=intermediate_size, max_position_embeddings=max_position_embeddings,
                       bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                      tie_word_embeddings=tie_word_embeddings, **config)
+                      tie_word_embeddings=tie_word_embeddings, initializer_range=float(initializer_range), **config)
     if seed is None: return LlamaForCausalLM(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
