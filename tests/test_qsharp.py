@@ -1,0 +1,148 @@
+"""Q♯ (qrpo_nb.qsharp) against independent computations: brute-force enumeration, Monte-Carlo simulation, hand formulas,
+and `transformers`' own processed scores."""
+import itertools, math, warnings
+import pytest
+import torch
+from transformers import LogitsProcessorList
+
+from qrpo_nb.models import tiny_llama
+from qrpo_nb import qsharp as QS
+
+warnings.filterwarnings("ignore", message=".*past_key_values.*")
+
+
+def brute_optimal(tree, reward, beta):
+    "π*(y) ∝ Π_t π_ref(a_t | s_t)·exp(R(y)/β) by looping over every token string (no tensors of the tree's layout)."
+    out = torch.zeros(tree.P, tree.V ** tree.D, dtype=torch.float64)
+    slp = tree.ref_step_logp()
+    for p in range(tree.P):
+        for k, a in enumerate(itertools.product(range(tree.V), repeat=tree.D)):
+            prefix, lp = 0, 0.0
+            for d, tok in enumerate(a):
+                lp += float(slp[d][p, prefix, tok]); prefix = prefix * tree.V + tok
+            out[p, k] = lp + float(reward[p, k]) / beta
+    return torch.log_softmax(out, -1)
+
+
+@pytest.mark.parametrize("reward", ["normal", "binary", "uniform"])
+@pytest.mark.parametrize("beta", [0.05, 0.5, 2.0])
+def test_guided_policy_is_brute_force_optimum(reward, beta):
+    tree = QS.make_tree(2, vocab=3, depth=3, reward=reward, seed=7)
+    got = QS.qsharp_logp(tree, tree.rewards, beta)
+    assert (got - brute_optimal(tree, tree.rewards, beta)).abs().max() < 1e-10
+    rq = tree.world().quantile()
+    assert (QS.qsharp_logp(tree, rq, beta) - brute_optimal(tree, rq, beta)).abs().max() < 1e-10
+
+
+def test_soft_q_matches_monte_carlo():
+    "Q*(root, a) = η log E[exp(R/η) | a] estimated by sampling completions from π_ref after the first token a."
+    tree = QS.make_tree(1, vocab=3, depth=4, reward="uniform", seed=3)
+    eta = 0.5
+    qs, root = QS.soft_q(tree, tree.rewards, eta)
+    g = torch.Generator().manual_seed(0)
+    slp, n = tree.ref_step_logp(), 20000
+    for a in range(3):
+        prefix = torch.full((n,), a)
+        for d in range(1, tree.D):
+            tok = torch.multinomial(slp[d][0, prefix].exp(), 1, generator=g)[:, 0]
+            prefix = prefix * tree.V + tok
+        e = torch.exp(tree.rewards[0, prefix] / eta)
+        est, se = eta * math.log(float(e.mean())), eta * float(e.std()) / float(e.mean()) / math.sqrt(n)
+        assert abs(est - float(qs[0][0, 0, a])) < 5 * se
+    # the root value is η log Σ_a π_ref(a) exp(Q(a)/η)
+    assert abs(float(root[0]) - eta * float(torch.logsumexp(slp[0][0, 0] + qs[0][0, 0] / eta, -1))) < 1e-12
+
+
+def test_top_k_all_tokens_and_min_shift_are_exact():
+    tree = QS.make_tree(2, vocab=4, depth=3, reward="normal", seed=1)
+    target = tree.world().optimal_logp(tree.rewards, 0.2)
+    qs, _ = QS.soft_q(tree, tree.rewards, 0.2)
+    for shift in ("none", "min"):
+        lp = tree.sequence_logp(QS.guided_step_logp(tree, [q / 0.2 for q in qs], top_k=4, shift=shift))
+        assert (lp - target).abs().max() < 1e-10
+    # top-1 with min-shift: the bonus of the single guided token is 0, so the policy is π_ref
+    lp = tree.sequence_logp(QS.guided_step_logp(tree, [q / 0.2 for q in qs], top_k=1, shift="min"))
+    assert (lp - tree.world().ref_logp).abs().max() < 1e-12
+
+
+def test_bernoulli_and_histogram_formulas_by_hand():
+    bb = tiny_llama(16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0)
+    vb, vh = QS.ValueModel(bb, "q", "bernoulli"), QS.ValueModel(bb, "q", "histogram", 2)
+    for p in (0.01, 0.5, 0.9):
+        l = math.log(p / (1 - p))
+        want = math.log(1 - p + p * math.exp(1 / 0.1))
+        assert abs(float(vb.q_over_eta(torch.tensor([[l]]), 0.1)) - want) < 1e-4
+        hl = torch.tensor([[math.log(1 - p), math.log(p)]])
+        assert abs(float(vh.q_over_eta(hl, 0.1)) - want) < 1e-4
+        assert abs(float(vh.mean(hl)) - p) < 1e-6 and abs(float(vb.mean(torch.tensor([[l]]))) - p) < 1e-6
+
+
+def _models(kind, output, seed=2):
+    ref = tiny_llama(24, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0, eos_token_id=3, pad_token_id=0)
+    vm = QS.ValueModel(tiny_llama(24, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=seed), kind, output, 5).eval()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in vm.parameters(): p.normal_(0, 0.5)
+    return ref, vm
+
+
+@pytest.mark.parametrize("kind", ["q", "v"])
+def test_temperature_is_handled(kind):
+    "generate's final distribution = softmax(ℓ_ref/T + b): b computed by hand from the value model on prefix ⊕ c."
+    ref, vm = _models(kind, "histogram")
+    ids, T, eta, k = torch.tensor([[4, 5, 6]]), 2.0, 0.4, 4
+    proc = QS.QSharpLogitsProcessor(vm, eta, k, temperature=T)
+    torch.manual_seed(0)
+    out = ref.generate(input_ids=ids, logits_processor=LogitsProcessorList([proc]), do_sample=True, temperature=T, top_k=0,
+                       max_new_tokens=3, eos_token_id=3, pad_token_id=0, return_dict_in_generate=True, output_scores=True,
+                       output_logits=True)
+    for t, (sc, raw) in enumerate(zip(out.scores, out.logits)):
+        seq = out.sequences[0, :3 + t].tolist()
+        cand = raw[0].topk(k).indices.tolist()
+        with torch.no_grad():
+            lg = torch.stack([vm(torch.tensor([seq + [c]]))[0, -1] for c in cand])
+        probs = torch.softmax(lg.double(), -1)
+        z = torch.linspace(0, 1, 5, dtype=torch.float64)
+        b = torch.log((probs * torch.exp(z / eta)).sum(-1)); b = b - b.min()
+        want = raw[0].double() / T
+        want[cand] += b
+        assert (torch.log_softmax(sc[0].double(), -1) - torch.log_softmax(want, -1)).abs().max() < 1e-4
+
+
+def test_naive_processor_gets_eta_times_t():
+    "transformers applies temperature after custom processors: told T = 1, the bonus arrives divided by T."
+    ref, vm = _models("q", "bernoulli")
+    ids, T = torch.tensor([[4, 5, 6]]), 3.0
+    res = {}
+    for told in (1.0, T):
+        proc = QS.QSharpLogitsProcessor(vm, 0.5, 4, temperature=told)
+        torch.manual_seed(0)
+        out = ref.generate(input_ids=ids, logits_processor=LogitsProcessorList([proc]), do_sample=True, temperature=T, top_k=0,
+                           max_new_tokens=1, pad_token_id=0, return_dict_in_generate=True, output_scores=True, output_logits=True)
+        res[told] = (torch.log_softmax(out.scores[0][0].double(), -1), out.logits[0][0].double())
+    (naive, raw), (handled, _) = res[1.0], res[T]
+    # the bonus seen by the sampler: handled = b, naive = b / T
+    b_handled = handled - torch.log_softmax(raw / T, -1); b_naive = naive - torch.log_softmax(raw / T, -1)
+    top = raw.topk(4).indices
+    rel_h, rel_n = b_handled[top] - b_handled[top].min(), b_naive[top] - b_naive[top].min()
+    assert rel_h.max() > 0.05 and torch.allclose(rel_n, rel_h / T, atol=1e-4)
+
+
+def test_untrained_value_model_decodes_pi_ref_and_zero_kl():
+    ref = tiny_llama(24, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0, eos_token_id=3, pad_token_id=0)
+    for kind, output in (("q", "histogram"), ("v", "bernoulli")):
+        vm = QS.ValueModel(tiny_llama(24, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=1), kind, output)
+        torch.manual_seed(0); plain = ref.generate(input_ids=torch.tensor([[4, 5]]), do_sample=True, top_k=0, max_new_tokens=6, pad_token_id=0)
+        torch.manual_seed(0)
+        seqs, kls = QS.guided_generate(ref, vm, torch.tensor([[4, 5]]), eta=0.1, max_new_tokens=6, pad_token_id=0)
+        assert torch.equal(plain, seqs) and float(kls.abs().max()) < 1e-9
+
+
+def test_processor_rejects_bad_input():
+    ref, vm = _models("q", "histogram")
+    for kw, msg in ((dict(eta=-1.0), "eta must be > 0"), (dict(eta=0.1, temperature=0.0), "temperature must be > 0"),
+                    (dict(eta=0.1, mode="x"), "mode must be"), (dict(eta=0.1, top_k=0), "top_k must be >= 1")):
+        with pytest.raises(ValueError, match=msg): QS.QSharpLogitsProcessor(vm, **kw)
+    proc = QS.QSharpLogitsProcessor(vm, 0.1, attention_mask=torch.ones(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="attention_mask has shape"):
+        ref.generate(input_ids=torch.tensor([[4, 5, 6]]), logits_processor=LogitsProcessorList([proc]), max_new_tokens=1, pad_token_id=0)
