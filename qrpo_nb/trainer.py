@@ -732,6 +732,19 @@ def _tokenized(config, model, tokenizer, dataset):
                           truncation=config.truncation, stats=stats)
     return ds, key, stats, False
 
+@torch.no_grad()
+def _kto_reference_point(acc, net, kl_ds, mine, pad_id):
+    "KTO's z0 for one step: the mean log-ratio of the global batch's KL pairs under the current policy (all processes)."
+    tot = torch.zeros(2, dtype=torch.float64, device=acc.device)
+    with acc.autocast():
+        for rows in mine:
+            kinp, ksub = collate(kl_ds, rows, pad_id)
+            klp, _ = net(**{k: v.to(acc.device) for k, v in kinp.items()})
+            d = klp.double() - torch.tensor(ksub["chosen_ref_logp"], dtype=torch.float64, device=acc.device)
+            tot += torch.stack([d.sum(), torch.tensor(float(len(rows)), dtype=torch.float64, device=acc.device)])
+    tot = acc.reduce(tot, "sum")
+    return (tot[0] / tot[1]).float()
+
 def _ref_pass(config, acc, net, tokenizer, ds, sides):
     "Columns `{side}_ref_logp` computed by all processes (each a share of the rows), gathered on every rank."
     from accelerate.utils import gather_object
@@ -935,6 +948,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         mine = split_batch(idx, widths, W, mb)[rank]
         norm = float(tokens_in(ds, idx, sft, config.completion_only)) if sft else float(config.batch_size)
         sums_m, n_tok = {}, 0
+        if kl_ds is not None: z0 = _kto_reference_point(acc, net, kl_ds, mine, pad_id)
         for j, rows in enumerate(mine):
             inp, sub = collate(ds, rows, pad_id, sft, config.completion_only)
             n_tok += int(inp["attention_mask"].sum())
@@ -948,11 +962,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
                 else:
                     b = loss_batch(lps, cnt, sub, pairwise, n_ref_b)
                     if value_keys is not None: b["value"] = vals
-                    if kl_ds is not None:  # KTO's z0: mismatched pairs under the current policy, mean over all processes
-                        kinp, ksub = collate(kl_ds, rows, pad_id)
-                        with torch.no_grad(): klp, _ = net(**{k: v.to(acc.device) for k, v in kinp.items()})
-                        b["kl_logratio"] = klp.float() - torch.tensor(ksub["chosen_ref_logp"], device=acc.device)
-                        b["kto_z0"] = acc.gather(b["kl_logratio"].detach()).mean()
+                    if kl_ds is not None: b["kto_z0"] = z0
                     per, met = spec.compute(b, config.beta, **loss_options)
                     met = {**_pref_metrics(b, config.beta, pairwise), **(met or {})}
                 loss = per.sum() * (W * n_micro / norm)  # acc.backward divides by n_micro; DDP averages over W

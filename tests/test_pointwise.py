@@ -142,3 +142,32 @@ def test_unpaired_triplets(tmp_path, loss, opts, lr):
     h = read_metrics(tmp_path / loss)
     assert len(h) == 8 and np.isfinite(h.loss).all() and h.loss.iloc[-1] < h.loss.iloc[0]
     assert "logratio/rejected" not in h.columns
+
+
+@pytest.mark.slow  # 2 processes (gloo) under accelerate launch; the DeepSpeed op is JIT-built on first use
+@pytest.mark.parametrize("accel", ["ddp.yaml", "ds-zero1.yaml"])
+@pytest.mark.parametrize("loss", ["dro", "kto"])
+def test_two_processes_match_one(tmp_path, accel, loss):
+    "DDP and ZeRO-1 reach the weights (and DRO's value head) of one process with the same global batch."
+    import os, subprocess, sys
+    from safetensors.torch import load_file
+    from trainer_runs import ENV, ROOT, make_run
+    pairs, base = dict(n=32, seed=1), dict(loss=loss, beta=0.5, lr=1e-3, batch_size=8, micro_batch_size=2, epochs=1,
+                                           n_checkpoints=1, adam_eps=1e-6, seed=5, loss_options={"value_lr": 0.05} if loss == "dro" else {})
+    def launch(run, cfg=None, n=1):
+        pre = ([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs/accelerate" / cfg),
+                "--num_processes", str(n), "--main_process_port", str(29600 + os.getpid() % 1000)] if cfg else [sys.executable])
+        p = subprocess.run(pre + ["-m", "qrpo_nb.trainer", str(run)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
+    launch(make_run(tmp_path, "one", pairs, base))
+    launch(make_run(tmp_path, "two", pairs, {**base, "micro_batch_size": 2 if accel == "ds-zero1.yaml" else 1}), accel, 2)
+    a, b = (load_file(str(tmp_path / d / "checkpoint-4" / "model.safetensors")) for d in ("one", "two"))
+    w0 = load_file(str(tmp_path / "one" / "checkpoint-0" / "model.safetensors"))
+    moved = max((a[k] - w0[k]).abs().max().item() for k in a)
+    assert moved > 1e-4 and max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-3 * moved
+    if loss == "dro":
+        va, vb = (json.loads((tmp_path / d / "checkpoint-4" / "value_head.json").read_text()) for d in ("one", "two"))
+        assert va.keys() == vb.keys() and max(abs(va[k] - vb[k]) for k in va) < 1e-5 and max(map(abs, va.values())) > 0.01
+    la, lb = (read_metrics(tmp_path / d) for d in ("one", "two"))
+    assert np.allclose(la.loss, lb.loss, atol=1e-5)
+    if loss == "kto": assert np.allclose(la.kl, lb.kl, atol=1e-5)
