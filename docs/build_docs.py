@@ -77,17 +77,41 @@ def _to_html_ready(nb: dict) -> dict:
     return nb
 
 
+def _procs():
+    "nbdev's doc processors, except that a test cell mixing imports with other code runs its imports only."
+    import ast
+    from nbdev.processors import FilterDefaults, exec_show_docs
+    class exec_imports_only(exec_show_docs):
+        # nbdev runs every cell holding an import (to have the names show_doc needs) and fails when such a cell's
+        # other code needs a cell it did not run (nbdev's FAQ: split the imports off); here the imports alone run.
+        def __call__(self, cell):
+            d = getattr(cell, "directives_", {}) or {}
+            if cell.cell_type == "code" and cell.source and not (d.keys() & {"export", "exports", "exporti", "exec_doc"}):
+                try: body = ast.parse(cell.source).body
+                except SyntaxError: body = []
+                imps = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))]
+                if imps and len(imps) < len(body) and hasattr(self, "k"):
+                    print(f"note: cell {getattr(cell, 'idx_', '?')} mixes imports with other code (nbdev_docs would run all "
+                          "of it): only its imports run here", file=sys.stderr)
+                    self.k.run_cell("\n".join(ast.unparse(n) for n in imps))
+                    if self.k.exc: raise Exception(f"Error in the imports of cell {cell.idx_}:\n{cell.source}") from self.k.exc
+                    return
+            return super().__call__(cell)
+    class Procs(FilterDefaults):
+        def base_procs(self): return [exec_imports_only if p is exec_show_docs else p for p in super().base_procs()]
+    return Procs()
+
+
 def render_one(src: Path, dst: Path) -> Path:
     "Process `src` with nbdev's doc processors (its folder as cwd) and write it as one self-contained HTML page."
     import nbformat
     from execnb.nbio import read_nb
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
-    from nbdev.processors import FilterDefaults
     os.chdir(src.parent)
     nb = read_nb(src)
     os.environ["IN_TEST"] = "1"          # as nbdev's own doc build: cells that check it behave as under nbdev_test
-    FilterDefaults()(nb)
+    _procs()(nb)
     nb = json.loads(json.dumps(nb, default=lambda o: None))   # execnb's AttrDicts, without the processors' attributes
     for c in nb["cells"]:
         for k in [k for k in c if k.endswith("_")]: del c[k]
@@ -118,7 +142,10 @@ def html(names=(), out: str | Path = ROOT / "_docs") -> int:
             failed.append(str(rel))
             tail = "\n    ".join((r.stderr or r.stdout).strip().splitlines()[-6:])
             print(f"FAILED {rel} ({time.time() - t0:.1f} s):\n    {tail}", flush=True)
-        else: print(f"{dst.relative_to(out.parent) if out.parent in dst.parents else dst} ({dst.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.1f} s)", flush=True)
+        else:
+            print(f"{dst.relative_to(out.parent) if out.parent in dst.parents else dst} ({dst.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.1f} s)", flush=True)
+            for line in r.stderr.splitlines():
+                if line.startswith("note: "): print(f"    {rel}: {line[6:]}")
     if failed: print(f"{len(failed)} notebook(s) failed doc processing: {', '.join(failed)}")
     return 1 if failed else 0
 
