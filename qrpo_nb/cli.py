@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #02b60f29
 from __future__ import annotations
-import argparse, datetime as _dt, hashlib, importlib.util, json, os, resource, shlex, shutil, sys, time
+import argparse, datetime as _dt, difflib, hashlib, importlib.util, json, os, re, resource, shlex, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -12,17 +12,18 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
-           'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
-           'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'templates_dir',
-           'presets_dir', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path',
-           'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
-           'template_parameters', 'check_preset_keys', 'plan', 'StageError', 'run_stage', 'reproduce', 'grid_runs',
-           'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job', 'slurm_script',
-           'emit_slurm', 'sweep', 'main']
+__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
+           'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'JOB_STAGES', 'DISTRIBUTED_STAGES',
+           'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS',
+           'templates_dir', 'presets_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs',
+           'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key',
+           'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys',
+           'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce',
+           'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job',
+           'slurm_script', 'emit_slurm', 'sweep', 'main']
 
 # %% ../nbs/12_cli.ipynb #da0b3a20
-REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().resolve().parent
+REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin).resolve().parents[1]   # never the working directory
 
 def templates_dir() -> Path:
     "Folder holding the experiment templates (`QRPO_NB_TEMPLATES` overrides)."
@@ -51,6 +52,32 @@ def _check_parts(data: dict, p) -> None:
             raise ValueError(f"preset {p}: part {name!r} must be a mapping with 'common' and 'stages' mappings")
         bad = set(part.get("stages") or {}) - set(PART_STAGES)
         if bad: raise ValueError(f"preset {p}: part {name!r}: unknown stage(s) {sorted(bad)}; a part runs {list(PART_STAGES)}")
+
+RUNNER_KERNELS = ("fresh", "shared")   # preset `runner: {kernel: ...}`; fresh (a new kernel per stage) is the default
+
+def _check_runner(runner, p) -> None:
+    "A preset's `runner` section: {kernel: fresh|shared}."
+    if runner is None: return
+    if not isinstance(runner, dict): raise ValueError(f"preset {p}: 'runner' must be a mapping like {{kernel: shared}}, got {runner!r}")
+    bad = set(runner) - {"kernel", "workers"}
+    if bad: raise ValueError(f"preset {p}: unknown runner key(s) {sorted(bad)}; known: ['kernel', 'workers']")
+    if runner.get("kernel", "fresh") not in RUNNER_KERNELS:
+        raise ValueError(f"preset {p}: runner.kernel must be one of {list(RUNNER_KERNELS)}, got {runner.get('kernel')!r}")
+    w = runner.get("workers", 1)
+    if not isinstance(w, int) or isinstance(w, bool) or w < 1:
+        raise ValueError(f"preset {p}: runner.workers must be a positive integer, got {w!r}")
+    if w > 1 and runner.get("kernel", "fresh") != "shared":
+        raise ValueError(f"preset {p}: runner.workers > 1 needs runner.kernel: shared (fresh kernels start one at a time)")
+
+_YAML12_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
+
+def normalise_numbers(x):
+    """Strings that YAML 1.2 reads as numbers but PyYAML (YAML 1.1) keeps as strings (`1e-3`, `5E-7`) become floats,
+    so `lr: 1e-3` and `lr: 1.0e-3` are the same value, the same stage key and the same template parameter."""
+    if isinstance(x, dict): return {k: normalise_numbers(v) for k, v in x.items()}
+    if isinstance(x, list): return [normalise_numbers(v) for v in x]
+    if isinstance(x, str) and _YAML12_FLOAT.match(x.strip()): return float(x)
+    return x
 
 def _merge(base, over):
     "`over` deep-merged into `base`: mappings merge key by key, anything else (lists included) replaces."
@@ -83,7 +110,7 @@ def load_preset(
     if data.get("extends"):   # another preset, deep-merged with this file's values (paper-mini: paper with sizes overridden)
         base = load_preset(data["extends"] if Path(str(data["extends"])).suffix else p.parent/f"{data['extends']}.yaml")
         data = _merge(base, {k: v for k, v in data.items() if k != "extends"})
-    data = _local_paths(data, p.resolve().parent.parent)
+    data = normalise_numbers(_local_paths(data, p.resolve().parent.parent))
     stages = data.get("stages", {})
     if not isinstance(stages, dict):
         raise ValueError(f"preset {p}: 'stages' must be a mapping of stage name -> parameters")
@@ -91,6 +118,7 @@ def load_preset(
     if unknown:
         raise ValueError(f"preset {p}: unknown stage(s) {sorted(unknown)}; known stages: {list(STAGE_ORDER)}")
     _check_parts(data, p)
+    _check_runner(data.get("runner"), p)
     return data
 
 # %% ../nbs/12_cli.ipynb #d2101200
@@ -357,6 +385,36 @@ def check_preset_keys(
         bad = sorted(set(sec.get("common") or {}) - every)
         if bad: raise ValueError(f"{where}: common key(s) {bad} are parameters of no stage template in {tdir}")
 
+def _method_names(preset: dict) -> list[tuple[str, str]]:
+    "(where, method) for every method a preset trains: each train stage's `methods` and `scaling.method`, the sweep's."
+    out = []
+    for part, sec in [(None, preset)] + list((preset.get("parts") or {}).items()):
+        tr = (sec.get("stages") or {}).get("train") or {}
+        at = f"preset {preset.get('name')!r}" + (f", part {part!r}" if part else "") + ": stages.train"
+        out += [(f"{at}.methods", m) for m in (tr.get("methods") or {})]
+        if isinstance(tr.get("scaling"), dict) and tr["scaling"].get("method"): out.append((f"{at}.scaling.method", tr["scaling"]["method"]))
+    sw = preset.get("sweep") or {}
+    out += [(f"preset {preset.get('name')!r}: sweep.methods", m) for m in (sw.get("methods") or {})]
+    if isinstance(sw.get("scaling"), dict) and sw["scaling"].get("method"):
+        out.append((f"preset {preset.get('name')!r}: sweep.scaling.method", sw["scaling"]["method"]))
+    return out
+
+def check_methods(
+    preset: dict,            # a loaded preset
+    known: Iterable[str] | None = None, # the method names (default: `qrpo_nb.losses.LOSSES`)
+) -> None:
+    "Raise, at plan time, for a method that is no registered loss, naming it, where it is and the closest name."
+    if known is None:
+        if missing_modules(["qrpo_nb.losses"]): return   # no losses module yet: the train stage's module check says so
+        from qrpo_nb.losses import LOSSES
+        known = LOSSES
+    known = sorted(known)
+    for where, m in _method_names(preset):
+        if m not in known:
+            near = difflib.get_close_matches(str(m), known, n=1)
+            raise ValueError(f"{where}: unknown method {m!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                             + f"; registered losses: {known}")
+
 def plan(
     preset: dict,                   # a loaded preset
     runs_dir: str | os.PathLike = "runs", # root of every run folder
@@ -365,7 +423,8 @@ def plan(
     check_params: bool = True,      # fail on a preset key that is not a parameter of its stage's template
 ) -> list[StageRun]:
     "Resolve every stage of `preset` to its key, run folder and parameters (stages 2-7 once per π_ref)."
-    if check_params: check_preset_keys(preset, templates)
+    preset = normalise_numbers(preset)   # a dict built in code gets the same keys as its YAML file
+    if check_params: check_preset_keys(preset, templates); check_methods(preset)
     root = Path(runs_dir).resolve()/preset["name"]
     figures = Path(figures_dir).resolve() if figures_dir else (REPO_ROOT/"paper_figures").resolve()
     parts = preset.get("parts")
@@ -393,6 +452,104 @@ def plan(
     out.append(StageRun(STAGES["report"], key, d, dict(cfg, out_dir=str(d), inputs={u: str(r.out_dir) for u, r in report_ups.items()},
                         figures_dir=str(figures), preset=preset), None, tuple(report_ups)))
     return out
+
+# %% ../nbs/12_cli.ipynb #bfd27c95
+KERNEL_QUIET = ["--IPKernelApp.log_level=40"]   # kernel start-up logs at ERROR only: no 'running over TCP without encryption'
+
+_RESET = """get_ipython().run_line_magic("reset", "-f")
+import os as _o, sys as _s, gc as _g
+if not hasattr(_s, "_qrpo_kernel_state"): _s._qrpo_kernel_state = (dict(_o.environ), list(_s.path))
+_o.environ.clear(); _o.environ.update(_s._qrpo_kernel_state[0]); _s.path[:] = _s._qrpo_kernel_state[1]
+_o.chdir({cwd!r})
+if "matplotlib.pyplot" in _s.modules: _s.modules["matplotlib.pyplot"].close("all")
+_g.collect()
+del _o, _s, _g
+"""
+
+def _shared_engine():
+    "A papermill engine that executes on a given, already started kernel manager and leaves the kernel running."
+    import atexit, logging
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.utils import merge_kwargs, remove_args
+    if "qrpo-shared-kernel" in papermill_engines._engines: return
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, **kwargs):
+            kw = merge_kwargs(remove_args(["input_path", "timeout", "startup_timeout"], **kwargs), timeout=execution_timeout,
+                              startup_timeout=start_timeout, kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                              log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            c = PapermillNotebookClient(nb_man, **kw)   # km given: nbclient neither starts nor stops the kernel
+            try: return c.execute()
+            finally:
+                atexit.unregister(c._cleanup_kernel)
+                if c.kc is not None: c.kc.stop_channels()
+    papermill_engines.register("qrpo-shared-kernel", SharedKernelEngine)
+
+class SharedKernel:
+    "One Jupyter kernel that runs many stages, reset before each (`runner: {kernel: shared}`)."
+    def __init__(self, kernel_name: str = "python3"): self.kernel_name, self.km, self.starts = kernel_name, None, 0; _shared_engine()
+
+    def alive(self) -> bool:
+        from nbclient.util import run_sync
+        return self.km is not None and bool(run_sync(self.km.is_alive)())
+
+    def _start(self):
+        from nbclient import NotebookClient
+        import nbformat
+        _kernel_can_import_package()
+        c = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.kernel_name, startup_timeout=120, extra_arguments=KERNEL_QUIET)
+        c.km = c.create_kernel_manager(); c.start_new_kernel()
+        self.km, self.starts = c.km, self.starts + 1
+
+    def run_code(self, code: str):
+        "Execute `code` in the kernel (a CellExecutionError if it raises)."
+        import atexit, nbformat
+        from nbclient import NotebookClient
+        nb = nbformat.v4.new_notebook(); nb.cells = [nbformat.v4.new_code_cell(code)]
+        c = NotebookClient(nb, km=self.km, kernel_name=self.kernel_name)
+        try: c.execute()
+        finally:
+            atexit.unregister(c._cleanup_kernel)
+            if c.kc is not None: c.kc.stop_channels()
+        return nb.cells[0].outputs
+
+    def reset(self, cwd: str | os.PathLike):
+        "A clean namespace and `cwd` as working directory; a dead kernel is replaced first."
+        if not self.alive(): self.close(); self._start()
+        self.run_code(_RESET.format(cwd=str(cwd)))
+
+    def cpu_seconds(self) -> float:
+        "CPU seconds used so far by the kernel and its finished children."
+        import psutil
+        try: t = psutil.Process(self.km.provisioner.pid).cpu_times()
+        except Exception: return float("nan")
+        return t.user + t.system + t.children_user + t.children_system
+
+    def execute(self, template, output, parameters: dict, cwd, log_output: bool = False):
+        "papermill on this kernel: reset, then run `template` with `parameters` into `output`."
+        import papermill as pm
+        self.reset(cwd); _shared_engine()
+        return pm.execute_notebook(str(template), str(output), parameters=parameters, engine_name="qrpo-shared-kernel",
+                                   km=self.km, kernel_name=self.kernel_name, progress_bar=False, log_output=log_output)
+
+    def close(self):
+        "Shut the kernel down."
+        from nbclient.util import run_sync
+        if self.km is not None:
+            try: run_sync(self.km.shutdown_kernel)(now=False)
+            except Exception: pass
+            try: run_sync(self.km.cleanup_resources)()
+            except Exception: pass
+        self.km = None
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+
+def runner_kernel(preset: dict) -> SharedKernel | None:
+    "The shared kernel a preset asks for (`runner: {kernel: shared}`), else None (a fresh kernel per stage)."
+    return SharedKernel() if (preset.get("runner") or {}).get("kernel", "fresh") == "shared" else None
 
 # %% ../nbs/12_cli.ipynb #31685be1
 class StageError(RuntimeError):
@@ -422,6 +579,7 @@ def run_stage(
     marker: bool = True,    # write the completion marker (a sweep's non-zero ranks do not)
     notebook_out: str | os.PathLike | None = None, # where the executed notebook goes (default: in the stage folder)
     check_modules: bool = True, # fail early, naming the missing `qrpo_nb` modules the template needs
+    kernel: SharedKernel | None = None, # run on this shared kernel (reset first) instead of a fresh one
 ) -> float:
     "Execute the stage's template with papermill; returns its wall time in seconds."
     import papermill as pm
@@ -437,11 +595,18 @@ def run_stage(
         for f in ("_FAILED", "_COMPLETE"): (run.out_dir/f).unlink(missing_ok=True)
         _write_atomic(run.out_dir/"config.json", {"stage": st.name, "key": run.key, "params": run.params})
     _kernel_can_import_package()
-    t0, c0 = time.time(), _children_cpu()
+    cpu_now = kernel.cpu_seconds if kernel is not None else _children_cpu
+    t0, c0 = time.time(), cpu_now()
     nb_out = Path(notebook_out) if notebook_out else run.notebook_out
     try:
-        pm.execute_notebook(str(tpl), str(nb_out), parameters=run.params, cwd=str(run.out_dir),
-                            kernel_name=kernel_name or "python3", progress_bar=False, log_output=log_output)
+        if kernel is not None:
+            if kernel.alive(): c0 = kernel.cpu_seconds()
+            else: kernel.reset(run.out_dir); c0 = 0.0   # a new kernel: its start-up counts, as a fresh kernel's does
+            kernel.execute(tpl, nb_out, run.params, run.out_dir, log_output=log_output)
+        else:
+            pm.execute_notebook(str(tpl), str(nb_out), parameters=run.params, cwd=str(run.out_dir),
+                                kernel_name=kernel_name or "python3", progress_bar=False, log_output=log_output,
+                                extra_arguments=KERNEL_QUIET)
     except Exception as e:
         if marker: _write_atomic(run.out_dir/"_FAILED", {"stage": st.name, "error": f"{type(e).__name__}: {e}"[:4000]})
         raise StageError(f"stage {st.name!r} failed; executed notebook: {nb_out}\n{str(e)[-2000:]}") from e
@@ -453,7 +618,7 @@ def run_stage(
         raise StageError(msg)
     if marker:
         _write_atomic(run.marker, {"stage": st.name, "key": run.key, "seconds": round(secs, 2),
-                                   "cpu_seconds": round(_children_cpu() - c0, 2),
+                                   "cpu_seconds": round(cpu_now() - c0, 2), "kernel": "shared" if kernel else "fresh",
                                    "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                                    "notebook": str(nb_out)})
     return secs
@@ -469,6 +634,7 @@ def reproduce(
     log: callable = print,     # where progress lines go
     log_output: bool = False,  # stream each notebook's output
     check_modules: bool = True, # check the `qrpo_nb` modules each template needs before starting it
+    kernel: SharedKernel | None = None, # a shared kernel to run on (default: the preset's `runner.kernel`)
 ) -> dict:
     "Run (or resume) the pipeline of `preset`; returns {stage: 'ran'|'skipped'} and timings."
     pr = load_preset(preset) if not isinstance(preset, dict) else preset
@@ -489,24 +655,63 @@ def reproduce(
     status, seconds, cpu = {}, {}, {}
     root = Path(runs_dir).resolve()/pr["name"]
     root.mkdir(parents=True, exist_ok=True)
-    for r in runs:
-        s = r.label
-        if s not in need: continue
+    todo = [r for r in runs if r.label in need]
+    pos, t_all = {r.label: f"{i} of {len(todo)}" for i, r in enumerate(todo, 1)}, time.time()
+    shared = kernel is not None or runner_kernel(pr) is not None
+    def run_one(r, k):
+        s, at = r.label, pos[r.label]
         if r.complete and s not in forced and not r.stage.always:
-            status[s] = "skipped"; log(f"[{s}] complete, skipped ({r.out_dir})"); continue
+            status[s] = "skipped"; log(f"[{s}] complete, skipped ({r.out_dir}; stage {at})"); return
         if s in forced and r.out_dir.exists(): shutil.rmtree(r.out_dir)
-        log(f"[{s}] {'resuming' if r.out_dir.exists() else 'running'} {r.stage.notebook} -> {r.out_dir}")
+        log(f"[{s}] {'resuming' if r.out_dir.exists() else 'running'} {r.stage.notebook} -> {r.out_dir} (stage {at})")
         try:
-            seconds[s] = round(run_stage(r, templates, log_output=log_output, check_modules=check_modules), 2)
+            seconds[s] = round(run_stage(r, templates, log_output=log_output, check_modules=check_modules, kernel=k), 2)
         except StageError:
             status[s] = "failed"
             _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu})
             raise
         status[s] = "ran"; cpu[s] = json.loads(r.marker.read_text()).get("cpu_seconds")
-        log(f"[{s}] done in {seconds[s]:.1f} s ({cpu[s]:.1f} CPU s)")
+        log(f"[{s}] done in {seconds[s]:.1f} s ({cpu[s]:.1f} CPU s; stage {at}, {time.time() - t_all:.0f} s so far)")
+    def chain(rs, k, stop=None):
+        for r in rs:
+            if stop is not None and stop.is_set(): return
+            run_one(r, k)
+    groups = {}
+    for r in todo:
+        if r.part is not None: groups.setdefault(r.part, []).append(r)
+    workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(groups))
+    if kernel is None and shared and workers > 1:   # parts side by side, one shared kernel per worker thread
+        _parallel_parts(list(groups.values()), workers, chain, log)
+        todo = [r for r in todo if r.part is None]     # the report, after every part
+    own = kernel is None and (kernel := runner_kernel(pr)) is not None   # a kernel this call starts, and stops
+    try: chain(todo, kernel)
+    finally:
+        if own: kernel.close()
     _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu,
+                                       "kernel": "shared" if kernel is not None else "fresh",
                                        "keys": {r.label: r.key for r in runs}})
     return {"status": status, "seconds": seconds, "cpu_seconds": cpu}
+
+# %% ../nbs/12_cli.ipynb #b3e06b73
+def _parallel_parts(groups: list, workers: int, chain: callable, log: callable) -> None:
+    "Run `chain(stage_runs, kernel, stop)` for each group on `workers` threads, each with its own `SharedKernel`."
+    import queue, threading
+    q, stop, errors = queue.Queue(), threading.Event(), []
+    for g in groups: q.put(g)
+    _kernel_can_import_package(); _shared_engine()   # process-wide set-up before the threads start
+    def work():
+        k = SharedKernel()
+        try:
+            while not stop.is_set():
+                try: g = q.get_nowait()
+                except queue.Empty: return
+                try: chain(g, k, stop)
+                except BaseException as e: errors.append(e); stop.set()
+        finally: k.close()
+    ts = [threading.Thread(target=work, name=f"qrpo-worker-{i}", daemon=True) for i in range(workers)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    if errors: raise errors[0]
 
 # %% ../nbs/12_cli.ipynb #aee350f9
 def _betas(spec, task: str) -> list:
@@ -540,8 +745,10 @@ def grid_runs(
 def _short(model: str) -> str: return model.rstrip("/").split("/")[-1].lower()
 
 def _job_id(j: dict) -> str:
-    return (f"{j['method']}-{j['dataset']}-{_short(j['model'])}-{j['setting']}-n{j['n_ref']}"
-            f"-b{j['beta']:g}-lr{j['lr']:g}").replace("/", "_")
+    "method_dataset_model_setting_n_b_lr: fields apart by '_', so a model ending in -SFT and sft-offline do not read 'sft-sft'."
+    f = lambda x: str(x).replace("/", "-").replace("_", "-")
+    return "_".join([f(j["method"]), f(j["dataset"]), f(_short(j["model"])), f(j["setting"]), f"n{j['n_ref']}",
+                     f"b{j['beta']:g}", f"lr{j['lr']:g}"])
 
 def expand_sweep(
     preset: dict,                # a loaded preset with a `sweep` section
@@ -551,6 +758,7 @@ def expand_sweep(
     "The jobs of one grid of the preset's sweep, in a deterministic order."
     sw = preset.get("sweep")
     if not sw: raise ValueError(f"preset {preset.get('name')!r} has no 'sweep' section")
+    check_methods(preset)
     base = dict(sw.get("train", {}))
     if grid == "main":
         meths = sw["methods"]
@@ -641,6 +849,7 @@ def write_jobs(
     preset: dict, jobs: list[dict], # the preset and the jobs of `expand_sweep`
     runs_dir: str | os.PathLike = "runs", grid: str = "main",
     templates: str | os.PathLike | None = None, check_params: bool = True,
+    write: bool = True,   # False: a dry run (`sweep --list`): the same checks and folder names, nothing written
 ) -> list[Path]:
     "Write each job's folder and `job.json`, reading the data stages of its own (model, dataset, π_ref); returns the job folders."
     sw = preset["sweep"]
@@ -671,8 +880,9 @@ def write_jobs(
             if s == "train": cfg = dict(cfg, **(sw.get("train") or {}), runs=[j])
             params[s] = dict(cfg, out_dir=str(d/s), inputs=inputs)
             prev[s] = d/s
-        d.mkdir(parents=True, exist_ok=True)
-        _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params})
+        if write:
+            d.mkdir(parents=True, exist_ok=True)
+            _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params})
         out.append(d)
     return out
 
@@ -714,6 +924,7 @@ def run_job(
     job_dir: str | os.PathLike,  # a folder written by `write_jobs`
     templates: str | os.PathLike | None = None,
     check_modules: bool = True,
+    kernel: SharedKernel | None = None, # a shared kernel (sweep --local of a `runner: {kernel: shared}` preset)
 ) -> str:
     "Run one job's templates in order (training on every rank of a distributed launch, the rest on rank 0)."
     d = Path(job_dir)
@@ -728,7 +939,7 @@ def run_job(
             if run.complete: continue
             nb = run.out_dir/(run.stage.notebook if world == 1 else f"{Path(run.stage.notebook).stem}.rank{rank}.ipynb")
             run.out_dir.mkdir(parents=True, exist_ok=True)
-            run_stage(run, templates, marker=rank == 0, notebook_out=nb, check_modules=check_modules)
+            run_stage(run, templates, marker=rank == 0, notebook_out=nb, check_modules=check_modules, kernel=kernel)
     except StageError as e:
         if rank == 0: _write_atomic(d/"_FAILED", {"id": spec["id"], "error": str(e)[-4000:]})
         return "failed"
@@ -793,18 +1004,23 @@ def sweep(
     jobs = expand_sweep(pr, grid, methods)
     log(f"{pr['name']}/{grid}: {len(jobs)} jobs " + ", ".join(f"{m}: {n}" for m, n in
         sorted({m: sum(j['method'] == m for j in jobs) for m in {j['method'] for j in jobs}}.items())))
-    dirs = write_jobs(pr, jobs, runs_dir, grid, templates)
+    dirs = write_jobs(pr, jobs, runs_dir, grid, templates, write=mode != "list")   # --list is a dry run
     blocks = sweep_blocks(pr)
     data_root = Path(pr["sweep"].get("data_root") or Path(runs_dir).resolve()/pr["name"])
-    if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
-        for k, b in blocks.items():
-            log(f"data stages of {'/'.join(k)} -> {data_root/b['name']}")
-            reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, check_modules=check_modules)
-    if mode == "local":
-        from tqdm.auto import tqdm
-        for d in tqdm(dirs, desc="jobs"):
-            if job_status(d) != "complete": run_job(d, templates, check_modules=check_modules)
-    elif mode == "slurm":
+    kernel = runner_kernel(pr) if mode in ("data", "local") else None
+    try:
+        if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
+            for i, (k, b) in enumerate(blocks.items(), 1):
+                log(f"[block {i}/{len(blocks)}] data stages of {'/'.join(k)} -> {data_root/b['name']}")
+                reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, check_modules=check_modules, kernel=kernel)
+        if mode == "local":
+            for i, d in enumerate(dirs, 1):
+                if job_status(d) == "complete": continue
+                log(f"[job {i}/{len(dirs)}] {d.name}")
+                log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, check_modules=check_modules, kernel=kernel)}")
+    finally:
+        if kernel is not None: kernel.close()
+    if mode == "slurm":
         sub = emit_slurm(dirs, pr["sweep"].get("slurm"), Path(runs_dir).resolve()/pr["name"]/"sweep"/grid)
         todo = [k for k, r in _data_runs(pr, runs_dir, templates).items()
                 if not all(x.complete for x in r.values() if x.stage.name in DATA_STAGES)]

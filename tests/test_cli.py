@@ -26,6 +26,7 @@ def cli(*args, timeout=600, env=None):
 TOY_BODY = """
 import json, os, pathlib, time
 out = pathlib.Path(out_dir)
+(out / "namespace.json").write_text(json.dumps([k for k in ("up", "total", "f", "c", "g") if k in globals()]))  # a previous stage's names
 (out / "kernel.pid").write_text(str(os.getpid()))
 if os.environ.get("TOY_FAIL") and runs and runs[0]["beta"] > fail_above:
     raise RuntimeError("planted failure")
@@ -150,14 +151,14 @@ def test_sweep_failed_jobs_are_listed_and_rerun(tmp_path):
             "--skip-module-check"]
     r = cli(*args, env={**ENV, "TOY_FAIL": "1"})
     assert r.returncode == 1
-    assert "'complete': 1, 'failed': 1" in r.stdout and "qrpo-toy-tiny-s-n2-b0.03-lr1e-06" in r.stdout
+    assert "'complete': 1, 'failed': 1" in r.stdout and "qrpo_toy_tiny_s_n2_b0.03_lr1e-06" in r.stdout
     jobs = tmp_path / "runs" / "toy" / "sweep" / "main"
-    ok = jobs / "qrpo-toy-tiny-s-n2-b0.01-lr1e-06"
+    ok = jobs / "qrpo_toy_tiny_s_n2_b0.01_lr1e-06"
     # `--local` ran the data stages first (values 1..5: prepare 1, sft 3, references 7, rewards 12, pairs 18), once
     # for the two jobs; train = 6 + sft 3 + pairs 18 = 27; evaluate = 7 + prepare 1 + sft 3 + rewards 12 + train 27
     assert json.loads((ok / "evaluate" / "result.json").read_text())["result"] == 7 + 1 + 3 + 12 + 27
     assert len(list((tmp_path / "data" / "tiny-toy" / "pairs").iterdir())) == 1
-    assert "planted failure" in (jobs / "qrpo-toy-tiny-s-n2-b0.03-lr1e-06" / "_FAILED").read_text()
+    assert "planted failure" in (jobs / "qrpo_toy_tiny_s_n2_b0.03_lr1e-06" / "_FAILED").read_text()
     mtime = (ok / "_COMPLETE").stat().st_mtime
     r = cli(*args)        # the cause is gone: the same command re-runs only the failed job
     assert r.returncode == 0, r.stdout + r.stderr
@@ -174,7 +175,8 @@ def two_part_smoke(path: Path) -> Path:
     chat["common"]["task"] = "cpu-chat"
     chat["stages"]["pairs"] = {"settings": ["offline", "off-policy-best"], "n_pool": 4}
     chat["stages"]["train"].update(methods={"qrpo": {"chat": [0.03]}, "dpo": {"chat": [0.1]}}, settings=["offline", "off-policy-best"])
-    path.write_text(yaml.safe_dump({"name": "smoke2", "stages": {"report": {}}, "parts": {"code": code, "chat": chat}}, sort_keys=False))
+    path.write_text(yaml.safe_dump({"name": "smoke2", "stages": {"report": {}}, "runner": {"kernel": "shared", "workers": 2},
+                                    "parts": {"code": code, "chat": chat}}, sort_keys=False))
     return path
 
 
@@ -302,3 +304,114 @@ def test_stage_without_its_outputs_is_not_complete(tmp_path):
     assert not run.complete and (run.out_dir / "_FAILED").exists() and not run.marker.exists()
     prep = next(x for x in plan(load_preset(pre), tmp_path / "runs", check_params=False) if x.stage.name == "prepare")
     assert prep.complete
+
+
+def _toy_sweep(tmp_path, betas, runner=None):
+    pre = yaml.safe_load(toy_preset(tmp_path / "t.yaml").read_text())
+    pre["sweep"] = {"lrs": [1e-6], "data_root": str(tmp_path / "data"), "model_keys": [], "dataset_keys": [],
+                    "tasks": {"code": {"models": ["m/Tiny"], "datasets": {"toy": {"n_ref": 2}}, "settings": ["s"]}},
+                    "methods": {"qrpo": {"code": betas}}}
+    pre["stages"]["train"]["fail_above"] = 0.02
+    if runner: pre["runner"] = runner
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(pre))
+    return tmp_path / "t.yaml"
+
+
+def test_shared_kernel_isolates_stages_and_survives_a_failure(tmp_path):
+    """`runner: {kernel: shared}`: every stage and job of `sweep --local` runs in one kernel process, no name a stage
+    defined is visible to the next, and a failing job leaves `_FAILED` while the job after it completes with the
+    numbers a fresh kernel gives (by hand, as in test_sweep_failed_jobs_are_listed_and_rerun)."""
+    tpl = toy_templates(tmp_path / "tpl")
+    pre = _toy_sweep(tmp_path, [0.01, 0.03, 0.015], {"kernel": "shared"})
+    r = cli("sweep", "--preset", pre, "--local", "--runs-dir", tmp_path / "runs", "--templates", tpl, "--skip-module-check",
+            env={**ENV, "TOY_FAIL": "1"}, timeout=300)
+    assert r.returncode == 1 and "'complete': 2, 'failed': 1" in r.stdout, r.stdout + r.stderr
+    jobs = tmp_path / "runs" / "toy" / "sweep" / "main"
+    bad, after = jobs / "qrpo_toy_tiny_s_n2_b0.03_lr1e-06", jobs / "qrpo_toy_tiny_s_n2_b0.015_lr1e-06"
+    assert "planted failure" in (bad / "_FAILED").read_text() and not (bad / "_COMPLETE").exists()
+    assert (after / "_COMPLETE").exists()
+    assert json.loads((after / "evaluate" / "result.json").read_text())["result"] == 7 + 1 + 3 + 12 + 27
+    outs = [d for d in (tmp_path / "data").rglob("kernel.pid")] + [d for d in jobs.rglob("kernel.pid")]
+    assert len(outs) == 5 + 3 * 2 - 1   # 5 data stages, 2 stages x 3 jobs, the failed job's evaluate never ran
+    assert len({p.read_text() for p in outs}) == 1, "more than one kernel ran the stages"
+    assert all(json.loads((p.parent / "namespace.json").read_text()) == [] for p in outs)   # a clean namespace each time
+    assert "without encryption" not in r.stderr
+
+
+def test_terminal_shows_progress_not_kernel_noise(tmp_path):
+    """Issue 16 part 5: a fresh kernel per stage printed 'Kernel is running over TCP without encryption' once per
+    stage; the log names each stage with its position (stage i of n) and the time so far."""
+    tpl = toy_templates(tmp_path / "tpl")
+    r = cli("reproduce", "--preset", toy_preset(tmp_path / "toy.yaml"), "--runs-dir", tmp_path / "runs", "--figures-dir",
+            tmp_path / "figs", "--templates", tpl, "--skip-module-check", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "without encryption" not in r.stderr + r.stdout, r.stderr
+    for i, s in enumerate(STAGE_ORDER, 1): assert f"[{s}] running" in r.stdout and f"(stage {i} of 8)" in r.stdout, r.stdout
+    assert "s so far)" in r.stdout
+
+
+def test_unknown_method_fails_at_plan_time(tmp_path):
+    "Issue 16 part 3: an unknown method failed when the train stage started, after every upstream stage; now at plan time."
+    smoke = load_preset("smoke")
+    smoke["stages"]["train"]["methods"]["qrpoo"] = smoke["stages"]["train"]["methods"].pop("qrpo")
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(smoke))
+    r = cli("reproduce", "--preset", tmp_path / "m.yaml", "--runs-dir", tmp_path / "runs", timeout=120)
+    assert r.returncode == 1
+    assert "stages.train.methods: unknown method 'qrpoo' (did you mean 'qrpo'?)" in r.stderr, r.stderr
+    assert not (tmp_path / "runs").exists()   # nothing ran
+    paper = load_preset("paper"); paper["sweep"]["methods"]["simpoo"] = paper["sweep"]["methods"].pop("simpo")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(paper))
+    r = cli("sweep", "--preset", tmp_path / "p.yaml", "--list", "--runs-dir", tmp_path / "runs", timeout=120)
+    assert r.returncode == 1 and "sweep.methods: unknown method 'simpoo'" in r.stderr, r.stderr
+
+
+def test_yaml_number_spellings_give_one_stage_key(tmp_path):
+    """PyYAML reads `1e-3` as a string and `1.0e-3` as a float: before, the same run had two stage keys (and the
+    template got a string). Numbers are normalised before hashing; the template gets the float."""
+    assert yaml.safe_load("x: 1e-3")["x"] == "1e-3"   # the cause, independent of our code
+    keys, params = [], []
+    for lr in ("1e-3", "1.0e-3", "0.001", "1E-3"):
+        pre = load_preset("smoke")
+        pre["stages"]["sft"]["lr"] = yaml.safe_load(f"lr: {lr}")["lr"]   # as PyYAML reads the spelling
+        (tmp_path / "n.yaml").write_text(yaml.safe_dump(pre))
+        pl = {x.label: x for x in plan(load_preset(tmp_path / "n.yaml"), tmp_path / "runs")}
+        keys.append({k: v.key for k, v in pl.items()}); params.append(pl["sft"].params["lr"])
+    assert all(k == keys[0] for k in keys) and params == [1e-3] * 4
+
+
+def test_sweep_list_is_a_dry_run(tmp_path):
+    "Issue 16 part 5: `sweep --list` wrote every job folder (900 for the paper's four methods); it writes nothing now."
+    r = cli("sweep", "--preset", "paper", "--list", "--runs-dir", tmp_path / "runs", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "900 jobs" in r.stdout and "'pending': 900" in r.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_job_names_keep_fields_apart():
+    "Issue 16 part 5: the Tulu SFT model in the sft-offline setting was named '...-8b-sft-sft-offline-...'."
+    from qrpo_nb.cli import expand_sweep
+    jobs = expand_sweep(load_preset("paper"))
+    j = next(j for j in jobs if j["setting"] == "sft-offline" and j["model"].endswith("Tulu-3-8B-SFT"))
+    assert "sft-sft" not in j["id"], j["id"]
+    assert j["id"] == f"{j['method']}_{j['dataset']}_llama-3.1-tulu-3-8b-sft_sft-offline_n{j['n_ref']}_b{j['beta']:g}_lr{j['lr']:g}"
+    assert not any("sft-sft" in x["id"] for x in jobs) and len({x["id"] for x in jobs}) == len(jobs) == 900
+
+
+def test_cli_notebook_finds_the_repository_from_anywhere(tmp_path):
+    """Issue 16 part 4: 12_cli's doc processing took the repository root from the working directory (Path.cwd().parent),
+    so run from another folder it found no presets. Its path cells, run as a notebook runs them (no __file__) from an
+    unrelated folder, find the checkout's presets and templates."""
+    nb = nbformat.read(REPO / "nbs" / "12_cli.ipynb", as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith("#| export")]
+    code = "\n".join(cells[:2]) + "\nprint(presets_dir()); print(templates_dir())"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(REPO / "presets"), str(REPO / "nbs" / "experiments")]
+
+
+def test_every_template_names_its_kernel():
+    "papermill (and nbconvert --execute) say `No kernel name found` for a notebook without a kernelspec."
+    from qrpo_nb.cli import templates_dir
+    for st in STAGES.values():
+        ks = nbformat.read(templates_dir() / st.notebook, as_version=4).metadata.get("kernelspec") or {}
+        assert ks.get("name") == "python3" and ks.get("language") == "python", (st.notebook, ks)
