@@ -395,7 +395,7 @@ def _dro_batch(batch, beta, reward_mean=None, reward_std=None):
 
 register(LossSpec("dro", "DRO", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "value", *_REJ), _REJ, False,
-                  "Richemond et al. 2024 (RPO paper eq. 13-14)", _dro_batch, ("standardize", "value_lr", "value_init")))
+                  "Richemond et al. 2024 (RPO paper eq. 13-14)", _dro_batch, ("standardize", "value_lr", "value_init", "value_head")))
 
 # %% ../nbs/02_losses.ipynb #962e7c23
 KTO_LABELS = ("auto", "pair", "threshold")

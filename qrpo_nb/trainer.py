@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'RPO_VALUE_SETS', 'DRO_VALUE_LR', 'TrainConfig', 'from_trl_names',
-           'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset',
-           'sample_lengths', 'get_losses', 'check_config', 'validate_dataset', 'data_fingerprint', 'model_fingerprint',
-           'steps_per_epoch', 'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in',
-           'SequenceLogps', 'ValueTable', 'collate', 'compute_reference_logps', 'loss_batch', 'pointwise_options',
-           'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
-           'read_metrics', 'load_run_file', 'main']
+__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_VALUE_LR', 'TrainConfig',
+           'from_trl_names', 'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length', 'completion_text',
+           'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config', 'validate_dataset', 'data_fingerprint',
+           'model_fingerprint', 'steps_per_epoch', 'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch',
+           'tokens_in', 'SequenceLogps', 'ValueTable', 'ValueModel', 'collate', 'compute_reference_logps', 'loss_batch',
+           'pointwise_options', 'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator', 'TrainResult',
+           'train', 'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -499,7 +499,9 @@ class SequenceLogps(torch.nn.Module):
         super().__init__()
         self.model = model
     def forward(self, input_ids, attention_mask, loss_mask, value_index=None): # value_index: rows of the value head (DRO)
-        if value_index is not None: return (*self.forward(input_ids, attention_mask, loss_mask), self.value(value_index))
+        if value_index is not None:
+            v = self.value(index=value_index, input_ids=input_ids, attention_mask=attention_mask, loss_mask=loss_mask)
+            return (*self.forward(input_ids, attention_mask, loss_mask), v)
         m = self.model
         tgt = loss_mask[:, 1:].bool()
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(tgt)[tgt]
@@ -519,7 +521,22 @@ class ValueTable(torch.nn.Module):
     def __init__(self, n:int, init:float=0.):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.full((n,), float(init)))
-    def forward(self, index): return self.weight[index]
+    def forward(self, index=None, **_): return self.weight[index]
+
+class ValueModel(torch.nn.Module):
+    "DRO's V_φ as its own network (the RPO paper's 'dual network'): a copy of π_ref's decoder, a scalar head on the last prompt token."
+    def __init__(self, model, init:float=0.):
+        super().__init__()
+        import copy
+        self.body = copy.deepcopy(model.get_decoder())
+        self.head = torch.nn.Linear(model.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.head.weight); torch.nn.init.constant_(self.head.bias, float(init))
+    def forward(self, index=None, input_ids=None, attention_mask=None, loss_mask=None):
+        h = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        last = (loss_mask.float().argmax(1) - 1).clamp(min=0)  # the state that predicts the first completion token
+        return self.head(h[torch.arange(len(h), device=h.device), last].float()).squeeze(-1)
+
+DRO_VALUE_HEADS = ("table", "model")
 
 def collate(dataset, rows, pad_id:int, sft:bool=False, completion_only:bool=False):
     "Right-padded `input_ids`, `attention_mask`, `loss_mask` of every side of the rows (chosen first, then rejected)."
@@ -885,7 +902,10 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     value_keys = sorted(set(_prompt_keys(dataset))) if (not sft and "value_lr" in getattr(spec, "trainer_options", ())) else None
     groups = [{"params": list(net.parameters())}]
     if value_keys is not None:  # DRO: V_φ trained jointly, its own learning rate, no weight decay
-        net.value = ValueTable(len(value_keys), float(topts.get("value_init", 0.0)))
+        vh = topts.get("value_head", "table")
+        if vh not in DRO_VALUE_HEADS: raise ValueError(f"loss {config.loss!r}: value_head must be one of {list(DRO_VALUE_HEADS)}, got {vh!r}")
+        net.value = (ValueTable(len(value_keys), float(topts.get("value_init", 0.0))) if vh == "table"
+                     else ValueModel(model, float(topts.get("value_init", 0.0))))
         groups.append({"params": list(net.value.parameters()), "lr": float(topts.get("value_lr", DRO_VALUE_LR)), "weight_decay": 0.0})
         ds = _with_value_index(ds, value_keys)
     okw = dict(lr=config.lr, betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay)
@@ -961,7 +981,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
                     per, met = -lps, {"logps/sequence": lps.detach()}
                 else:
                     b = loss_batch(lps, cnt, sub, pairwise, n_ref_b)
-                    if value_keys is not None: b["value"] = vals
+                    if value_keys is not None: b["value"] = vals[:len(rows)]  # a pair's two rows share the prompt
                     if kl_ds is not None: b["kto_z0"] = z0
                     per, met = spec.compute(b, config.beta, **loss_options)
                     met = {**_pref_metrics(b, config.beta, pairwise), **(met or {})}

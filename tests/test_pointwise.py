@@ -171,3 +171,24 @@ def test_two_processes_match_one(tmp_path, accel, loss):
     la, lb = (read_metrics(tmp_path / d) for d in ("one", "two"))
     assert np.allclose(la.loss, lb.loss, atol=1e-5)
     if loss == "kto": assert np.allclose(la.kl, lb.kl, atol=1e-5)
+
+
+def test_dro_value_network(tmp_path):
+    "value_head='model' (DRO's separate value network): V_φ = 0 at step 1 (zero head), it learns, and resume is exact."
+    ds = shared_prompts(toy_pairs(24, seed=8), k=4)
+    kw = dict(batch_size=4, micro_batch_size=2, n_checkpoints=1, state_every=1, lr=1e-3,
+              loss_options={"value_head": "model", "value_lr": 1e-2})
+    train(cfg(tmp_path, "full", "dro", **kw), model(), TOK, ds)
+    h = read_metrics(tmp_path / "full")
+    assert h["dro/value"][0] == 0 and abs(h["dro/value"].iloc[-1]) > 1e-3
+    r = np.array(list(ds["chosen_reward"]) + list(ds["rejected_reward"])); mu, sd = r.mean(), r.std()
+    from qrpo_nb.trainer import batch_indices
+    idx = batch_indices(0, 24, 4, 0)
+    z = lambda a: (np.array(a) - mu) / sd
+    first = np.mean([(0.5 * z(ds[int(i)]["chosen_reward"]) ** 2 + 0.5 * z(ds[int(i)]["rejected_reward"]) ** 2) / 2 for i in idx])
+    assert h.loss[0] == pytest.approx(first, rel=1e-5)
+    train(cfg(tmp_path, "cut", "dro", max_steps=3, **kw), model(), TOK, ds)
+    train(cfg(tmp_path, "cut", "dro", **kw), model(), TOK, ds)
+    assert list(read_metrics(tmp_path / "cut").loss) == list(h.loss)
+    with pytest.raises(ValueError, match="value_head must be one of"):
+        train(cfg(tmp_path, "bad", "dro", loss_options={"value_head": "mlp"}), model(), TOK, ds)
