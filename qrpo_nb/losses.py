@@ -184,6 +184,7 @@ class LossSpec:
     reference: str = "" # where it comes from
     fn: Callable | None = None # batch-level implementation; None for metadata-only entries
     trainer_options: tuple = () # options the trainer consumes (value head, reward standardisation), not the loss
+    default_beta: float | None = None # its source's β/τ when a sweep gives none (RPO's experiments: τ = 1; TRL's KTO: 0.1)
 
     def compute(self, batch: dict, beta: float, **options):
         "Per-sample losses (B,) and a dict of detached 0-d metrics for `batch`."
@@ -362,7 +363,7 @@ _RPO_MEAN = ("chosen_avg_logp", "chosen_ref_avg_logp", "rejected_avg_logp", "rej
 register(LossSpec("rpo", "RPO", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN),
                   ("ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN), False, "Faye et al. 2025 (rpo-paper), eq. 19-21, Algorithm 1",
-                  _rpo_batch, ("standardize", "value_set")))
+                  _rpo_batch, ("standardize", "value_set"), 1.0))
 register(LossSpec("mc_logz", "eq. 6 + Monte-Carlo Ẑ", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ), _REJ, False,
                   "this paper, eq. 6 and App. G", _mc_logz_batch))
@@ -395,7 +396,7 @@ def _dro_batch(batch, beta, reward_mean=None, reward_std=None):
 
 register(LossSpec("dro", "DRO", "policy fitting", True, True, True, False, "absolute",
                   ("chosen_logratio", "chosen_reward", "value", *_REJ), _REJ, False,
-                  "Richemond et al. 2024 (RPO paper eq. 13-14)", _dro_batch, ("standardize", "value_lr", "value_init", "value_head")))
+                  "Richemond et al. 2024 (RPO paper eq. 13-14)", _dro_batch, ("standardize", "value_lr", "value_init", "value_head"), 1.0))
 
 # %% ../nbs/02_losses.ipynb #962e7c23
 KTO_LABELS = ("auto", "pair", "threshold")
@@ -455,7 +456,7 @@ def _kto_batch(batch, beta, labels: str="auto", threshold="prompt_mean", n: int 
 register(LossSpec("kto", "KTO", "policy fitting", True, True, True, False, "binary",
                   ("chosen_logratio", "chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ),
                   ("chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ), False,
-                  "Ethayarajh et al. 2024, as TRL's KTOTrainer (loss_type='kto')", _kto_batch))
+                  "Ethayarajh et al. 2024, as TRL's KTOTrainer (loss_type='kto')", _kto_batch, (), 0.1))
 
 # %% ../nbs/02_losses.ipynb #9c818e97
 def _groups(losses: dict):

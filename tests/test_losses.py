@@ -29,6 +29,7 @@ def test_registry_metadata_contract():
     for name in ("rpo", "dro", "kto"):  # the pointwise baselines: offline, single completions, not in the paper's Table 1
         s = LOSSES[name]
         assert s.offline and s.pointwise_rewards and s.needs_ref_model and not s.needs_pairs and not s.in_paper, name
+    assert (LOSSES["rpo"].default_beta, LOSSES["dro"].default_beta, LOSSES["kto"].default_beta) == (1.0, 1.0, 0.1)
 
 
 def _batch(B=64, n=8, seed=0):
