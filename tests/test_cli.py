@@ -398,10 +398,10 @@ def test_job_names_keep_fields_apart():
 
 
 def test_cli_notebook_finds_the_repository_from_anywhere(tmp_path):
-    """Issue 16 part 4: 12_cli's doc processing took the repository root from the working directory (Path.cwd().parent),
+    """Issue 16 part 4: 12_cli's (now 12_pipeline's) doc processing took the repository root from the working directory (Path.cwd().parent),
     so run from another folder it found no presets. Its path cells, run as a notebook runs them (no __file__) from an
     unrelated folder, find the checkout's presets and templates."""
-    nb = nbformat.read(REPO / "nbs" / "12_cli.ipynb", as_version=4)
+    nb = nbformat.read(REPO / "nbs" / "12_pipeline.ipynb", as_version=4)
     cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith("#| export")]
     code = "\n".join(cells[:2]) + "\nprint(presets_dir()); print(templates_dir())"
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
