@@ -451,7 +451,8 @@ def plan(
     return out
 
 # %% ../nbs/12_pipeline.ipynb #32fbec9e
-KERNEL_QUIET = ["--IPKernelApp.log_level=40"]   # kernel start-up logs at ERROR only: no 'running over TCP without encryption'
+KERNEL_QUIET = ["--IPKernelApp.log_level=50"]   # kernel logs at CRITICAL only: no "running over TCP without encryption" at start,
+# no "KeyboardInterrupt caught in kernel" at shutdown (jupyter_client interrupts a kernel before shutting it down)
 
 _RESET = """get_ipython().run_line_magic("reset", "-f")
 import os as _o, sys as _s, gc as _g
