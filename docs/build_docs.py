@@ -129,6 +129,23 @@ def render_one(src: Path, dst: Path) -> Path:
     return dst
 
 
+def write_contents(out: Path) -> Path:
+    "`contents.html`: one link per rendered page, titled by its notebook's first heading, in the order of nbs/."
+    import html as h
+    rows = []
+    for src in notebooks():
+        rel = src.relative_to(NBS).with_suffix(".html")
+        if not (out / rel).exists(): continue
+        cells = json.loads(src.read_text(encoding="utf-8"))["cells"]
+        first = next(("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"), "")
+        title = next((l[2:] for l in first.splitlines() if l.startswith("# ")), src.stem)
+        rows.append(f'<li><a href="{rel.as_posix()}">{h.escape(rel.with_suffix("").as_posix())}</a>: {h.escape(title)}</li>')
+    p = out / "contents.html"
+    p.write_text("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>qrpo_nb: contents</title></head><body>\n"
+                 "<h1>qrpo_nb notebooks</h1>\n<ul>\n" + "\n".join(rows) + "\n</ul>\n</body></html>\n", encoding="utf-8")
+    return p
+
+
 def html(names=(), out: str | Path = ROOT / "_docs") -> int:
     "Render the notebooks to `out` (the same layout as nbs/), each in a subprocess; report and count the failures."
     out, failed = Path(out).resolve(), []
@@ -146,6 +163,7 @@ def html(names=(), out: str | Path = ROOT / "_docs") -> int:
             print(f"{dst.relative_to(out.parent) if out.parent in dst.parents else dst} ({dst.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.1f} s)", flush=True)
             for line in r.stderr.splitlines():
                 if line.startswith("note: "): print(f"    {rel}: {line[6:]}")
+    if not names: write_contents(out)
     if failed: print(f"{len(failed)} notebook(s) failed doc processing: {', '.join(failed)}")
     return 1 if failed else 0
 
