@@ -639,7 +639,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
             ae0 = {k[2]: v for k, v in alpaca.items() if k[:2] == key0}
             try:
                 items.append(ReportItem("figure1", save_figure(figure1(first, ae0, scale=scale), "figure1", out), src,
-                                        f"this run: {key0[0]} / {key0[1]}"))
+                                        f"this run: {key0[0]} / {key0[1]}" + (f"; {zero['chat']}" if zero["chat"] else "")))
             except ValueError as e: items.append(ReportItem("figure1", [], src, f"not produced: {e}"))
         if len(codes):
             items.append(ReportItem("table2", save_table(table2(pd.concat([initial_rows(codes), select(codes)], ignore_index=True)), "table2", out,
@@ -667,7 +667,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         try: items.append(ReportItem(name, make(), source, note))
         except (ValueError, KeyError) as e: items.append(ReportItem(name, [], source, f"not produced: {e}"))
     if scaling is not None:
-        attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src)
+        attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src, zero_note(scaling, "code") or "")
     if length_points:
         t0 = figure4_key if figure4_key is not None else next(iter(length_points))
         p0 = length_points[t0]
