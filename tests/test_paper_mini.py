@@ -17,7 +17,21 @@ def _jsonl(path):
     return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
 
 
-def test_paper_mini_prepares_every_dataset_the_papers_way(tmp_path):
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    """`qrpo-nb reproduce --preset paper-mini` once for the module: the paper's path in small (every branch the paper
+    preset takes) on the fixture files, its five parts two at a time on two shared kernels (`runner` in the preset)."""
+    import time
+    tmp = tmp_path_factory.mktemp("paper-mini")
+    runs, figs = tmp / "runs", tmp / "figs"
+    t0 = time.time()
+    r = _cli("reproduce", "--preset", "paper-mini", "--runs-dir", runs, "--figures-dir", figs)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    print(f"paper-mini reproduce: {time.time() - t0:.0f} s wall, load {os.getloadavg()}")
+    return runs, figs
+
+
+def test_paper_mini_prepares_every_dataset_the_papers_way(mini):
     """The prepare stage of every (model, dataset) block of `paper-mini` through the real template: the real loaders
     on the fixture files, each policy's own tokenizer and chat template, and the paper's SFT targets. Issue 12 item 3:
     the template built LeetCode's SFT targets from the plain-code column, which the reward cannot extract (no fenced
@@ -26,8 +40,8 @@ def test_paper_mini_prepares_every_dataset_the_papers_way(tmp_path):
     import datasets
     from qrpo_nb.cli import sweep_as_parts
     pre = sweep_as_parts(load_preset("paper-mini"))
-    reproduce(pre, ["prepare"], runs_dir=tmp_path / "runs", figures_dir=tmp_path / "figs", log=lambda *a: None)
-    prep = {r.part: r.out_dir for r in plan(pre, tmp_path / "runs") if r.stage.name == "prepare"}
+    prep = {r.part: r.out_dir for r in plan(pre, mini[0]) if r.stage.name == "prepare"}
+    assert all((d / "_COMPLETE").exists() for d in prep.values())
     assert sorted(prep) == sorted(pre["parts"])
     # LeetCode: the SFT targets are the fixture's `response` column (read here with json), fenced python blocks
     sft = datasets.load_from_disk(str(prep["tiny-llama3-leetcode"] / "sft"))
@@ -105,14 +119,10 @@ def _check_paper_mini(runs, figs, preset):
         assert set(st.temperature) == ({0.6} if "llama" in part else {0.7}) and set(st.top_p) == {0.9}
 
 
-@pytest.mark.slow
-def test_paper_mini_reproduce(tmp_path):
-    """`qrpo-nb reproduce --preset paper-mini`: the paper's path in small (every branch the paper preset takes) on the
-    fixture files; the report lists every SPEC §6 item with a file and fills Tables 3 and 12-16 for every cell."""
-    runs, figs = tmp_path / "runs", tmp_path / "figs"
-    r = _cli("reproduce", "--preset", "paper-mini", "--runs-dir", runs, "--figures-dir", figs)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    _check_paper_mini(runs, figs, load_preset("paper-mini"))
+def test_paper_mini_reproduce(mini):
+    """`qrpo-nb reproduce --preset paper-mini`: the report lists every SPEC §6 item with a file and fills Tables 3 and
+    12-16 for every cell; ±SFT distinct; each model family sampled as the paper says."""
+    _check_paper_mini(*mini, load_preset("paper-mini"))
 
 
 @pytest.mark.slow
@@ -126,8 +136,8 @@ def test_paper_mini_sweep_local_reruns_failed_jobs(tmp_path):
     assert "'complete': 25, 'failed': 0" in r.stdout    # 2 models x 2 datasets x 6 settings + LeetCode, 1 beta, 1 lr
     jobs = runs / "paper-mini" / "sweep" / "main"
     spec = {d.name: json.loads((d / "job.json").read_text()) for d in jobs.iterdir() if (d / "job.json").exists()}
-    off = next(v for k, v in spec.items() if "-offline-" in k and "-sft-" not in k and "mistral" in k and "magpie" in k)
-    sft = next(v for k, v in spec.items() if "-sft-offline-" in k and "mistral" in k and "magpie" in k)
+    off = next(v for k, v in spec.items() if "_offline_" in k and "mistral" in k and "magpie" in k)     # fields apart by '_'
+    sft = next(v for k, v in spec.items() if "_sft-offline_" in k and "mistral" in k and "magpie" in k)
     assert off["params"]["train"]["inputs"]["sft"] != sft["params"]["train"]["inputs"]["sft"]
     assert json.loads((Path(off["params"]["train"]["inputs"]["sft"]) / "policy.json").read_text())["sft"] is False
     victim = jobs / sorted(spec)[0]
