@@ -10,12 +10,20 @@ from .pipeline import *
 from .sweep import *
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['ENV_HELP', 'main']
 
 # %% ../nbs/12b_cli.ipynb #4a8559cf
+ENV_HELP = """environment:
+  QRPO_NB_PRESETS     folder of preset YAML files (default: the checkout's presets/, else the package's copy)
+  QRPO_NB_TEMPLATES   folder of the stage templates (default: nbs/experiments/, else the package's copy)
+  QRPO_NB_ACCELERATE  folder of accelerate configs for sweep --slurm (default: configs/accelerate/, else the package's)
+  QRPO_NB_FIGURES     where the report goes (default: the checkout's paper_figures/, else ./paper_figures)
+Runs go to --runs-dir (default ./runs, relative to the working directory)."""
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `qrpo-nb` console script."
-    ap = argparse.ArgumentParser(prog="qrpo-nb", description="Reproduce QRPO's tables and figures with papermill.")
+    ap = argparse.ArgumentParser(prog="qrpo-nb", description="Reproduce QRPO's tables and figures with papermill.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ENV_HELP)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduce", help="run (or resume) the pipeline of a preset")
     r.add_argument("--preset", default="cpu", help="smoke, cpu, gpu, paper, or a YAML path")

@@ -12,23 +12,42 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'STAGE_ORDER', 'PART_STAGES', 'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
-           'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'templates_dir', 'presets_dir',
-           'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require',
-           'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
-           'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
-           'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce']
+__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES',
+           'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET',
+           'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers',
+           'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward',
+           'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
+           'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
+           'StageError', 'run_stage', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #8a7e1bcc
-REPO_ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin).resolve().parents[1]   # never the working directory
+PACKAGE_DIR = (Path(__file__) if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin)).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent    # the checkout, when the package is one (never the working directory)
+PACKAGE_DATA = PACKAGE_DIR/"_data"   # a wheel's presets/, experiments/ and accelerate/ (setup.py copies them there)
+
+def in_checkout() -> bool:
+    "True when this `qrpo_nb` is a checkout's (or an editable install of it), False for an installed wheel."
+    return (REPO_ROOT/"settings.ini").exists() and (REPO_ROOT/"nbs"/"experiments").is_dir()
+
+def _resource(env: str, checkout: str, data: str) -> Path:
+    return Path(os.environ[env]) if os.environ.get(env) else REPO_ROOT/checkout if in_checkout() else PACKAGE_DATA/data
 
 def templates_dir() -> Path:
     "Folder holding the experiment templates (`QRPO_NB_TEMPLATES` overrides)."
-    return Path(os.environ.get("QRPO_NB_TEMPLATES", REPO_ROOT/"nbs"/"experiments"))
+    return _resource("QRPO_NB_TEMPLATES", "nbs/experiments", "experiments")
 
 def presets_dir() -> Path:
     "Folder holding the preset YAML files (`QRPO_NB_PRESETS` overrides)."
-    return Path(os.environ.get("QRPO_NB_PRESETS", REPO_ROOT/"presets"))
+    return _resource("QRPO_NB_PRESETS", "presets", "presets")
+
+def accelerate_dir() -> Path:
+    "Folder holding the accelerate / DeepSpeed configs (`QRPO_NB_ACCELERATE` overrides)."
+    return _resource("QRPO_NB_ACCELERATE", "configs/accelerate", "accelerate")
+
+def default_figures_dir() -> Path:
+    "Where the report goes by default: the checkout's `paper_figures/`, else `./paper_figures` (`QRPO_NB_FIGURES` overrides)."
+    if os.environ.get("QRPO_NB_FIGURES"): return Path(os.environ["QRPO_NB_FIGURES"])
+    return REPO_ROOT/"paper_figures" if in_checkout() else Path.cwd()/"paper_figures"
 
 # %% ../nbs/12_pipeline.ipynb #766f9821
 STAGE_ORDER = ("prepare", "sft", "references", "rewards", "pairs", "train", "evaluate", "report")
@@ -423,7 +442,7 @@ def plan(
     preset = normalise_numbers(preset)   # a dict built in code gets the same keys as its YAML file
     if check_params: check_preset_keys(preset, templates); check_methods(preset)
     root = Path(runs_dir).resolve()/preset["name"]
-    figures = Path(figures_dir).resolve() if figures_dir else (REPO_ROOT/"paper_figures").resolve()
+    figures = Path(figures_dir or default_figures_dir()).resolve()
     parts = preset.get("parts")
     out, report_ups = [], {}
     def add(name, cfg, part, ref, ups):   # ups: stage name -> the StageRun it reads
@@ -627,7 +646,7 @@ def reproduce(
     stages: Iterable[str] | None = None, # stages to run (default: all)
     force: bool = False,       # re-run the selected stages (and what follows them) even when complete
     runs_dir: str | os.PathLike = "runs", # root of the run folders
-    figures_dir: str | os.PathLike | None = None, # report output (default: the repo's paper_figures/)
+    figures_dir: str | os.PathLike | None = None, # report output (default: `default_figures_dir()`)
     templates: str | os.PathLike | None = None, # templates folder (default `templates_dir()`)
     log: callable = print,     # where progress lines go
     log_output: bool = False,  # stream each notebook's output

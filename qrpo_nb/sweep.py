@@ -258,13 +258,14 @@ SLURM_DEFAULTS = dict(nodes=2, gpus_per_node=4, cpus_per_task=64, time="24:00:00
 def slurm_script(
     job_dir: str | os.PathLike, # a job folder written by `write_jobs`
     slurm: dict | None = None,  # overrides of `SLURM_DEFAULTS` (the preset's `sweep.slurm`)
-    repo: str | os.PathLike | None = None, # repository root the job runs from (default: this checkout)
+    repo: str | os.PathLike | None = None, # folder the job runs from (default: this checkout, else the working directory)
 ) -> str:
     "The text of an sbatch script running one job across nodes with accelerate + DeepSpeed ZeRO-1."
     c = {**SLURM_DEFAULTS, **(slurm or {})}
-    d, repo = Path(job_dir).resolve(), Path(repo or REPO_ROOT).resolve()
-    acc = Path(c["accelerate_config"])
-    acc = acc if acc.is_absolute() else repo/acc
+    d, repo = Path(job_dir).resolve(), Path(repo or (REPO_ROOT if in_checkout() else Path.cwd())).resolve()
+    acc = Path(c["accelerate_config"])   # relative: to the checkout, else the package's own copy (a wheel's _data/accelerate)
+    acc = acc if acc.is_absolute() else repo/acc if (repo/acc).exists() else accelerate_dir()/acc.name
+    if not acc.exists(): raise ValueError(f"accelerate config {c['accelerate_config']!r} not found (looked for {acc})")
     lines = ["#!/bin/bash", f"#SBATCH --job-name=qrpo-{d.name[:60]}", f"#SBATCH --nodes={c['nodes']}",
              "#SBATCH --ntasks-per-node=1", f"#SBATCH --gpus-per-node={c['gpus_per_node']}",
              f"#SBATCH --cpus-per-task={c['cpus_per_task']}", f"#SBATCH --time={c['time']}",
