@@ -309,7 +309,7 @@ RPO_VALUE_SETS = ("pool", "prompt")
 
 def _check_pointwise(config, spec, columns):
     "The pointwise methods' own needs: RPO's per-completion reference log-probs (or the prompt's own set), KTO's labels."
-    opts = config.loss_options or {}
+    opts = getattr(config, "loss_options", None) or {}  # duck-typed configs (TRL's QRPOConfig, 09a) may have none
     if "value_set" in getattr(spec, "trainer_options", ()):
         vs, logps = opts.get("value_set", "pool"), opts.get("logps", "sequence")
         if vs not in RPO_VALUE_SETS: raise ValueError(f"loss {config.loss!r}: value_set must be one of {list(RPO_VALUE_SETS)}, got {vs!r}")

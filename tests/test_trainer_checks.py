@@ -159,3 +159,12 @@ def test_trainer_notebook_doc_processing(tmp_path):
     p = subprocess.run([sys.executable, str(script), str(root / "nbs" / "09_trainer.ipynb")], cwd=root, env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-3000:]
+
+
+def test_check_config_takes_duck_typed_configs():
+    "09a_trl passes a SimpleNamespace without loss_options: the pointwise checks must not need the attribute."
+    from types import SimpleNamespace
+    from qrpo_nb.trainer import check_config
+    cols = toy_pairs(4).column_names
+    for name in ("qrpo", "dpo", "dro", "kto"):
+        assert check_config(SimpleNamespace(loss=name, batch_size=1, micro_batch_size=1), cols) is LOSSES[name]
