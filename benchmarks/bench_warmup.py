@@ -16,7 +16,8 @@ import argparse, json, os, re, subprocess, sys, time
 
 
 def cell(seed=0, threads=1, epochs=8.0, lr=3e-3, schedule="constant", warmup_ratio=0.02, batch_size=16, n_sft=5000,
-         max_grad_norm=10.0, n_eval=128, model_config=None, task_options=None, every=50, quiet=False, max_steps=None):
+         max_grad_norm=10.0, n_eval=128, model_config=None, task_options=None, every=50, quiet=False, max_steps=None,
+         sampled_seeds=()): # also sample the test split at the evaluation stage's T=0.6, top-p 0.9 with these seeds
     "One SFT run + greedy evaluation; returns a dict of the measures."
     import torch
     torch.set_num_threads(threads)
@@ -40,6 +41,7 @@ def cell(seed=0, threads=1, epochs=8.0, lr=3e-3, schedule="constant", warmup_rat
     losses = [h["loss"] for h in res.history]
     curve = {h["step"]: round(h["loss"], 4) for h in res.history if h["step"] % every == 0 or h["step"] == res.steps}
     ev = evaluate(policy, tok, t, n_eval)
+    if sampled_seeds: ev.update(sampled_pass_rate(policy, tok, t, sampled_seeds))
     out = dict(seed=seed, threads=torch.get_num_threads(), cap=torch.backends.cpu.get_cpu_capability(), steps=res.steps,
                init=policy.config.initializer_range,
                final_loss=round(sum(losses[-50:]) / len(losses[-50:]), 4), train_s=round(t_train, 1), **ev, curve=curve)
@@ -74,13 +76,29 @@ def evaluate(policy, tok, t, n_eval=128):
                 example=texts[0])
 
 
+def sampled_pass_rate(policy, tok, t, seeds):
+    "Test-split pass rate of one sample per prompt at T=0.6, top-p 0.9 (the evaluation stage's sampling), per seed."
+    from qrpo_nb.data import code_rewards
+    from qrpo_nb.generation import generate
+    rows = [r for r in t.eval_prompts() if r["split"] == "test"]
+    rates = []
+    for s in seeds:
+        texts = [c[0] for c in generate(policy, tok, [r["prompt"] for r in rows], 1, temperature=0.6, top_p=0.9,
+                                        max_new_tokens=48, seed=s, prompt_ids=[r["prompt_id"] for r in rows], progress=False, batch_size=64)]
+        rates.append(sum(code_rewards(rows, texts, backend="grammar")) / len(rows))
+    m = sum(rates) / len(rates)
+    return dict(test_pass_sampled=round(m, 4), test_pass_sampled_per_seed=[round(r, 4) for r in rates], n_test=len(rows))
+
+
 def matrix(seeds=(0, 1, 2), threads=(1, 2), caps=("avx512", "avx2", "default"), **kw):
     "Each cell in its own subprocess with `ATEN_CPU_CAPABILITY` and `OMP_NUM_THREADS` set; returns the rows."
     rows = []
     for cap in caps:
         for th in threads:
             for s in seeds:
-                env = dict(os.environ, ATEN_CPU_CAPABILITY=cap, OMP_NUM_THREADS=str(th), MKL_NUM_THREADS=str(th))
+                # passive OpenMP waits: the same arithmetic, but a 2-thread cell on a loaded machine no longer spins
+                # (measured: 3x the CPU time of a 1-thread cell at load 8, 15 min for one cell)
+                env = dict(os.environ, ATEN_CPU_CAPABILITY=cap, OMP_NUM_THREADS=str(th), MKL_NUM_THREADS=str(th), OMP_WAIT_POLICY="PASSIVE")
                 code = (f"import json,sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
                         f"from bench_warmup import cell; print('RESULT', json.dumps(cell(seed={s}, threads={th}, quiet=True, **{kw!r})))")
                 p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -101,9 +119,10 @@ if __name__ == "__main__":
     ap.add_argument("--batch-size", type=int, default=16); ap.add_argument("--n-sft", type=int, default=5000)
     ap.add_argument("--max-steps", type=int, default=None); ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--model-config", type=json.loads, default=None); ap.add_argument("--task-options", type=json.loads, default=None)
-    ap.add_argument("--matrix", action="store_true")
+    ap.add_argument("--matrix", action="store_true"); ap.add_argument("--n-eval", type=int, default=128)
+    ap.add_argument("--sampled-seeds", type=int, nargs="*", default=[])
     a = ap.parse_args()
     kw = dict(epochs=a.epochs, lr=a.lr, schedule=a.schedule, warmup_ratio=a.warmup_ratio, batch_size=a.batch_size,
               n_sft=a.n_sft, model_config=a.model_config, task_options=a.task_options, max_steps=a.max_steps)
     if a.matrix: matrix(**kw)
-    else: cell(seed=a.seed, threads=a.threads, every=a.every, **kw)
+    else: cell(seed=a.seed, threads=a.threads, every=a.every, n_eval=a.n_eval, sampled_seeds=tuple(a.sampled_seeds), **kw)
