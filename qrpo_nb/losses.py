@@ -16,7 +16,7 @@ from . import quantile as Q
 # %% auto #0
 __all__ = ['QRPO_LOSS_TYPES', 'LOSSES', 'RPO_LOGPS', 'KTO_LABELS', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss', 'simpo_loss',
            'rebel_loss', 'mc_log_partition', 'mc_logz_loss', 'rpo_loss', 'LossSpec', 'register', 'reward_stats',
-           'dro_loss', 'kto_reference_point', 'kto_loss', 'table1', 'loss_table']
+           'dro_loss', 'kto_reference_point', 'kto_loss', 'table1', 'loss_table', 'write_table1']
 
 # %% ../nbs/02_losses.ipynb #cddba927
 def _f32(x) -> Tensor:
@@ -500,3 +500,16 @@ def loss_table(losses: dict | None=None) -> str:
         lines.append(f"| `{s.name}` | {s.display} | {s.regime} | {yn(s.offline)} | {yn(s.pointwise_rewards)} | "
                      f"{s.reward_signal} | {yn(s.needs_ref_model)} | {yn(s.needs_pairs)} | {keys} | {s.reference} |")
     return "\n".join(lines) + "\n"
+
+# %% ../nbs/02_losses.ipynb #545181d9
+def write_table1(out_dir, # folder to write `table1.md` and `table1.tex` into (the report stage passes `paper_figures/`)
+                 losses: dict | None=None, # registry to read (default `LOSSES`)
+                ) -> list[Path]:
+    "Write Table 1 (markdown, with the table of every registered loss, and LaTeX); returns the paths written."
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    md, tex = out / "table1.md", out / "table1.tex"
+    md.write_text("**Table 1** (from `qrpo_nb.losses.LOSSES`): policy improvement vs policy fitting vs QRPO.\n\n"
+                  + table1(losses) + "\n**All registered losses**\n\n" + loss_table(losses))
+    tex.write_text("% needs \\newcommand{\\cmark}{\\ding{51}} \\newcommand{\\xmark}{\\ding{55}} (pifont)\n"
+                   + table1(losses, fmt="tex"))
+    return [md, tex]
