@@ -6,12 +6,12 @@
 from __future__ import annotations
 import json, re
 from dataclasses import dataclass
-from .sandbox import Job, Sandbox, default_sandbox, split_check
+from .sandbox import Job, Sandbox, SandboxWorkerLost, default_sandbox, split_check
 
 # %% auto #0
 __all__ = ['LEETCODE_PREFIX', 'PAPER_PREFIX', 'LEETCODE_PROTOCOLS', 'LEETCODE_SYSTEM', 'LEETCODE_QUERY', 'LeetCodeProtocol',
            'get_protocol', 'leetcode_query', 'add_import_prompt', 'leetcode_prompt', 'extract_code', 'leetcode_tests',
-           'leetcode_job', 'leetcode_reward', 'leetcode_rewards']
+           'leetcode_job', 'leetcode_reward', 'job_pass_rates', 'leetcode_rewards']
 
 # %% ../nbs/04b_leetcode.ipynb #89d072c8
 LEETCODE_PREFIX = '''import bisect
@@ -317,12 +317,28 @@ def leetcode_reward(completion: str, row: dict, *, max_tests: int | None = None,
     sb = options.pop('sandbox', None) or default_sandbox()
     return sb.run(job, **{**get_protocol(protocol).limits, **options}).pass_rate
 
+def job_pass_rates(jobs: list,                 # `Job`s, or None for a completion without code (it scores 0)
+                   *, sandbox: Sandbox | None = None, retries: int = 2,  # re-runs of jobs whose worker was lost
+                   progress: bool | None = None, **limits) -> list:
+    "Pass rate of each job on the pool, in order; a job whose worker was lost (`SandboxResult.lost`) runs again, then `SandboxWorkerLost`."
+    sb = sandbox or default_sandbox()
+    out = [0.0 if j is None else None for j in jobs]
+    todo = [i for i, j in enumerate(jobs) if j is not None]
+    for _ in range(retries + 1):  # a lost worker is an infrastructure failure, not a failing candidate
+        if not todo: break
+        lost = []
+        for i, res in zip(todo, sb.run_batch([jobs[i] for i in todo], progress=progress, **limits)):
+            if res.lost: lost.append(i)
+            else: out[i] = res.pass_rate
+        todo = lost
+    if todo: raise SandboxWorkerLost(f'the sandbox lost its worker {retries + 1} times for job(s) {todo[:5]}')
+    return out
+
 def leetcode_rewards(completions: list, rows: list, *, max_tests: int | None = None, source: str | None = None,
-                     protocol='paper', sandbox: Sandbox | None = None, progress: bool | None = None, **options) -> list:
-    "Rewards of many (completion, row) pairs on the pool, in order."
+                     protocol='paper', sandbox: Sandbox | None = None, progress: bool | None = None,
+                     retries: int = 2, **options) -> list:
+    "Rewards of many (completion, row) pairs on the pool, in order (lost workers retried, see `job_pass_rates`)."
     if len(completions) != len(rows): raise ValueError(f'{len(completions)} completions for {len(rows)} rows')
     jobs = [leetcode_job(c, r, max_tests, source, protocol) for c, r in zip(completions, rows)]
-    todo = [j for j in jobs if j is not None]
     limits = {**get_protocol(protocol).limits, **options}
-    res = iter((sandbox or default_sandbox()).run_batch(todo, progress=progress, **limits) if todo else [])
-    return [0.0 if j is None else next(res).pass_rate for j in jobs]
+    return job_pass_rates(jobs, sandbox=sandbox, retries=retries, progress=progress, **limits)

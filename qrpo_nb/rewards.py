@@ -118,19 +118,8 @@ def code_reward(max_tests: int = 100,         # the paper scores the first 100 t
     "The code reward: sandbox pass rate of each completion's code on its LeetCode-schema row (0 without code)."
     from qrpo_nb import leetcode as sb_mod
     def reward(rows, completions):
-        sb = sandbox or sb_mod.default_sandbox()
         jobs = [sb_mod.leetcode_job(c, r, max_tests) for r, c in zip(rows, completions)]
-        out = [0.0 if j is None else None for j in jobs]
-        todo = [i for i, j in enumerate(jobs) if j is not None]
-        for _ in range(retries + 1):  # a lost worker is an infrastructure failure, not a failing candidate
-            if not todo: break
-            lost = []
-            for i, res in zip(todo, sb.run_batch([jobs[i] for i in todo], progress=False, **limits)):
-                if any(str(d).startswith("sandbox worker lost") for d in res.details): lost.append(i)
-                else: out[i] = res.pass_rate
-            todo = lost
-        if todo: raise RuntimeError(f"the sandbox lost its worker {retries + 1} times for row(s) {todo[:5]}")
-        return out
+        return sb_mod.job_pass_rates(jobs, sandbox=sandbox, retries=retries, progress=False, **limits)
     reward.__qualname__ = f"code_reward(max_tests={max_tests})"
     return reward
 

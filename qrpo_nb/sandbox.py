@@ -12,8 +12,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SANDBOX_UID', 'OUTCOMES', 'parse_test', 'split_check', 'sandbox_layers', 'SandboxResult', 'Job', 'Sandbox',
-           'default_sandbox', 'run_tests', 'pass_rate', 'run_batch']
+__all__ = ['SANDBOX_UID', 'OUTCOMES', 'parse_test', 'split_check', 'sandbox_layers', 'SandboxResult', 'SandboxWorkerLost', 'Job',
+           'Sandbox', 'default_sandbox', 'run_tests', 'pass_rate', 'run_batch']
 
 # %% ../nbs/04_sandbox.ipynb #a2521e6b
 from . import sandbox_server
@@ -285,12 +285,17 @@ class SandboxResult:
     outcomes: list  # one of OUTCOMES per test
     details: list = field(default_factory=list)  # a short reason per test ('' when passed)
     wall_s: float = 0.0  # seconds spent on this candidate
+    lost: bool = False  # the pool lost its worker before the job ran: an infrastructure failure, not the candidate's (run it again)
     @property
     def n_passed(self) -> int: return sum(o == 'passed' for o in self.outcomes)
     @property
     def pass_rate(self) -> float: return self.n_passed / len(self.outcomes) if self.outcomes else 0.0
     @property
     def all_passed(self) -> bool: return bool(self.outcomes) and self.n_passed == len(self.outcomes)
+
+class SandboxWorkerLost(RuntimeError):
+    "The pool lost its worker for a job again and again (see `SandboxResult.lost`): no score can be given."
+
 
 # %% ../nbs/04_sandbox.ipynb #d7617865
 @dataclass
@@ -429,10 +434,10 @@ class Sandbox:
                 else: self._idle.put(w)
             break
         else:
-            res = {'fatal': 'sandbox worker lost: three workers died before taking the job'}
+            res = {'fatal': 'sandbox worker lost: three workers died before taking the job', 'lost': True}
         if 'fatal' in res:
             n = len(parsed)
-            return SandboxResult(['error'] * n, [res['fatal']] * n, time.monotonic() - t0)
+            return SandboxResult(['error'] * n, [res['fatal']] * n, time.monotonic() - t0, lost=res.get('lost', False))
         if res.get('left'): warnings.warn(f"sandbox could not remove {res['left']}", RuntimeWarning)
         return SandboxResult(res['outcomes'], res['details'], time.monotonic() - t0)
 

@@ -620,3 +620,59 @@ def test_process_mode_survives_a_deep_tree():
         assert sb.run(Job(WRONG, TESTS, entry_point='f'), timeout_s=TIMEOUT).outcomes == ['failed', 'failed']
         assert all(os.listdir(d) == [] for d in scratch)
     assert not any(os.path.exists(d) for d in scratch) and sb.processes() == []
+
+
+# -- a worker killed before it takes its job: the pool's failure, retried by both code-reward paths -------------------
+ROW = {'task_id': 'add-one', 'entry_point': 'Solution().f',
+       'test': 'def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(2) == 3\n    assert candidate(3) == 5\n'}
+RIGHT_2_OF_3 = '```python\nclass Solution:\n    def f(self, x):\n        return x + 1\n```'  # the 3rd test expects 5
+
+
+def _kill_worker(w):
+    "SIGKILL every process of a worker; back once nothing reads its job pipe."
+    import select, signal
+    from qrpo_nb.sandbox import _process_tree
+    for p in [w.proc.pid, *_process_tree(w.proc.pid)]:
+        try: os.kill(p, signal.SIGKILL)
+        except OSError: pass
+    w.proc.wait()
+    poll, t = select.poll(), time.monotonic()
+    poll.register(w.wfd, select.POLLOUT)
+    while not any(ev & select.POLLERR for _, ev in poll.poll(100)):  # the job pipe has no reader left
+        assert time.monotonic() - t < 10, 'the killed worker still reads its job pipe'
+
+
+def killing_pool(k):
+    "A one-worker pool whose first `k` workers are killed between being handed out and being sent a job."
+    sb, left = Sandbox(workers=1, burst=0), [k]
+    take = sb._take
+    def _take():
+        w = take()
+        if left[0] > 0: left[0] -= 1; _kill_worker(w)
+        return w
+    sb._take = _take
+    return sb
+
+
+def test_lost_worker_is_flagged_not_charged():
+    from qrpo_nb.leetcode import leetcode_job
+    with killing_pool(3) as sb:  # the pool tries three workers per job: all three killed
+        res = sb.run(leetcode_job(RIGHT_2_OF_3, ROW))
+        assert res.lost and res.outcomes == ['error'] * 3
+        res = sb.run(leetcode_job(RIGHT_2_OF_3, ROW))
+        assert not res.lost and res.outcomes == ['passed', 'passed', 'failed']
+
+
+@pytest.mark.parametrize('path', ['leetcode_rewards', 'code_reward'])
+def test_both_code_rewards_retry_a_lost_worker(path):
+    from qrpo_nb.leetcode import leetcode_rewards
+    from qrpo_nb.rewards import code_reward
+    from qrpo_nb.sandbox import SandboxWorkerLost
+    def score(sb, retries=2):
+        if path == 'leetcode_rewards': return leetcode_rewards([RIGHT_2_OF_3, 'no code'], [ROW, ROW], sandbox=sb, retries=retries)
+        return code_reward(sandbox=sb, retries=retries)([ROW, ROW], [RIGHT_2_OF_3, 'no code'])
+    with killing_pool(3) as sb:  # first run lost, the retry scores it: 2 of the 3 asserts pass
+        assert score(sb) == [pytest.approx(2 / 3), 0.0]
+    with killing_pool(6) as sb:  # lost on both runs allowed by retries=1: a typed error, no score
+        with pytest.raises(SandboxWorkerLost, match='lost its worker 2 times'):
+            score(sb, retries=1)
