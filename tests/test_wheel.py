@@ -75,7 +75,6 @@ def test_wheel_sweep_slurm_points_at_existing_files(wheel_site, tmp_path):
     assert Path(cfg).exists() and Path(cfg).is_relative_to(site), cfg
 
 
-@pytest.mark.slow
 def test_wheel_runs_the_smoke_preset_from_another_folder(wheel_site, tmp_path):
     "Before: `reproduce --preset smoke` from a pip install said `available presets: []`."
     _, site = wheel_site
