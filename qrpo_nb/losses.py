@@ -14,9 +14,10 @@ from torch import Tensor
 from . import quantile as Q
 
 # %% auto #0
-__all__ = ['QRPO_LOSS_TYPES', 'LOSSES', 'RPO_LOGPS', 'KTO_LABELS', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss', 'simpo_loss',
-           'rebel_loss', 'mc_log_partition', 'mc_logz_loss', 'rpo_loss', 'LossSpec', 'register', 'reward_stats',
-           'dro_loss', 'kto_reference_point', 'kto_loss', 'table1', 'loss_table', 'write_table1']
+__all__ = ['QRPO_LOSS_TYPES', 'BATCH_KEYS', 'LOSSES', 'RPO_LOGPS', 'KTO_LABELS', 'qrpo_calibration', 'qrpo_loss', 'dpo_loss',
+           'simpo_loss', 'rebel_loss', 'mc_log_partition', 'mc_logz_loss', 'rpo_loss', 'LossSpec', 'register',
+           'method_labels', 'reward_stats', 'dro_loss', 'kto_reference_point', 'kto_loss', 'table1', 'loss_table',
+           'write_table1']
 
 # %% ../nbs/02_losses.ipynb #cddba927
 def _f32(x) -> Tensor:
@@ -167,11 +168,30 @@ def rpo_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
     return (losses, {"value": (beta * lse).detach(), "target": target.detach()}) if return_metrics else losses
 
 # %% ../nbs/02_losses.ipynb #c5cf8a31
-@dataclass(frozen=True)
+BATCH_KEYS: dict[str, str] = {  # the batch-key contract (CONTRIBUTING.md): name -> shape and meaning, per sample, float32
+    "chosen_logratio": "(B,) summed completion log-ratio log π_θ − log π_ref of the chosen (or only) completion",
+    "rejected_logratio": "(B,) the same for the rejected completion",
+    "chosen_avg_logp": "(B,) mean per-token log π_θ of the chosen completion",
+    "rejected_avg_logp": "(B,) the same for the rejected completion",
+    "chosen_reward": "(B,) r(x, y) of the chosen completion",
+    "rejected_reward": "(B,) r(x, y) of the rejected completion",
+    "ref_rewards": "(B, n) rewards of the prompt's reference completions; NaN = missing",
+    "chosen_ref_index": "(B,) index of the chosen completion among the references; -1 = none",
+    "rejected_ref_index": "(B,) the same for the rejected completion",
+    "ref_logps": "(B, n) log π_ref of the prompt's reference completions (RPO's V̂)",
+    "chosen_ref_avg_logp": "(B,) mean per-token log π_ref of the chosen completion (RPO, logps='mean')",
+    "rejected_ref_avg_logp": "(B,) the same for the rejected completion",
+    "ref_avg_logps": "(B, n) mean per-token log π_ref of the reference completions (RPO, logps='mean')",
+    "value": "(B,) DRO's V_φ(x), with its graph",
+    "kl_logratio": "(B,) KTO: log-ratios of mismatched (prompt, completion) pairs",
+    "kto_z0": "KTO's reference point z₀ (its first entry is read)",
+}
+
+@dataclass(frozen=True, kw_only=True)
 class LossSpec:
-    "A registered loss: metadata plus `compute(batch, beta, **options) -> (losses, metrics)`."
+    "A registered loss: metadata plus `compute(batch, beta, **options) -> (losses, metrics)`; keyword fields."
     name: str # registry key
-    display: str # name as the paper writes it
+    display: str # name as the paper writes it (Table 1)
     regime: str # "policy fitting" or "policy improvement"
     offline: bool # can learn from a fixed (offline / off-policy) dataset
     pointwise_rewards: bool # uses absolute rewards (not only preferences or reward differences)
@@ -185,6 +205,14 @@ class LossSpec:
     fn: Callable | None = None # batch-level implementation; None for metadata-only entries
     trainer_options: tuple = () # options the trainer consumes (value head, reward standardisation), not the loss
     default_beta: float | None = None # its source's β/τ when a sweep gives none (RPO's experiments: τ = 1; TRL's KTO: 0.1)
+    label: str = "" # name on the paper's figures and result tables, when it differs from `display` (default: `display`)
+
+    def __post_init__(self):
+        unknown = [k for k in self.requires if k not in BATCH_KEYS]
+        if unknown: raise ValueError(f"loss {self.name!r}: requires unknown batch key(s) {unknown}; the contract is {list(BATCH_KEYS)}")
+        extra = [k for k in self.optional if k not in self.requires]
+        if extra: raise ValueError(f"loss {self.name!r}: optional key(s) {extra} are not among requires")
+        if not self.label: object.__setattr__(self, "label", self.display)
 
     def compute(self, batch: dict, beta: float, **options):
         "Per-sample losses (B,) and a dict of detached 0-d metrics for `batch`."
@@ -204,6 +232,10 @@ def register(spec: LossSpec) -> LossSpec:
     "Add `spec` to `LOSSES` under its name (replacing an entry of that name)."
     LOSSES[spec.name] = spec
     return spec
+
+def method_labels() -> dict[str, str]:
+    "Registry name -> label on figures and result tables (`LossSpec.label`), for every registered loss."
+    return {name: spec.label for name, spec in LOSSES.items()}
 
 # %% ../nbs/02_losses.ipynb #9b2e1339
 def _mean(x: Tensor) -> Tensor: return x.detach().float().mean()
@@ -350,27 +382,33 @@ def _rpo_batch(batch, beta, n: int | None=None, logps: str="sequence", reward_me
 # %% ../nbs/02_losses.ipynb #d9a01170
 _PAIR = ("chosen_logratio", "rejected_logratio")
 _REJ = ("rejected_logratio", "rejected_reward")
-register(LossSpec("qrpo", "QRPO", "policy fitting", True, True, True, False, "absolute",
-                  ("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ, "chosen_ref_index", "rejected_ref_index"),
-                  (*_REJ, "chosen_ref_index", "rejected_ref_index"), True, "this paper, eq. 12-13", _qrpo_batch))
-register(LossSpec("dpo", "DPO", "policy fitting", True, False, True, True, "preference", _PAIR, (), True,
-                  "Rafailov et al. 2023", _dpo_batch))
-register(LossSpec("rebel", "REBEL", "policy fitting", True, False, True, True, "relative",
-                  (*_PAIR, "chosen_reward", "rejected_reward"), (), True, "Gao et al. 2024", _rebel_batch))
-register(LossSpec("simpo", "SimPO", "policy fitting", True, False, False, True, "preference",
-                  ("chosen_avg_logp", "rejected_avg_logp"), (), True, "Meng et al. 2024", _simpo_batch))
+_FITTING = dict(regime="policy fitting", offline=True)  # the offline methods of Table 1's lower half
+register(LossSpec(name="qrpo", display="QRPO", **_FITTING, pointwise_rewards=True, needs_ref_model=True, needs_pairs=False,
+                  reward_signal="absolute", in_paper=True, reference="this paper, eq. 12-13", fn=_qrpo_batch,
+                  requires=("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ, "chosen_ref_index", "rejected_ref_index"),
+                  optional=(*_REJ, "chosen_ref_index", "rejected_ref_index")))
+register(LossSpec(name="dpo", display="DPO", **_FITTING, pointwise_rewards=False, needs_ref_model=True, needs_pairs=True,
+                  reward_signal="preference", in_paper=True, reference="Rafailov et al. 2023", fn=_dpo_batch, requires=_PAIR))
+register(LossSpec(name="rebel", display="REBEL", **_FITTING, pointwise_rewards=False, needs_ref_model=True, needs_pairs=True,
+                  reward_signal="relative", in_paper=True, reference="Gao et al. 2024", fn=_rebel_batch,
+                  requires=(*_PAIR, "chosen_reward", "rejected_reward")))
+register(LossSpec(name="simpo", display="SimPO", **_FITTING, pointwise_rewards=False, needs_ref_model=False, needs_pairs=True,
+                  reward_signal="preference", in_paper=True, reference="Meng et al. 2024", fn=_simpo_batch,
+                  requires=("chosen_avg_logp", "rejected_avg_logp")))
 _RPO_MEAN = ("chosen_avg_logp", "chosen_ref_avg_logp", "rejected_avg_logp", "rejected_ref_avg_logp", "ref_avg_logps")
-register(LossSpec("rpo", "RPO", "policy fitting", True, True, True, False, "absolute",
-                  ("chosen_logratio", "chosen_reward", "ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN),
-                  ("ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN), False, "Faye et al. 2025 (rpo-paper), eq. 19-21, Algorithm 1",
-                  _rpo_batch, ("standardize", "value_set"), 1.0))
-register(LossSpec("mc_logz", "eq. 6 + Monte-Carlo Ẑ", "policy fitting", True, True, True, False, "absolute",
-                  ("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ), _REJ, False,
-                  "this paper, eq. 6 and App. G", _mc_logz_batch))
+register(LossSpec(name="rpo", display="RPO", **_FITTING, pointwise_rewards=True, needs_ref_model=True, needs_pairs=False,
+                  reward_signal="absolute", in_paper=False, reference="Faye et al. 2025 (rpo-paper), eq. 19-21, Algorithm 1",
+                  fn=_rpo_batch, trainer_options=("standardize", "value_set"), default_beta=1.0,
+                  requires=("chosen_logratio", "chosen_reward", "ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN),
+                  optional=("ref_rewards", "ref_logps", *_REJ, *_RPO_MEAN)))
+register(LossSpec(name="mc_logz", display="eq. 6 + Monte-Carlo Ẑ", label="MC-Z regression", **_FITTING, pointwise_rewards=True,
+                  needs_ref_model=True, needs_pairs=False, reward_signal="absolute", in_paper=False,
+                  reference="this paper, eq. 6 and App. G", fn=_mc_logz_batch,
+                  requires=("chosen_logratio", "chosen_reward", "ref_rewards", *_REJ), optional=_REJ))
 for _name, _display, _ref in (("ppo", "PPO", "Schulman et al. 2017"), ("grpo", "GRPO", "Shao et al. 2024"),
                               ("rloo", "RLOO", "Ahmadian et al. 2024")):
-    register(LossSpec(_name, _display, "policy improvement", False, True, True, False, "absolute",
-                      reference=_ref))
+    register(LossSpec(name=_name, display=_display, regime="policy improvement", offline=False, pointwise_rewards=True,
+                      needs_ref_model=True, needs_pairs=False, reward_signal="absolute", reference=_ref))
 
 # %% ../nbs/02_losses.ipynb #64cb509b
 def dro_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
@@ -394,9 +432,10 @@ def _dro_batch(batch, beta, reward_mean=None, reward_std=None):
     metrics["dro/value"] = _mean(v)
     return losses, metrics
 
-register(LossSpec("dro", "DRO", "policy fitting", True, True, True, False, "absolute",
-                  ("chosen_logratio", "chosen_reward", "value", *_REJ), _REJ, False,
-                  "Richemond et al. 2024 (RPO paper eq. 13-14)", _dro_batch, ("standardize", "value_lr", "value_init", "value_head"), 1.0))
+register(LossSpec(name="dro", display="DRO", **_FITTING, pointwise_rewards=True, needs_ref_model=True, needs_pairs=False,
+                  reward_signal="absolute", in_paper=False, reference="Richemond et al. 2024 (RPO paper eq. 13-14)", fn=_dro_batch,
+                  trainer_options=("standardize", "value_lr", "value_init", "value_head"), default_beta=1.0,
+                  requires=("chosen_logratio", "chosen_reward", "value", *_REJ), optional=_REJ))
 
 # %% ../nbs/02_losses.ipynb #962e7c23
 KTO_LABELS = ("auto", "pair", "threshold")
@@ -453,10 +492,11 @@ def _kto_batch(batch, beta, labels: str="auto", threshold="prompt_mean", n: int 
     metrics["kl"] = z0.detach().float()
     return losses, metrics
 
-register(LossSpec("kto", "KTO", "policy fitting", True, True, True, False, "binary",
-                  ("chosen_logratio", "chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ),
-                  ("chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ), False,
-                  "Ethayarajh et al. 2024, as TRL's KTOTrainer (loss_type='kto')", _kto_batch, (), 0.1))
+register(LossSpec(name="kto", display="KTO", **_FITTING, pointwise_rewards=True, needs_ref_model=True, needs_pairs=False,
+                  reward_signal="binary", in_paper=False, reference="Ethayarajh et al. 2024, as TRL's KTOTrainer (loss_type='kto')",
+                  fn=_kto_batch, default_beta=0.1,
+                  requires=("chosen_logratio", "chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ),
+                  optional=("chosen_reward", "ref_rewards", "kl_logratio", "kto_z0", *_REJ)))
 
 # %% ../nbs/02_losses.ipynb #9c818e97
 def _groups(losses: dict):

@@ -6,17 +6,47 @@ import pytest
 import numpy as np
 import torch
 
-from qrpo_nb.losses import LOSSES, dpo_loss, qrpo_loss, rebel_loss, rpo_loss, mc_logz_loss, simpo_loss, table1, loss_table
+from qrpo_nb.losses import (LOSSES, BATCH_KEYS, LossSpec, method_labels, dpo_loss, qrpo_loss, rebel_loss, rpo_loss,
+                            mc_logz_loss, simpo_loss, table1, loss_table)
 
-BATCH_KEYS = {"chosen_logratio", "rejected_logratio", "chosen_avg_logp", "rejected_avg_logp", "chosen_reward",
-              "rejected_reward", "ref_rewards", "chosen_ref_index", "rejected_ref_index", "ref_logps",  # CONTRIBUTING.md
-              # the pointwise methods (issue 15): RPO's code form, DRO's value head, KTO's reference point
-              "chosen_ref_avg_logp", "rejected_ref_avg_logp", "ref_avg_logps", "value", "kl_logratio", "kto_z0"}
+
+def contributing_batch_keys() -> list:
+    "The batch keys CONTRIBUTING.md's contract lists, in its order (the paragraph from 'Batch keys' to 'Pointwise')."
+    import re
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text()
+    para = text[text.index("Batch keys (per sample"):text.index("Pointwise (non-pair)")]
+    return re.findall(r"`([a-z0-9_]+)`", para)
+
+
+def test_batch_keys_are_the_contract():
+    assert list(BATCH_KEYS) == contributing_batch_keys()
+    assert all(isinstance(v, str) and v for v in BATCH_KEYS.values())
+
+
+def test_loss_spec_takes_keywords_and_checks_its_keys():
+    base = dict(name="x", display="X", regime="policy fitting", offline=True, pointwise_rewards=False,
+                needs_ref_model=True, needs_pairs=True, reward_signal="preference")
+    with pytest.raises(TypeError):
+        LossSpec("x", "X", "policy fitting", True, False, True, True, "preference")  # positional: refused
+    assert LossSpec(**base).label == "X"                                            # label defaults to display
+    with pytest.raises(ValueError, match=r"unknown batch key\(s\) \['chosen_logp'\]"):
+        LossSpec(**base, requires=("chosen_logp",))
+    with pytest.raises(ValueError, match="not among requires"):
+        LossSpec(**base, requires=("chosen_logratio",), optional=("rejected_logratio",))
+
+
+def test_method_labels_are_the_figures_names():
+    # the names the figures and result tables print (reporting.METHOD_NAMES at 2e0d60a, written by hand there); the
+    # Monte-Carlo baseline of App. G is drawn as "MC-Z regression" while the loss table keeps its formula name
+    labels = method_labels()
+    assert {k: labels[k] for k in ("qrpo", "dpo", "rebel", "simpo", "rpo", "mc_logz")} == {
+        "qrpo": "QRPO", "dpo": "DPO", "rebel": "REBEL", "simpo": "SimPO", "rpo": "RPO", "mc_logz": "MC-Z regression"}
+    assert LOSSES["mc_logz"].display == "eq. 6 + Monte-Carlo Ẑ"
 
 
 def test_registry_metadata_contract():
     for name, spec in LOSSES.items():
-        assert set(spec.requires) <= BATCH_KEYS, name
+        assert set(spec.requires) <= set(BATCH_KEYS), name
         assert set(spec.optional) <= set(spec.requires), name
         assert spec.regime in ("policy fitting", "policy improvement")
         if spec.fn is None:
