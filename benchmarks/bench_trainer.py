@@ -84,17 +84,9 @@ class PeakRSS:
 
 def word_tokenizer():
     "A word-level tokenizer with a 32k vocabulary (`w0` ... ), so that token counts are exact."
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    specials = ["<pad>", "<s>", "</s>", "<unk>", "<|user|>", "<|assistant|>"]
-    vocab = {t: i for i, t in enumerate(specials + [f"w{i}" for i in range(MODEL["vocab_size"] - len(specials))])}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                                  additional_special_tokens=specials[4:])
-    tok.chat_template = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% if m['role'] == 'assistant' %}"
-                         "{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|> {% endif %}")
-    return tok
+    from qrpo_nb.fixtures import WORD_TEMPLATE_EOS, word_tokenizer as words
+    specials = ("<pad>", "<s>", "</s>", "<unk>", "<|user|>", "<|assistant|>")
+    return words([f"w{i}" for i in range(MODEL["vocab_size"] - len(specials))], specials, WORD_TEMPLATE_EOS, special_roles=True)
 
 
 def data(n_pairs, seed=SEED):
@@ -110,10 +102,8 @@ def data(n_pairs, seed=SEED):
 
 
 def model():
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(SEED)
-    return LlamaForCausalLM(LlamaConfig(**MODEL, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+    from qrpo_nb.models import tiny_llama
+    return tiny_llama(**MODEL, bos_token_id=1, eos_token_id=2, pad_token_id=0, seed=SEED)
 
 
 def pair_tokens(tok, ds):

@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'TOY_TEMPLATE', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_VALUE_LR', 'TrainConfig',
-           'from_trl_names', 'toy_tokenizer', 'toy_pairs', 'is_pairwise', 'fit_length', 'completion_text',
-           'tokenize_dataset', 'sample_lengths', 'get_losses', 'check_config', 'validate_dataset', 'data_fingerprint',
-           'model_fingerprint', 'steps_per_epoch', 'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch',
-           'tokens_in', 'SequenceLogps', 'ValueTable', 'ValueModel', 'collate', 'compute_reference_logps', 'loss_batch',
-           'pointwise_options', 'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator', 'TrainResult',
-           'train', 'read_metrics', 'load_run_file', 'main']
+__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_VALUE_LR', 'TrainConfig', 'from_trl_names',
+           'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'get_losses',
+           'check_config', 'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch',
+           'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps',
+           'ValueTable', 'ValueModel', 'collate', 'compute_reference_logps', 'loss_batch', 'pointwise_options',
+           'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
+           'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -172,42 +172,7 @@ _init.__doc__ = _dataclass_init.__doc__
 TrainConfig.__init__ = _init
 
 # %% ../nbs/09_trainer.ipynb #85c75a02
-TOY_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
-                "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-def toy_tokenizer(template_bos:bool=True, # the chat template writes the BOS itself
-                  adds_bos:bool=False): # encoding plain text adds a BOS (as Llama's and Mistral's tokenizers do)
-    "A character-level fast tokenizer (letters, digits, punctuation) with BOS/EOS/PAD and a chat template."
-    from tokenizers import Tokenizer, models, pre_tokenizers, Regex
-    from transformers import PreTrainedTokenizerFast
-    import string
-    specials = ["<pad>", "<s>", "</s>", "<unk>", "<|user|>", "<|assistant|>", "<|system|>"]
-    chars = list(string.ascii_letters + string.digits + string.punctuation + " \n")
-    vocab = {t: i for i, t in enumerate(specials + chars)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    if adds_bos:
-        from tokenizers import processors
-        tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                  unk_token="<unk>", additional_special_tokens=specials[4:])
-    tok.chat_template = TOY_TEMPLATE if template_bos else TOY_TEMPLATE.replace("{{ bos_token }}", "")
-    return tok
-
-def toy_pairs(n:int=32, seed:int=0, min_len:int=4, max_len:int=40, n_ref:int=8, pairwise:bool=True):
-    "Preference data in the trainer's schema: random prompts, completions of varied length, rewards, references."
-    import datasets, string
-    rng = np.random.default_rng(seed)
-    def text(k): return "".join(rng.choice(list(string.ascii_lowercase + " "), size=int(k)))
-    rows = []
-    for i in range(n):
-        refs = rng.normal(size=n_ref).tolist()
-        r = {"prompt_id": f"p{i}", "prompt": [{"role": "user", "content": text(rng.integers(min_len, max_len))}],
-             "chosen": text(rng.integers(min_len, max_len)), "chosen_reward": float(rng.normal() + 0.5),
-             "ref_rewards": refs, "chosen_ref_index": -1}
-        if pairwise: r.update(rejected=text(rng.integers(min_len, max_len)), rejected_reward=float(rng.normal() - 0.5), rejected_ref_index=-1)
-        rows.append(r)
-    return datasets.Dataset.from_list(rows)
+from .fixtures import TOY_TEMPLATE, toy_tokenizer, toy_pairs  # re-exported: 09a_trl, 13_qsharp and tests import them from here
 
 # %% ../nbs/09_trainer.ipynb #8bb2863b
 from .data import encode_example, prompt_ids  # the one encoder of SFT, reference log-probs, training, generation, evaluation

@@ -13,17 +13,9 @@ N_PROMPTS, POOL, MAX_NEW = 12, 6, 12
 
 
 def _toy_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    words = ["<pad>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "<unk>"] + [str(i) for i in range(10)]
-    words += "add the sum of and is plus minus".split()
-    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                  unk_token="<unk>")
-    tok.chat_template = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
-                         "{% if add_generation_prompt %}<|assistant|> {% endif %}")
-    return tok
+    "The arithmetic word tokenizer without `a b c d` (24 tokens: the model below is sized for it)."
+    from qrpo_nb.fixtures import TOY_WORDS, word_tokenizer
+    return word_tokenizer(words=TOY_WORDS[:-4])
 
 
 def _prompts(n=N_PROMPTS):
