@@ -11,15 +11,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from .losses import LOSSES
 
 # %% auto #0
 __all__ = ['PAPER_RL_MAX_GRAD_NORM', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_VALUE_LR', 'TrainConfig', 'from_trl_names',
-           'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'get_losses',
-           'check_config', 'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch',
-           'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps',
-           'ValueTable', 'ValueModel', 'collate', 'compute_reference_logps', 'loss_batch', 'pointwise_options',
-           'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator', 'TrainResult', 'train',
-           'read_metrics', 'load_run_file', 'main']
+           'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'check_config',
+           'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps',
+           'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'ValueTable', 'ValueModel',
+           'collate', 'compute_reference_logps', 'loss_batch', 'pointwise_options', 'rpo_prompt_sets', 'kl_pairs',
+           'resolve_precision', 'make_accelerator', 'TrainResult', 'train', 'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -264,12 +264,6 @@ _COLUMN_OF = {  # batch key -> the dataset column it comes from
     "chosen_reward": "chosen_reward", "rejected_reward": "rejected_reward", "ref_rewards": "ref_rewards",
     "chosen_ref_index": "chosen_ref_index", "rejected_ref_index": "rejected_ref_index", "ref_logps": "ref_logps"}
 
-def get_losses(losses=None):
-    "The loss registry: `losses` if given, else `qrpo_nb.losses.LOSSES`."
-    if losses is not None: return losses
-    from qrpo_nb.losses import LOSSES
-    return LOSSES
-
 RPO_VALUE_SETS = ("pool", "prompt")
 
 def _check_pointwise(config, spec, columns):
@@ -306,7 +300,7 @@ def check_config(config:TrainConfig, columns, world_size:int=1, losses=None):
     if config.loss == "sft":
         if not ({"completion", "chosen"} & columns): raise ValueError("SFT needs a `completion` (or `chosen`) column")
         return None
-    reg = get_losses(losses)
+    reg = LOSSES if losses is None else losses  # `losses=`: a registry of its own (tests, 09a_trl), else the package's
     if config.loss not in reg: raise ValueError(f"unknown loss {config.loss!r}; registered: {sorted(reg)} (or 'sft')")
     spec = reg[config.loss]
     if getattr(spec, "needs_pairs", False) and not is_pairwise(columns):
