@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'PAPER_MAX_MEAN_LENGTH', 'ALPACA_EVAL_2_JUDGE',
@@ -30,6 +31,7 @@ def _jsonable(v):
     if isinstance(v, float) and math.isnan(v): return None
     return v
 
+# %% ../nbs/10_evaluation.ipynb #6fdb3499
 class ResultsStore:
     "A folder of JSONL parts (one per writer) plus optional compacted Parquet, read back as one DataFrame."
     def __init__(self, root: str | Path):  # folder of the store (created)
@@ -60,38 +62,41 @@ class ResultsStore:
         with FileLock(str(self.root / "store.lock")):   # a consistent view: no compaction half-way
             return self._read(sorted(self.root.glob("part-*.jsonl")))
 
-    def _read(self, parts) -> pd.DataFrame:
-        frames = []
-        pq = self.root / "results.parquet"
-        if pq.exists(): frames.append(pd.read_parquet(pq))
-        for p in parts:
-            try: text = p.read_text(encoding="utf-8")
-            except FileNotFoundError: continue   # compacted meanwhile
-            lines = text.split("\n")
-            recs = []
-            for i, l in enumerate(lines):
-                if not l.strip(): continue
-                try: recs.append(json.loads(l))
-                except json.JSONDecodeError:
-                    if i == len(lines) - 1: continue   # a line being written right now: not yet a row
-                    raise ValueError(f"corrupt line {i + 1} in {p}")
-            if recs: frames.append(pd.DataFrame.from_records(recs))
-        if not frames: return pd.DataFrame(columns=KEY_COLUMNS)
-        return pd.concat(frames, ignore_index=True)
+# %% ../nbs/10_evaluation.ipynb #90d29244
+@patch
+def _read(self: ResultsStore, parts) -> pd.DataFrame:
+    frames = []
+    pq = self.root / "results.parquet"
+    if pq.exists(): frames.append(pd.read_parquet(pq))
+    for p in parts:
+        try: text = p.read_text(encoding="utf-8")
+        except FileNotFoundError: continue   # compacted meanwhile
+        lines = text.split("\n")
+        recs = []
+        for i, l in enumerate(lines):
+            if not l.strip(): continue
+            try: recs.append(json.loads(l))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1: continue   # a line being written right now: not yet a row
+                raise ValueError(f"corrupt line {i + 1} in {p}")
+        if recs: frames.append(pd.DataFrame.from_records(recs))
+    if not frames: return pd.DataFrame(columns=KEY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
 
-    def compact(self) -> Path:
-        "Merge all parts into `results.parquet` and remove them; holds every part's lock, so no append is lost."
-        from contextlib import ExitStack
-        with FileLock(str(self.root / "store.lock")), ExitStack() as locks:
-            parts = sorted(self.root.glob("part-*.jsonl"))
-            for p in parts: locks.enter_context(FileLock(str(p) + ".lock"))  # writers of these parts wait
-            df = self._read(parts)   # only the locked parts: a part born meanwhile waits for the next compaction
-            for c in df.columns:
-                if df[c].dtype == object: df[c] = df[c].astype(str).where(df[c].notna(), None)
-            df.to_parquet(self.root / "results.parquet.tmp", index=False)
-            os.replace(self.root / "results.parquet.tmp", self.root / "results.parquet")
-            for p in parts: p.unlink(missing_ok=True)   # lock files stay: deleting a lock others wait on is unsafe
-        return self.root / "results.parquet"
+@patch
+def compact(self: ResultsStore) -> Path:
+    "Merge all parts into `results.parquet` and remove them; holds every part's lock, so no append is lost."
+    from contextlib import ExitStack
+    with FileLock(str(self.root / "store.lock")), ExitStack() as locks:
+        parts = sorted(self.root.glob("part-*.jsonl"))
+        for p in parts: locks.enter_context(FileLock(str(p) + ".lock"))  # writers of these parts wait
+        df = self._read(parts)   # only the locked parts: a part born meanwhile waits for the next compaction
+        for c in df.columns:
+            if df[c].dtype == object: df[c] = df[c].astype(str).where(df[c].notna(), None)
+        df.to_parquet(self.root / "results.parquet.tmp", index=False)
+        os.replace(self.root / "results.parquet.tmp", self.root / "results.parquet")
+        for p in parts: p.unlink(missing_ok=True)   # lock files stay: deleting a lock others wait on is unsafe
+    return self.root / "results.parquet"
 
 # %% ../nbs/10_evaluation.ipynb #561103b2
 EXTRA_KEYS = ["n_ref", "run"]  # optional key columns (Figure 3's number of reference rewards, a run id)
@@ -137,6 +142,7 @@ class LCResult:
     @property
     def mean(self) -> float: return float(np.mean(self.lc))
 
+# %% ../nbs/10_evaluation.ipynb #1bf4f3f8
 def lc_reward(rewards: Sequence[float],   # one reward per completion of the trained model
               lengths: Sequence[float],   # its token length
               prompt_index: Sequence[int],  # row of `stats` (the prompt) of each completion
@@ -167,6 +173,7 @@ def lc_reward(rewards: Sequence[float],   # one reward per completion of the tra
 # %% ../nbs/10_evaluation.ipynb #4f61994c
 EVAL_SAMPLING = {"llama": dict(temperature=0.6, top_p=0.9), "mistral": dict(temperature=0.7, top_p=0.9)}  # App. L.6
 
+# %% ../nbs/10_evaluation.ipynb #416d526f
 def online_eval(rows: Sequence[dict],  # evaluation prompts (dicts with at least `prompt`)
                 generate_fn: Callable,  # (prompts, seed) -> list[str], one completion per prompt
                 reward_fn: Callable,    # (rows, completions) -> list[float]
@@ -296,6 +303,7 @@ def read_details(details_dir: str | Path, step: int, split: str) -> pd.DataFrame
     if not files: raise ValueError(f"no per-completion tables for step {step}, split {split!r} in {details_dir}")
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
+# %% ../nbs/10_evaluation.ipynb #db47aa6e
 def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_steps(output_dir)`)
                  splits: dict,        # {"validation": rows, "test": rows}
                  make_generate: Callable | None,  # model or path -> generate_fn(prompts, seed); None: built from `tokenizer`
@@ -423,6 +431,7 @@ def drop_long(summary: pd.DataFrame,  # `summarise` output (validation and test 
         ok = good if ok is None else ok.merge(good, on=keys)
     return summary.merge(ok, on=keys, how="inner")
 
+# %% ../nbs/10_evaluation.ipynb #6bf46960
 def select(summary: pd.DataFrame,  # `summarise` output (validation and test rows)
            k_reward: float = 2.0,  # one-sided 98% CI multiplier (authors' k)
            k_lc: float = 0.8,      # one-sided 80% CI multiplier
@@ -508,6 +517,7 @@ def implicit_rewards(policy_logps, ref_logps, beta: float) -> np.ndarray:
     if beta <= 0: raise ValueError("beta must be > 0")
     return beta * (np.asarray(policy_logps, float) - np.asarray(ref_logps, float))
 
+# %% ../nbs/10_evaluation.ipynb #36db6025
 def completion_logps(model, tokenizer, prompts, completions, batch_size: int = 4, max_length: int | None = None,
                      encode_fn: Callable | None = None,  # (tokenizer, prompt, completion, max_length) -> {input_ids, completion_mask}
                     ) -> np.ndarray:
@@ -592,6 +602,7 @@ def run_alpaca_eval(outputs_path: str | Path, output_dir: str | Path, judge: str
     if not boards: return dict(res, status="AlpacaEval 2 ran but wrote no leaderboard.csv")
     return dict(res, **parse_alpaca_leaderboard(boards[-1], json.loads(Path(outputs_path).read_text())[0]["generator"]))
 
+# %% ../nbs/10_evaluation.ipynb #a0e1ba55
 def parse_alpaca_leaderboard(path: str | Path, generator: str) -> dict:
     "Read one generator's row of an AlpacaEval `leaderboard.csv` (win rates in %)."
     lb = pd.read_csv(path, index_col=0)

@@ -96,6 +96,7 @@ def _load_causal_lm(model_or_path, dtype=None, device=None):
         m = AutoModelForCausalLM.from_pretrained(str(model_or_path), dtype=dtype)
         return m.to(device) if device is not None else m
 
+# %% ../nbs/07_generation.ipynb #fd607ac6
 @torch.no_grad()
 def _generate_hf(model, tokenizer, prompt_ids: list[list[int]], keys: list[str], n: int, *, temperature, top_p,
                  max_new_tokens, seed, batch_size=16, progress=True, desc="generate"):
@@ -204,6 +205,7 @@ def _write_json_atomic(path: Path, obj):
 
 def _chunk_path(out: Path, c: int, k: int) -> Path: return out / f"chunk-{c:06d}-of-{k:06d}.parquet"
 
+# %% ../nbs/07_generation.ipynb #03e291a7
 def run_chunks(rows: list[dict],        # input rows, each with a unique `id_column`
                fn: Callable[[list[dict]], list[dict]],  # a chunk of rows -> one output row per input row
                output_dir,               # folder of the chunk files and meta.json
@@ -252,6 +254,7 @@ def run_chunks(rows: list[dict],        # input rows, each with a unique `id_col
     bar.close()
     return [_chunk_path(out, c, k) for c in mine]
 
+# %% ../nbs/07_generation.ipynb #d407ea46
 def chunks_done(output_dir) -> bool:
     "Whether every chunk of the stage in `output_dir` is on disk."
     out = Path(output_dir); meta = out / "meta.json"
@@ -299,6 +302,7 @@ def _rows_of(data) -> list[dict]:
     if isinstance(data, datasets.Dataset): return data.to_list()
     return [dict(r) for r in data]
 
+# %% ../nbs/07_generation.ipynb #e5657270
 def generate_references(model_or_path,          # π_ref: a model, a path, or a `vllm.LLM`
                         tokenizer,
                         prompts,                # rows (Dataset or dicts) with `prompt_id`, `prompt` (+ task fields)

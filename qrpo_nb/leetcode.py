@@ -249,6 +249,7 @@ def add_import_prompt(query: str, prefix: str = PAPER_PREFIX) -> str:
              f"```python\n{prefix}```\n\n")
     return q.replace("### Format:\n", "### Format:\n" + intro, 1)
 
+# %% ../nbs/04b_leetcode.ipynb #70b25ebc
 def leetcode_prompt(row: dict,  # a LeetCodeDataset row (query, or problem_description and starter_code)
                     prefix: str | None = None,  # the initialisation code (default: the protocol's)
                     system: str | None = LEETCODE_SYSTEM,  # ours only: the system message
@@ -317,6 +318,7 @@ def leetcode_reward(completion: str, row: dict, *, max_tests: int | None = None,
     sb = options.pop('sandbox', None) or default_sandbox()
     return sb.run(job, **{**get_protocol(protocol).limits, **options}).pass_rate
 
+# %% ../nbs/04b_leetcode.ipynb #ae34fc21
 def job_pass_rates(jobs: list,                 # `Job`s, or None for a completion without code (it scores 0)
                    *, sandbox: Sandbox | None = None, retries: int = 2,  # re-runs of jobs whose worker was lost
                    progress: bool | None = None, **limits) -> list:

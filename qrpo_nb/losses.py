@@ -148,6 +148,7 @@ def mc_logz_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
     losses = (r - blogz - beta * l) ** 2
     return (losses, {"calibration": blogz.detach(), "target": (r - blogz).detach()}) if return_metrics else losses
 
+# %% ../nbs/02_losses.ipynb #496ffd28
 def rpo_loss(logratio: Tensor, # ℓ_θ(x, y), (B,)
              reward: Tensor, # r(x, y), raw (B,)
              ref_rewards: Tensor, # (B, n) rewards of the prompt's completions y_j, NaN = missing
@@ -187,6 +188,7 @@ BATCH_KEYS: dict[str, str] = {  # the batch-key contract (CONTRIBUTING.md): name
     "kto_z0": "KTO's reference point z₀ (its first entry is read)",
 }
 
+# %% ../nbs/02_losses.ipynb #a1771b8c
 @dataclass(frozen=True, kw_only=True)
 class LossSpec:
     "A registered loss: metadata plus `compute(batch, beta, **options) -> (losses, metrics)`; keyword fields."
@@ -226,6 +228,7 @@ class LossSpec:
         if unknown: raise ValueError(f"{self.name}: unknown options {unknown}; allowed: {allowed + list(self.trainer_options)}")
         return self.fn(batch, beta, **{k: v for k, v in options.items() if k not in self.trainer_options})
 
+# %% ../nbs/02_losses.ipynb #498e29df
 LOSSES: dict[str, LossSpec] = {}
 
 def register(spec: LossSpec) -> LossSpec:
@@ -266,6 +269,7 @@ def _rebel_batch(batch, beta):
     return losses, {**_pair_metrics(beta, w, l, losses), "logratio/chosen": _mean(w), "logratio/rejected": _mean(l),
                     "rebel/reward_margin": _mean(rw - rl)}
 
+# %% ../nbs/02_losses.ipynb #095cf43f
 def _pointwise(batch, beta, one_side: Callable, prefix: str, keys=("logratio", "reward")):
     "Apply a pointwise loss to chosen (and rejected when present) and average the two per-sample losses."
     sides = ["chosen"] + (["rejected"] if _has_rejected(batch, *keys) else [])
@@ -325,6 +329,7 @@ def _qrpo_batch(batch, beta, n: int | None=None, transform="identity", approx_lo
     metrics["qrpo/calibration"] = _mean(torch.as_tensor(calibration))
     return losses, metrics
 
+# %% ../nbs/02_losses.ipynb #a4c90892
 def _mc_logz_batch(batch, beta, n: int | None=None):
     ref = _f32(batch["ref_rewards"])
     if n is not None: ref = ref[:, :int(n)]
@@ -361,6 +366,7 @@ def _need(batch, keys, who):
     missing = [k for k in keys if k not in batch]
     if missing: raise ValueError(f"{who} needs batch keys {missing}")
 
+# %% ../nbs/02_losses.ipynb #2a69aa85
 def _rpo_batch(batch, beta, n: int | None=None, logps: str="sequence", reward_mean=None, reward_std=None):
     if logps not in RPO_LOGPS: raise ValueError(f"rpo: logps must be one of {list(RPO_LOGPS)}, got {logps!r}")
     mean = logps == "mean"
@@ -377,7 +383,6 @@ def _rpo_batch(batch, beta, n: int | None=None, logps: str="sequence", reward_me
         losses, m = rpo_loss(l, r, ref, lp, beta, return_metrics=True)
         return losses, {"target": m["target"], "value": m["value"]}
     return _pointwise(batch, beta, one_side, "rpo")
-
 
 # %% ../nbs/02_losses.ipynb #d9a01170
 _PAIR = ("chosen_logratio", "rejected_logratio")
@@ -469,6 +474,7 @@ def _kto_threshold(batch, threshold, n):
     if torch.isnan(ref).all(-1).any(): raise ValueError("kto: a sample has no reference reward (all NaN) for its threshold")
     return ref.nanmean(-1) if threshold == "prompt_mean" else ref.nanmedian(-1).values
 
+# %% ../nbs/02_losses.ipynb #bbd10d5b
 def _kto_batch(batch, beta, labels: str="auto", threshold="prompt_mean", n: int | None=None,
                desirable_weight: float=1., undesirable_weight: float=1., calculate_kl: bool=True):
     if labels not in KTO_LABELS: raise ValueError(f"kto: labels must be one of {list(KTO_LABELS)}, got {labels!r}")
@@ -529,6 +535,7 @@ def table1(losses: dict | None=None, # registry to read (default `LOSSES`)
     if not md: lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/02_losses.ipynb #d4745e33
 def loss_table(losses: dict | None=None) -> str:
     "Every registered loss with its metadata, as a markdown table."
     losses = LOSSES if losses is None else losses

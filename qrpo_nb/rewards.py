@@ -14,6 +14,7 @@ import datasets
 from tqdm.auto import tqdm
 
 from .generation import stable_seed, run_chunks, merge_chunks, chunks_done, _rows_of, _dist_rank_world, _is_chat
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ARMORM', 'POOL_COLUMNS', 'PAIR_COLUMNS', 'PAIR_STRATEGIES', 'PAPER_PAIRS', 'SETTINGS', 'RewardModel', 'armorm',
@@ -26,6 +27,7 @@ def _chat_of(prompt, completion) -> list[dict]:
     if not _is_chat(prompt): raise ValueError(f"a prompt must be a string or a list of messages, got {prompt!r:.80}")
     return [{"role": m["role"], "content": m["content"]} for m in prompt] + [{"role": "assistant", "content": completion}]
 
+# %% ../nbs/08_rewards.ipynb #fd269af2
 class RewardModel:
     "A sequence-classification reward model (by path or instance) as a batched `reward(rows, completions)`."
     def __init__(self, model_or_path,            # a sequence-classification model or its path
@@ -82,13 +84,16 @@ class RewardModel:
             for r, i in enumerate(idx): scores[i] = s[r].item()
         return scores
 
-    def __call__(self, rows: Sequence[dict], completions: Sequence[str]) -> list[float]:
-        if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows for {len(completions)} completions")
-        return self.score_ids([self.encode(r[self.prompt_column], c) for r, c in zip(rows, completions)])
+# %% ../nbs/08_rewards.ipynb #3edbdb46
+@patch
+def __call__(self: RewardModel, rows: Sequence[dict], completions: Sequence[str]) -> list[float]:
+    if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows for {len(completions)} completions")
+    return self.score_ids([self.encode(r[self.prompt_column], c) for r, c in zip(rows, completions)])
 
-    def token_length(self, row: dict, completion: str) -> int:
-        "Tokens the model reads for `row`'s prompt + `completion` (truncated): the authors' `reward_tokens_len`."
-        return len(self.encode(row[self.prompt_column], completion))
+@patch
+def token_length(self: RewardModel, row: dict, completion: str) -> int:
+    "Tokens the model reads for `row`'s prompt + `completion` (truncated): the authors' `reward_tokens_len`."
+    return len(self.encode(row[self.prompt_column], completion))
 
 # %% ../nbs/08_rewards.ipynb #8873df63
 ARMORM = "RLHFlow/ArmoRM-Llama3-8B-v0.1"  # the paper's chat reward model (App. L)
@@ -140,6 +145,7 @@ def _need(columns, have, what="dataset"):
     missing = [c for c in columns if c not in have]
     if missing: raise ValueError(f"the {what} lacks column(s) {missing} (has {sorted(have)})")
 
+# %% ../nbs/08_rewards.ipynb #aa94e40e
 def annotate(data,                      # a Dataset (or list of dicts) with `prompt` and the completion columns
              reward,                    # a reward model, task, path or callable (see `as_reward`)
              columns: Sequence[str] = ("chosen", "rejected"),  # completion columns to score
@@ -243,6 +249,7 @@ def _pair(r, rw, c, j) -> dict:
 
 PAIR_STRATEGIES = ("best", "first", "random")
 
+# %% ../nbs/08_rewards.ipynb #33afe3fd
 def off_policy_pairs(references,              # annotated reference pools
                      strategy: str = "random",  # "best" (best/worst), "first" (the authors' pairs (0,1), (2,3)...) or "random" (ranked random pairs)
                      k: int = 6,              # pool prefix the pairs come from (paper: 6 chat, 20 code)
@@ -274,6 +281,7 @@ def off_policy_pairs(references,              # annotated reference pools
 
 def _float_or_nan(v) -> float: return math.nan if v is None else float(v)
 
+# %% ../nbs/08_rewards.ipynb #fa716627
 def offline_pairs(preferences,                 # rows with prompt_id, prompt, chosen, rejected (+ rewards)
                   references=None,             # annotated pools joined by prompt_id (None: empty ref_rewards)
                   ) -> datasets.Dataset:
@@ -310,6 +318,7 @@ SETTINGS = {  # our distribution-shift settings (App. L); code uses off_policy_r
     "off_policy_random": dict(strategy="random", k=6, pairs_per_prompt=1),
 }
 
+# %% ../nbs/08_rewards.ipynb #22355901
 def build_pairs(setting: str,            # "offline", "off_policy_best" or "off_policy_random"
                 references,              # annotated reference pools
                 preferences=None,        # the offline dataset (setting "offline")

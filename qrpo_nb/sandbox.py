@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SANDBOX_UID', 'OUTCOMES', 'parse_test', 'split_check', 'sandbox_layers', 'SandboxResult', 'SandboxWorkerLost', 'Job',
@@ -112,6 +113,7 @@ def _net_unshare():
 
 _LAYERS = {}
 
+# %% ../nbs/04_sandbox.ipynb #b10fed76
 def _plain_python() -> str:
     "An interpreter the sandbox user can run without bubblewrap (this one, else the system's)."
     for py in dict.fromkeys([sys.executable, shutil.which('python3', path='/usr/bin:/bin') or '/usr/bin/python3']):
@@ -170,6 +172,7 @@ def _pidns(pid) -> str | None:
     try: return os.readlink(f'/proc/{pid}/ns/pid')
     except OSError: return None
 
+# %% ../nbs/04_sandbox.ipynb #e4b176c8
 class _Worker:
     "One warm sandbox server; its pipes are fds of its own (stdin, stdout and stderr are /dev/null)."
     def __init__(self, mode: str, python: str, tmp_mb: int = 256, tag: str = '', shm_mb: int = 64):
@@ -209,49 +212,54 @@ class _Worker:
         while view: view = view[os.write(self.wfd, view):]
         return self.jobs
 
-    def receive(self, job_id: int, n: int, wait_s: float, on_slow=None) -> dict:
-        "The answer to job `job_id` with `n` outcomes; ValueError for any other answer. `on_slow()`: after 0.5 s without it."
-        self.resumed = set()
-        def poke():
-            if on_slow: on_slow()
-            self._resume()
-        res = _recv(self.rfd, time.monotonic() + wait_s, poke=poke)
-        if not isinstance(res, dict) or res.get('id') != job_id:
-            raise ValueError(f'an answer for job {res.get("id") if isinstance(res, dict) else res!r:.40} came for job {job_id}')
-        if 'fatal' not in res:
-            outs, dets = res.get('outcomes'), res.get('details')
-            if not (isinstance(outs, list) and isinstance(dets, list) and len(outs) == len(dets) == n
-                    and all(o in OUTCOMES for o in outs) and all(isinstance(d, str) for d in dets)):
-                raise ValueError(f'the answer to job {job_id} does not hold {n} outcomes and details')
-        if self.server_pid in self.resumed and 'outcomes' in res:  # the candidate stopped the server (process mode)
-            res['outcomes'] = ['error'] * n
-            res['details'] = ['the candidate attacked the sandbox: it stopped the sandbox server'] * n
-        return res
+# %% ../nbs/04_sandbox.ipynb #f9e0de37
+@patch
+def receive(self: _Worker, job_id: int, n: int, wait_s: float, on_slow=None) -> dict:
+    "The answer to job `job_id` with `n` outcomes; ValueError for any other answer. `on_slow()`: after 0.5 s without it."
+    self.resumed = set()
+    def poke():
+        if on_slow: on_slow()
+        self._resume()
+    res = _recv(self.rfd, time.monotonic() + wait_s, poke=poke)
+    if not isinstance(res, dict) or res.get('id') != job_id:
+        raise ValueError(f'an answer for job {res.get("id") if isinstance(res, dict) else res!r:.40} came for job {job_id}')
+    if 'fatal' not in res:
+        outs, dets = res.get('outcomes'), res.get('details')
+        if not (isinstance(outs, list) and isinstance(dets, list) and len(outs) == len(dets) == n
+                and all(o in OUTCOMES for o in outs) and all(isinstance(d, str) for d in dets)):
+            raise ValueError(f'the answer to job {job_id} does not hold {n} outcomes and details')
+    if self.server_pid in self.resumed and 'outcomes' in res:  # the candidate stopped the server (process mode)
+        res['outcomes'] = ['error'] * n
+        res['details'] = ['the candidate attacked the sandbox: it stopped the sandbox server'] * n
+    return res
 
-    def _resume(self):
-        "Resume the server and its children if stopped (a candidate's SIGSTOP; the tester and server report the attack)."
-        kids = {}
-        for p in _process_tree(self.proc.pid):
-            try:
-                with open(f'/proc/{p}/stat') as f: kids.setdefault(int(f.read().rsplit(')', 1)[1].split()[1]), []).append(p)
-            except (OSError, ValueError, IndexError): pass
-        for pid in [self.proc.pid, self.server_pid] + kids.get(self.server_pid, []):  # (not a candidate's own children)
-            try:
-                with open(f'/proc/{pid}/status') as f: status = dict(l.split(':', 1) for l in f.read().splitlines() if ':' in l)
-                if status['State'].split()[0] in ('T', 't'):
-                    os.kill(pid, signal.SIGCONT)
-                    self.resumed.add(pid)
-            except (OSError, KeyError, ValueError, IndexError): pass
+@patch
+def _resume(self: _Worker):
+    "Resume the server and its children if stopped (a candidate's SIGSTOP; the tester and server report the attack)."
+    kids = {}
+    for p in _process_tree(self.proc.pid):
+        try:
+            with open(f'/proc/{p}/stat') as f: kids.setdefault(int(f.read().rsplit(')', 1)[1].split()[1]), []).append(p)
+        except (OSError, ValueError, IndexError): pass
+    for pid in [self.proc.pid, self.server_pid] + kids.get(self.server_pid, []):  # (not a candidate's own children)
+        try:
+            with open(f'/proc/{pid}/status') as f: status = dict(l.split(':', 1) for l in f.read().splitlines() if ':' in l)
+            if status['State'].split()[0] in ('T', 't'):
+                os.kill(pid, signal.SIGCONT)
+                self.resumed.add(pid)
+        except (OSError, KeyError, ValueError, IndexError): pass
 
-    def close(self):
-        try: os.killpg(self.proc.pid, signal.SIGKILL)
+# %% ../nbs/04_sandbox.ipynb #b1371ac6
+@patch
+def close(self: _Worker):
+    try: os.killpg(self.proc.pid, signal.SIGKILL)
+    except OSError: pass
+    for fd in (self.rfd, self.wfd):
+        try: os.close(fd)
         except OSError: pass
-        for fd in (self.rfd, self.wfd):
-            try: os.close(fd)
-            except OSError: pass
-        self.rfd = self.wfd = -1
-        self.proc.wait()
-        if self.scratch: _remove_tree(self.scratch)  # (no recursion: a candidate's tree may be thousands deep)
+    self.rfd = self.wfd = -1
+    self.proc.wait()
+    if self.scratch: _remove_tree(self.scratch)  # (no recursion: a candidate's tree may be thousands deep)
 
 # %% ../nbs/04_sandbox.ipynb #d8481b5b
 _SPAWN_Q = queue.Queue()
@@ -323,6 +331,7 @@ def _check_job(job, where: str = 'job') -> list:
     if not parsed: raise ValueError(f'{where}: no tests given')
     return parsed
 
+# %% ../nbs/04_sandbox.ipynb #4d5939d7
 class Sandbox:
     "A bounded pool of warm sandbox workers."
     def __init__(self, workers: int | None = None,  # concurrent candidates (default: 2 per core: 231 vs 191 problems/s for 3 per core, idle, 2026-12-01)
@@ -346,136 +355,152 @@ class Sandbox:
         self._slot_lock = threading.Lock()
         self.tag = f'qrpo-sandbox-{os.getpid()}-{id(self):x}-{time.monotonic_ns():x}'  # on every process it starts
 
-    def _take(self) -> _Worker:
-        while True:
-            try: w = self._idle.get_nowait()
-            except queue.Empty:
-                with self._lock:
-                    grow = len(self._all) + self._spawning < self.n + min(self.burst, self._slow)  # extras for slow jobs only
-                    self._spawning += grow
-                w = None
-                if grow:  # started outside the lock: other threads keep taking idle workers meanwhile
-                    try: w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb)
-                    except RuntimeError as e:  # (a transient failure: a running worker will do, else try again)
-                        self._failed_spawns += 1
-                        if self._failed_spawns > 20: raise
-                        warnings.warn(str(e), RuntimeWarning)
-                with self._lock:
-                    self._spawning -= grow
-                    if w is not None:
-                        self._all.append(w)
-                        if w.pidns: self._pidns.add(w.pidns)
-                        if not w.seccomp and not self._warned:
-                            self._warned = True
-                            warnings.warn('sandbox running without its system-call filter (seccomp)', RuntimeWarning, stacklevel=3)
-                        return w
-                    waiting = bool(self._all)
-                if waiting: w = self._idle.get()
-                else: time.sleep(0.5); continue
-            if w is None: continue  # a worker was dropped: room to start one
-            if w.proc.poll() is None: return w
-            self._drop(w)  # died while idle: replace it
+# %% ../nbs/04_sandbox.ipynb #63452b1a
+@patch
+def _take(self: Sandbox) -> _Worker:
+    while True:
+        try: w = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                grow = len(self._all) + self._spawning < self.n + min(self.burst, self._slow)  # extras for slow jobs only
+                self._spawning += grow
+            w = None
+            if grow:  # started outside the lock: other threads keep taking idle workers meanwhile
+                try: w = _spawn(self.mode, self.layers['python'], self.tmp_mb, self.tag, self.shm_mb)
+                except RuntimeError as e:  # (a transient failure: a running worker will do, else try again)
+                    self._failed_spawns += 1
+                    if self._failed_spawns > 20: raise
+                    warnings.warn(str(e), RuntimeWarning)
+            with self._lock:
+                self._spawning -= grow
+                if w is not None:
+                    self._all.append(w)
+                    if w.pidns: self._pidns.add(w.pidns)
+                    if not w.seccomp and not self._warned:
+                        self._warned = True
+                        warnings.warn('sandbox running without its system-call filter (seccomp)', RuntimeWarning, stacklevel=3)
+                    return w
+                waiting = bool(self._all)
+            if waiting: w = self._idle.get()
+            else: time.sleep(0.5); continue
+        if w is None: continue  # a worker was dropped: room to start one
+        if w.proc.poll() is None: return w
+        self._drop(w)  # died while idle: replace it
 
-    def _drop(self, w):
-        with self._lock:
-            if w in self._all: self._all.remove(w)
-        w.close()
-        self._idle.put(None)  # wakes a thread waiting for a worker, which may now start one
+@patch
+def _drop(self: Sandbox, w):
+    with self._lock:
+        if w in self._all: self._all.remove(w)
+    w.close()
+    self._idle.put(None)  # wakes a thread waiting for a worker, which may now start one
 
-    def run(self, job: Job, *, timeout_s: float = 2.0,  # wall clock per test (and for loading the code)
-            total_timeout_s: float | None = None,  # one budget across the candidate's tests (default timeout_s x min(n+1, 10))
-            max_limit_hits: int | None = 1,  # after this many tests that hit the time or memory limit, the rest score 'timeout' unrun (None: go on)
-            memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64,
-            nice: int = 10,  # the candidate's niceness above the sandbox's own processes (0: none)
-            reuse_tester: bool = True,  # after an inert job (see 04a), its tester may serve the next one; False: always fresh
-            _where: str = 'job', _parsed: list | None = None) -> SandboxResult:
-        "Run one candidate against its tests."
-        if self._closed: raise RuntimeError('sandbox is closed')
-        if not timeout_s > 0: raise ValueError(f'timeout_s must be > 0, got {timeout_s}')
-        if total_timeout_s is not None and not total_timeout_s > 0: raise ValueError(f'total_timeout_s must be > 0, got {total_timeout_s}')
-        if max_limit_hits is not None and (not isinstance(max_limit_hits, int) or max_limit_hits < 1):
-            raise ValueError(f'max_limit_hits must be an int >= 1 or None, got {max_limit_hits!r}')
-        if memory_mb < 64: raise ValueError(f'memory_mb must be >= 64, got {memory_mb}')
-        if not (isinstance(nice, int) and 0 <= nice <= 19): raise ValueError(f'nice must be an int in [0, 19], got {nice!r}')
-        parsed = _parsed if _parsed is not None else _check_job(job, _where)
-        total = total_timeout_s or timeout_s * min(len(parsed) + 1, 10)
-        entry = job.entry_point
-        cand = {'code': job.code, 'setup': job.setup, 'prefix': job.prefix, 'entry_point': entry, 'timeout_s': timeout_s,
-                'total_timeout_s': total, 'max_limit_hits': max_limit_hits, 'memory_mb': memory_mb, 'cpu_s': total + 1,
-                'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc, 'nice': nice,
-                'reuse_tester': bool(reuse_tester)}
-        tests = {'tests': parsed, 'entry_name': entry if entry and entry.isidentifier() else None}
-        t0 = time.monotonic()
-        self._slots.acquire()
-        slot = [True, False]  # (holds its slot, gave it up while running)
-        def give_slot(slow=True):
-            with self._slot_lock:
-                if slot[0]:
-                    slot[0] = False; self._slots.release()
-                    if slow: slot[1] = True; self._slow += 1
-        try: return self._run(parsed, cand, tests, total, t0, give_slot)
-        finally:
-            give_slot(slow=False)
-            with self._slot_lock: self._slow -= slot[1]
+# %% ../nbs/04_sandbox.ipynb #e915eb3c
+@patch
+def run(self: Sandbox, job: Job, *, timeout_s: float = 2.0,  # wall clock per test (and for loading the code)
+        total_timeout_s: float | None = None,  # one budget across the candidate's tests (default timeout_s x min(n+1, 10))
+        max_limit_hits: int | None = 1,  # after this many tests that hit the time or memory limit, the rest score 'timeout' unrun (None: go on)
+        memory_mb: int = 512, fsize_mb: int = 16, nofile: int = 64, nproc: int = 64,
+        nice: int = 10,  # the candidate's niceness above the sandbox's own processes (0: none)
+        reuse_tester: bool = True,  # after an inert job (see 04a), its tester may serve the next one; False: always fresh
+        _where: str = 'job', _parsed: list | None = None) -> SandboxResult:
+    "Run one candidate against its tests."
+    if self._closed: raise RuntimeError('sandbox is closed')
+    if not timeout_s > 0: raise ValueError(f'timeout_s must be > 0, got {timeout_s}')
+    if total_timeout_s is not None and not total_timeout_s > 0: raise ValueError(f'total_timeout_s must be > 0, got {total_timeout_s}')
+    if max_limit_hits is not None and (not isinstance(max_limit_hits, int) or max_limit_hits < 1):
+        raise ValueError(f'max_limit_hits must be an int >= 1 or None, got {max_limit_hits!r}')
+    if memory_mb < 64: raise ValueError(f'memory_mb must be >= 64, got {memory_mb}')
+    if not (isinstance(nice, int) and 0 <= nice <= 19): raise ValueError(f'nice must be an int in [0, 19], got {nice!r}')
+    parsed = _parsed if _parsed is not None else _check_job(job, _where)
+    total = total_timeout_s or timeout_s * min(len(parsed) + 1, 10)
+    entry = job.entry_point
+    cand = {'code': job.code, 'setup': job.setup, 'prefix': job.prefix, 'entry_point': entry, 'timeout_s': timeout_s,
+            'total_timeout_s': total, 'max_limit_hits': max_limit_hits, 'memory_mb': memory_mb, 'cpu_s': total + 1,
+            'fsize_mb': fsize_mb, 'nofile': nofile, 'nproc': nproc, 'nice': nice,
+            'reuse_tester': bool(reuse_tester)}
+    tests = {'tests': parsed, 'entry_name': entry if entry and entry.isidentifier() else None}
+    t0 = time.monotonic()
+    self._slots.acquire()
+    slot = [True, False]  # (holds its slot, gave it up while running)
+    def give_slot(slow=True):
+        with self._slot_lock:
+            if slot[0]:
+                slot[0] = False; self._slots.release()
+                if slow: slot[1] = True; self._slow += 1
+    try: return self._run(parsed, cand, tests, total, t0, give_slot)
+    finally:
+        give_slot(slow=False)
+        with self._slot_lock: self._slow -= slot[1]
 
-    def _run(self, parsed, cand, tests, total, t0, give_slot) -> SandboxResult:
-        for attempt in range(3):
-            w = self._take()
-            try: job_id = w.send(cand, tests)
-            except OSError:  # the worker died before it got the job (not this candidate's doing): another one
-                self._drop(w); continue
-            try:
-                res = w.receive(job_id, len(parsed), wait_s=total + _HOST_GRACE_S, on_slow=give_slot)
-            except (EOFError, TimeoutError, ValueError, OSError) as e:
-                self._drop(w)  # the candidate brought its sandbox down: it scores 0, the next one gets a fresh worker
-                res = {'fatal': f'the sandbox server ended while running this candidate ({type(e).__name__}: {e})'}
-            else:
-                if 'fatal' in res or res.get('restart'): self._drop(w)  # replaced lazily by a fresh worker
-                else: self._idle.put(w)
-            break
+# %% ../nbs/04_sandbox.ipynb #acf21e73
+@patch
+def _run(self: Sandbox, parsed, cand, tests, total, t0, give_slot) -> SandboxResult:
+    for attempt in range(3):
+        w = self._take()
+        try: job_id = w.send(cand, tests)
+        except OSError:  # the worker died before it got the job (not this candidate's doing): another one
+            self._drop(w); continue
+        try:
+            res = w.receive(job_id, len(parsed), wait_s=total + _HOST_GRACE_S, on_slow=give_slot)
+        except (EOFError, TimeoutError, ValueError, OSError) as e:
+            self._drop(w)  # the candidate brought its sandbox down: it scores 0, the next one gets a fresh worker
+            res = {'fatal': f'the sandbox server ended while running this candidate ({type(e).__name__}: {e})'}
         else:
-            res = {'fatal': 'sandbox worker lost: three workers died before taking the job', 'lost': True}
-        if 'fatal' in res:
-            n = len(parsed)
-            return SandboxResult(['error'] * n, [res['fatal']] * n, time.monotonic() - t0, lost=res.get('lost', False))
-        if res.get('left'): warnings.warn(f"sandbox could not remove {res['left']}", RuntimeWarning)
-        return SandboxResult(res['outcomes'], res['details'], time.monotonic() - t0)
+            if 'fatal' in res or res.get('restart'): self._drop(w)  # replaced lazily by a fresh worker
+            else: self._idle.put(w)
+        break
+    else:
+        res = {'fatal': 'sandbox worker lost: three workers died before taking the job', 'lost': True}
+    if 'fatal' in res:
+        n = len(parsed)
+        return SandboxResult(['error'] * n, [res['fatal']] * n, time.monotonic() - t0, lost=res.get('lost', False))
+    if res.get('left'): warnings.warn(f"sandbox could not remove {res['left']}", RuntimeWarning)
+    return SandboxResult(res['outcomes'], res['details'], time.monotonic() - t0)
 
-    def run_batch(self, jobs: list, progress: bool | None = None, **limits) -> list:
-        "Run many candidates concurrently (bounded by `workers`); results in input order."
-        jobs = list(jobs)
-        parsed = [_check_job(j, f'job {k}') for k, j in enumerate(jobs)]  # every job checked before any runs
-        show = len(jobs) >= 50 if progress is None else progress
-        with ThreadPoolExecutor(self.n + self.burst) as ex:
-            futs = [ex.submit(self.run, j, _where=f'job {k}', _parsed=p, **limits) for k, (j, p) in enumerate(zip(jobs, parsed))]
-            return [f.result() for f in tqdm(futs, desc='sandbox', disable=not show)]
+@patch
+def run_batch(self: Sandbox, jobs: list, progress: bool | None = None, **limits) -> list:
+    "Run many candidates concurrently (bounded by `workers`); results in input order."
+    jobs = list(jobs)
+    parsed = [_check_job(j, f'job {k}') for k, j in enumerate(jobs)]  # every job checked before any runs
+    show = len(jobs) >= 50 if progress is None else progress
+    with ThreadPoolExecutor(self.n + self.burst) as ex:
+        futs = [ex.submit(self.run, j, _where=f'job {k}', _parsed=p, **limits) for k, (j, p) in enumerate(zip(jobs, parsed))]
+        return [f.result() for f in tqdm(futs, desc='sandbox', disable=not show)]
 
-    def processes(self) -> list[int]:
-        "Pids of the live processes this pool started: those carrying its tag, and every process in its sandboxes' pid namespaces."
-        out, tag, spaces = [], self.tag.encode(), set(self._pidns)
-        for d in os.listdir('/proc'):
-            if not d.isdigit(): continue
-            try:
-                with open(f'/proc/{d}/cmdline', 'rb') as f:
-                    if tag in f.read() or (spaces and _pidns(d) in spaces): out.append(int(d))
+# %% ../nbs/04_sandbox.ipynb #c2450fc3
+@patch
+def processes(self: Sandbox) -> list[int]:
+    "Pids of the live processes this pool started: those carrying its tag, and every process in its sandboxes' pid namespaces."
+    out, tag, spaces = [], self.tag.encode(), set(self._pidns)
+    for d in os.listdir('/proc'):
+        if not d.isdigit(): continue
+        try:
+            with open(f'/proc/{d}/cmdline', 'rb') as f:
+                if tag in f.read() or (spaces and _pidns(d) in spaces): out.append(int(d))
+        except OSError: pass
+    return out
+
+@patch
+def close(self: Sandbox):
+    "Stop every worker (nothing is left behind)."
+    self._closed = True
+    with self._lock: ws, self._all = self._all, []
+    for w in ws: w.close()
+    t = time.monotonic()
+    while (left := self.processes()) and time.monotonic() - t < 5:  # a pid namespace dies asynchronously
+        for p in left:
+            try: os.kill(p, signal.SIGKILL)
             except OSError: pass
-        return out
+        time.sleep(0.01)
+    if left: warnings.warn(f'sandbox processes still alive after close: {left}', RuntimeWarning)
 
-    def close(self):
-        "Stop every worker (nothing is left behind)."
-        self._closed = True
-        with self._lock: ws, self._all = self._all, []
-        for w in ws: w.close()
-        t = time.monotonic()
-        while (left := self.processes()) and time.monotonic() - t < 5:  # a pid namespace dies asynchronously
-            for p in left:
-                try: os.kill(p, signal.SIGKILL)
-                except OSError: pass
-            time.sleep(0.01)
-        if left: warnings.warn(f'sandbox processes still alive after close: {left}', RuntimeWarning)
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
+@patch
+def __enter__(self: Sandbox): return self
 
+@patch
+def __exit__(self: Sandbox, *exc): self.close()
+
+# %% ../nbs/04_sandbox.ipynb #67d0537c
 _DEFAULT = None
 _DEFAULT_LOCK = threading.Lock()
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .losses import LOSSES
 
 # %% auto #0
@@ -40,6 +41,36 @@ def _number(field:str, v, kind:str):
         if x is not None and x == int(x) and v.strip().lstrip("+-").isdigit(): return int(x)
     raise ValueError(f"TrainConfig: {field} must be {'a number' if kind == 'float' else 'an integer'}, got {v!r}")
 
+# %% ../nbs/09_trainer.ipynb #2402802f
+def _check_train_config(self):
+    "Every `TrainConfig` field checked (numeric strings parsed), a `ValueError` naming the field and its value."
+    def bad(msg): raise ValueError(f"TrainConfig: {msg}")
+    for f in _FLOAT_FIELDS: setattr(self, f, _number(f, getattr(self, f), "float"))
+    for f in _INT_FIELDS: setattr(self, f, _number(f, getattr(self, f), "int"))
+    if not isinstance(self.loss, str) or not self.loss: bad(f"loss must be a name, got {self.loss!r}")
+    if self.loss != "sft" and not (self.beta > 0): bad(f"beta must be > 0, got {self.beta}")
+    if not (self.lr > 0): bad(f"lr must be > 0, got {self.lr}")
+    if int(self.batch_size) != self.batch_size or self.batch_size < 1: bad(f"batch_size must be a positive integer, got {self.batch_size}")
+    if self.micro_batch_size is not None:
+        if self.micro_batch_size < 1: bad(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
+        if self.batch_size % self.micro_batch_size: bad(f"batch_size {self.batch_size} is not divisible by micro_batch_size {self.micro_batch_size}")
+    if self.n_ref is not None and self.n_ref < 1: bad(f"n_ref must be >= 1, got {self.n_ref}")
+    if not (self.epochs > 0): bad(f"epochs must be > 0, got {self.epochs}")
+    if not (0 <= self.warmup_ratio < 1): bad(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+    if self.lr_schedule not in ("cosine", "constant"): bad(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+    if self.max_grad_norm is not None and not (self.max_grad_norm > 0): bad(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+    if self.n_checkpoints < 0: bad(f"n_checkpoints must be >= 0, got {self.n_checkpoints}")
+    if self.max_length is not None and (int(self.max_length) != self.max_length or self.max_length < 2): bad(f"max_length must be an integer >= 2 or None, got {self.max_length}")
+    if self.truncation not in ("truncate", "drop"): bad(f"truncation must be 'truncate' or 'drop', got {self.truncation!r}")
+    if self.master_weights not in ("fp32", "model"): bad(f"master_weights must be 'fp32' or 'model', got {self.master_weights!r}")
+    if self.save_dtype is not None and self.save_dtype not in _SAVE_DTYPES: bad(f"save_dtype must be None or one of {sorted(_SAVE_DTYPES)}, got {self.save_dtype!r}")
+    if self.mixed_precision not in _PRECISIONS: bad(f"mixed_precision must be one of {_PRECISIONS}, got {self.mixed_precision!r}")
+    if self.state_every is not None and self.state_every < 1: bad(f"state_every must be >= 1, got {self.state_every}")
+    if self.max_steps is not None and self.max_steps < 1: bad(f"max_steps must be >= 1, got {self.max_steps}")
+    if isinstance(self.report_to, str): self.report_to = [self.report_to]
+    self.adam_betas = tuple(self.adam_betas)
+
+# %% ../nbs/09_trainer.ipynb #f9d7587f
 @dataclass
 class TrainConfig:
     "Everything one training run needs, as plain data (JSON/YAML round-trip with `asdict` / `TrainConfig(**d)`)."
@@ -74,51 +105,29 @@ class TrainConfig:
     progress: bool = True             # tqdm progress bar on the main process
     save_state: bool = True           # write resume states and the prepared data (off: benchmarks, throw-away runs)
 
-    def __post_init__(self):
-        def bad(msg): raise ValueError(f"TrainConfig: {msg}")
-        for f in _FLOAT_FIELDS: setattr(self, f, _number(f, getattr(self, f), "float"))
-        for f in _INT_FIELDS: setattr(self, f, _number(f, getattr(self, f), "int"))
-        if not isinstance(self.loss, str) or not self.loss: bad(f"loss must be a name, got {self.loss!r}")
-        if self.loss != "sft" and not (self.beta > 0): bad(f"beta must be > 0, got {self.beta}")
-        if not (self.lr > 0): bad(f"lr must be > 0, got {self.lr}")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1: bad(f"batch_size must be a positive integer, got {self.batch_size}")
-        if self.micro_batch_size is not None:
-            if self.micro_batch_size < 1: bad(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
-            if self.batch_size % self.micro_batch_size: bad(f"batch_size {self.batch_size} is not divisible by micro_batch_size {self.micro_batch_size}")
-        if self.n_ref is not None and self.n_ref < 1: bad(f"n_ref must be >= 1, got {self.n_ref}")
-        if not (self.epochs > 0): bad(f"epochs must be > 0, got {self.epochs}")
-        if not (0 <= self.warmup_ratio < 1): bad(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.lr_schedule not in ("cosine", "constant"): bad(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
-        if self.max_grad_norm is not None and not (self.max_grad_norm > 0): bad(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
-        if self.n_checkpoints < 0: bad(f"n_checkpoints must be >= 0, got {self.n_checkpoints}")
-        if self.max_length is not None and (int(self.max_length) != self.max_length or self.max_length < 2): bad(f"max_length must be an integer >= 2 or None, got {self.max_length}")
-        if self.truncation not in ("truncate", "drop"): bad(f"truncation must be 'truncate' or 'drop', got {self.truncation!r}")
-        if self.master_weights not in ("fp32", "model"): bad(f"master_weights must be 'fp32' or 'model', got {self.master_weights!r}")
-        if self.save_dtype is not None and self.save_dtype not in _SAVE_DTYPES: bad(f"save_dtype must be None or one of {sorted(_SAVE_DTYPES)}, got {self.save_dtype!r}")
-        if self.mixed_precision not in _PRECISIONS: bad(f"mixed_precision must be one of {_PRECISIONS}, got {self.mixed_precision!r}")
-        if self.state_every is not None and self.state_every < 1: bad(f"state_every must be >= 1, got {self.state_every}")
-        if self.max_steps is not None and self.max_steps < 1: bad(f"max_steps must be >= 1, got {self.max_steps}")
-        if isinstance(self.report_to, str): self.report_to = [self.report_to]
-        self.adam_betas = tuple(self.adam_betas)
+    def __post_init__(self): _check_train_config(self)
 
-    @classmethod
-    def paper_rl(cls, loss, beta, lr, **kw):
-        "The paper's preference/RL preset: batch 128 pairs, Adam, cosine + 10% warm-up, 1 epoch, clip at 1e8 (none in effect)."
-        return cls(**{**dict(loss=loss, beta=beta, lr=lr, batch_size=128, epochs=1, warmup_ratio=0.1,
-                             max_grad_norm=PAPER_RL_MAX_GRAD_NORM, max_length=2048, truncation="truncate"), **kw})
+# %% ../nbs/09_trainer.ipynb #431942c5
+@patch(cls_method=True)
+def paper_rl(cls: TrainConfig, loss, beta, lr, **kw):
+    "The paper's preference/RL preset: batch 128 pairs, Adam, cosine + 10% warm-up, 1 epoch, clip at 1e8 (none in effect)."
+    return cls(**{**dict(loss=loss, beta=beta, lr=lr, batch_size=128, epochs=1, warmup_ratio=0.1,
+                         max_grad_norm=PAPER_RL_MAX_GRAD_NORM, max_length=2048, truncation="truncate"), **kw})
 
-    @classmethod
-    def paper_sft(cls, epochs=1, **kw):
-        "The paper's SFT preset: lr 5e-7, clip 10, loss on all tokens (1 epoch chat, 3 code)."
-        return cls(**{**dict(loss="sft", lr=5e-7, batch_size=128, epochs=epochs, max_grad_norm=10.0, completion_only=False,
-                             max_length=2048, truncation="truncate"), **kw})
+@patch(cls_method=True)
+def paper_sft(cls: TrainConfig, epochs=1, **kw):
+    "The paper's SFT preset: lr 5e-7, clip 10, loss on all tokens (1 epoch chat, 3 code)."
+    return cls(**{**dict(loss="sft", lr=5e-7, batch_size=128, epochs=epochs, max_grad_norm=10.0, completion_only=False,
+                         max_length=2048, truncation="truncate"), **kw})
 
-    def to_dict(self): return asdict(self)
+@patch
+def to_dict(self: TrainConfig): return asdict(self)
 
-    def key(self) -> str:
-        "A short hash of everything that changes the result (not the output folder, progress bar or trackers)."
-        d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "progress", "report_to", "max_steps", "state_every", "save_state")}
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+@patch
+def key(self: TrainConfig) -> str:
+    "A short hash of everything that changes the result (not the output folder, progress bar or trackers)."
+    d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "progress", "report_to", "max_steps", "state_every", "save_state")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/09_trainer.ipynb #569cbb19
 _TRL_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "micro_batch_size",
@@ -157,6 +166,8 @@ def from_trl_names(kw:dict) -> dict:
     return kw
 
 _dataclass_init = TrainConfig.__init__
+
+# %% ../nbs/09_trainer.ipynb #79ce990d
 def _init(self, *args, **kw):
     kw = from_trl_names(kw)
     names = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -195,6 +206,7 @@ def _lengths(ds, col, sums:bool=False, batch_size:int=4096) -> np.ndarray:
         else: out.append(np.bincount(pc.list_parent_indices(c).to_numpy(), weights=pc.list_flatten(c).to_numpy(), minlength=len(c)))
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
+# %% ../nbs/09_trainer.ipynb #48a7748f
 def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:dict|None=None):
     "Truncate (keep the first `max_length` tokens of each side) or drop samples longer than `max_length`; count them."
     if truncation not in ("truncate", "drop"): raise ValueError(f"truncation must be 'truncate' or 'drop', got {truncation!r}")
@@ -227,6 +239,7 @@ def fit_length(ds, sides, max_length:int|None, truncation:str="truncate", stats:
     if stats is not None: stats.update(counts)
     return ds
 
+# %% ../nbs/09_trainer.ipynb #554323da
 def completion_text(value, column:str="chosen", row:int|None=None) -> str:
     "A completion as text: a string, or TRL's conversational form, one assistant message `[{role, content}]`."
     if isinstance(value, str): return value
@@ -258,7 +271,6 @@ def sample_lengths(dataset, sft=False) -> np.ndarray:
     ls = np.stack([_lengths(dataset, f"{s}_input_ids") for s, _ in sides])
     return np.stack([ls.max(0), ls.sum(0)])
 
-
 # %% ../nbs/09_trainer.ipynb #948b8f21
 _COLUMN_OF = {  # batch key -> the dataset column it comes from
     "chosen_reward": "chosen_reward", "rejected_reward": "rejected_reward", "ref_rewards": "ref_rewards",
@@ -289,6 +301,7 @@ def _check_pointwise(config, spec, columns):
         if not ({"chosen_reward", "reward"} & columns):
             raise ValueError(f"loss {config.loss!r} labels completions by their reward: the dataset has no `chosen_reward` column")
 
+# %% ../nbs/09_trainer.ipynb #860fe0a1
 def check_config(config:TrainConfig, columns, world_size:int=1, losses=None):
     "Raise a clear `ValueError` when the config, the data columns and the world size do not fit together."
     columns = set(columns)
@@ -336,6 +349,7 @@ def _float_values(ds, col, batch_size:int=65536):
     v = np.concatenate(vals) if vals else np.zeros(0)
     return (v, np.concatenate(rows)) if rows else v
 
+# %% ../nbs/09_trainer.ipynb #7b372cd6
 def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
     "Reject data that would train wrongly, before any compute; returns what was found (reference-reward counts)."
     if len(dataset) == 0: raise ValueError("the dataset is empty")
@@ -391,6 +405,7 @@ def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
                           f"first n_ref of every row")
     return info
 
+# %% ../nbs/09_trainer.ipynb #0abec619
 _DERIVED = ("_input_ids", "_completion_mask", "_ref_logp")  # columns the trainer derives from the data and the model
 
 def data_fingerprint(dataset, batch_size:int=8192) -> str:
@@ -408,7 +423,6 @@ def model_fingerprint(model) -> str:
     "A hash of the model's parameter names and shapes (its architecture and size, not its values)."
     shapes = sorted((k, list(v.shape)) for k, v in model.state_dict().items())
     return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
-
 
 # %% ../nbs/09_trainer.ipynb #01a9dcf5
 def steps_per_epoch(n_samples:int, batch_size:int) -> int: return n_samples // batch_size
@@ -482,6 +496,7 @@ class ValueTable(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.full((n,), float(init)))
     def forward(self, index=None, **_): return self.weight[index]
 
+# %% ../nbs/09_trainer.ipynb #906a6c52
 class ValueModel(torch.nn.Module):
     "DRO's V_φ as its own network (the RPO paper's 'dual network'): a copy of π_ref's decoder, a scalar head on the last prompt token."
     def __init__(self, model, init:float=0.):
@@ -517,6 +532,7 @@ def _f32():
     import datasets
     return datasets.Value("float32")
 
+# %% ../nbs/09_trainer.ipynb #70522340
 @torch.no_grad()
 def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
                             max_length:int|None=2048, # when tokenising here: as `TrainConfig.max_length` (the paper's 2,048)
@@ -630,6 +646,7 @@ def rpo_prompt_sets(ds, pairwise:bool):
     for j, name in enumerate(("ref_rewards", "ref_logps", "ref_avg_logps")): ds = ds.add_column(name, [groups[k][j] for k in keys])
     return ds
 
+# %% ../nbs/09_trainer.ipynb #eb1ce14d
 def kl_pairs(ds, max_length:int|None=None):
     "TRL's KL data for KTO: row i's prompt with the completion (chosen side) of row i − 1, the last row's for row 0; tokenised."
     import datasets
@@ -642,7 +659,6 @@ def kl_pairs(ds, max_length:int|None=None):
         x, m = p + c, [0] * len(p) + [1] * len(c)
         xs.append(x[:max_length] if max_length else x); ms.append(m[:max_length] if max_length else m)
     return datasets.Dataset.from_dict({"chosen_input_ids": xs, "chosen_completion_mask": ms})
-
 
 # %% ../nbs/09_trainer.ipynb #cc91153a
 def _use_deepspeed() -> bool: return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
@@ -680,6 +696,7 @@ def make_accelerator(config:TrainConfig, model_dtype=None): # the dtype the mode
               f"{launcher!r} is not used", flush=True)
     return acc
 
+# %% ../nbs/09_trainer.ipynb #755dfb26
 def _deepspeed_low_precision(acc) -> bool:
     "DeepSpeed in bf16/fp16 mode: its engine computes in that dtype and its ZeRO optimizer keeps float32 master weights."
     plugin = getattr(acc.state, "deepspeed_plugin", None)
@@ -708,6 +725,7 @@ def _tokenized(config, model, tokenizer, dataset):
                           truncation=config.truncation, stats=stats)
     return ds, key, stats, False
 
+# %% ../nbs/09_trainer.ipynb #2116f69d
 @torch.no_grad()
 def _kto_reference_point(acc, net, kl_ds, mine, pad_id):
     "KTO's z0 for one step: the mean log-ratio of the global batch's KL pairs under the current policy (all processes)."
@@ -735,6 +753,7 @@ def _ref_pass(config, acc, net, tokenizer, ds, sides):
         ds = ds.add_column(f"{s}_ref_logp", col.astype(np.float32).tolist(), feature=_f32())
     return ds
 
+# %% ../nbs/09_trainer.ipynb #2aeec14a
 def _add_reference_logps(config, acc, net, tokenizer, ds, spec, key, stats, cached):
     "Reference log-probs of the data by the prepared module itself (same weights, dtype and autocast as step 1); cached."
     sft = config.loss == "sft"; cache = Path(config.output_dir) / "data"
@@ -794,6 +813,7 @@ def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None, # d
         tmp.rename(path)
     acc.wait_for_everyone()
 
+# %% ../nbs/09_trainer.ipynb #ff508583
 def _save_state(acc, out:Path, step:int, state:dict):
     "Full resume state (model, optimiser, schedule, RNG) in `state/step-{step}`; older complete states are removed."
     d = out / "state" / f"step-{step}"
@@ -819,6 +839,7 @@ def _check_resumable(out:Path, config:TrainConfig, data_fp:str, model_fp:str):
     if st.get("model_fingerprint", model_fp) != model_fp:
         raise ValueError(f"{out} holds the state of another model (architecture or size differs); {fresh}")
 
+# %% ../nbs/09_trainer.ipynb #81223e67
 def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerator=None) -> TrainResult:
     "Train `model` on `dataset` with `config.loss`; resumable, launchable with `accelerate launch`."
     loaded = _param_dtype(model)
@@ -978,6 +999,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     acc.wait_for_everyone()
     return TrainResult(str(out), last_step, [str(out / f"checkpoint-{s}") for s in ckpts if s <= last_step], history, length_stats)
 
+# %% ../nbs/09_trainer.ipynb #ded059f3
 def _pref_metrics(b, beta, pairwise):
     "TRL-style metrics: log-ratios, implicit rewards β·ℓ, margins and accuracies, log-probs."
     m = {}
