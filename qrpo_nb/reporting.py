@@ -29,13 +29,15 @@ __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MA
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
 ASSETS = Path(str(importlib.resources.files("qrpo_nb") / "assets"))
+from .losses import method_labels
+# the registry's `LossSpec.label` is the one source of a method's name on figures and tables; the baselines beside it
 METHOD_NAMES = {"initial": "Initial", "base": "Initial", "sft": "SFT-chosen", "sft-chosen": "SFT-chosen",
-                "sft on correct": "SFT on correct", "dpo": "DPO", "simpo": "SimPO", "rebel": "REBEL", "qrpo": "QRPO",
-                "rpo": "RPO", "mc": "MC-Z regression"}
-METHOD_ORDER = ["Initial", "SFT-chosen", "SFT on correct", "REBEL", "DPO", "SimPO", "RPO", "MC-Z regression", "QRPO"]
+                "sft on correct": "SFT on correct", **method_labels()}
+METHOD_ORDER = ["Initial", "SFT-chosen", "SFT on correct", "REBEL", "DPO", "SimPO", "KTO", "DRO", "RPO", "MC-Z regression", "QRPO"]
 METHOD_COLORS = {"REBEL": "#77bb8b", "DPO": "#7f9fe6", "SimPO": "#a3d1f5", "QRPO": "#f0a045", "Initial": "#bbbbbb",
-                 "SFT-chosen": "#999999", "SFT on correct": "#999999", "RPO": "#c38fd0", "MC-Z regression": "#d98c8c"}
-METHOD_MARKERS = {"DPO": "s", "SimPO": "D", "REBEL": "^", "QRPO": "o", "RPO": "v", "MC-Z regression": "P"}
+                 "SFT-chosen": "#999999", "SFT on correct": "#999999", "RPO": "#c38fd0", "MC-Z regression": "#d98c8c",
+                 "DRO": "#8c6d31", "KTO": "#5aa6a6"}
+METHOD_MARKERS = {"DPO": "s", "SimPO": "D", "REBEL": "^", "QRPO": "o", "RPO": "v", "MC-Z regression": "P", "DRO": "X", "KTO": "<"}
 
 def method_label(m: str) -> str:
     "Display name of a method (`qrpo` -> `QRPO`); unknown names pass through."
