@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import timed
 
 from qrpo_nb.generation import generate, render_prompt, stop_token_ids
 
@@ -33,14 +35,6 @@ def prompts_for(args, tok):
     return [r["prompt"] for r in get_task("cpu_code", n_sft=0, n_train=args.prompts, n_eval=0).train_prompts()]
 
 
-def timed(fn, repeats):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        t0 = time.perf_counter(); out = fn()
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 @torch.no_grad()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import timed
 from transformers import LogitsProcessorList
 
 from qrpo_nb.models import tiny_llama, n_params
@@ -24,14 +26,6 @@ from qrpo_nb.qsharp import ValueModel, QSharpLogitsProcessor
 warnings.filterwarnings("ignore", message=".*past_key_values.*")
 
 
-def timed(fn, repeats):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        t0 = time.perf_counter(); out = fn()
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None):
