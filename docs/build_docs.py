@@ -183,11 +183,14 @@ def refresh_outputs(path: str | Path, slow: bool = False, timeout: int = 600, de
         if c.cell_type != "code": continue
         c.execution_count = None
         if KEEP not in c.metadata.get("tags", []): c.outputs = []; continue
-        c.outputs = [o for o in c.outputs if o.output_type in ("display_data", "execute_result")
+        # progress bars are no explanation: with ipywidgets installed tqdm shows a widget whose model id is random
+        c.outputs = [o for o in c.outputs if (o.output_type in ("display_data", "execute_result")
+                                              and "application/vnd.jupyter.widget-view+json" not in o.get("data", {}))
                      or (o.output_type == "stream" and o.name == "stdout")]
         for o in c.outputs:
             if "execution_count" in o: o.execution_count = None
             if o.output_type != "stream": o.metadata = {}
+    nb.metadata.pop("widgets", None)   # the widget state nbclient saves for those progress bars
     nbformat.write(nb, dest)
     subprocess.run([str(Path(sys.executable).parent / "nbdev_clean"), "--fname", str(dest)], check=True, cwd=ROOT)
     return dest
