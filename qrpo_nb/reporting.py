@@ -483,26 +483,16 @@ def split_prefix(prefix: str) -> tuple[str, str]:
     i = next((j for j, l in enumerate(lines) if re.match(r"(class|def)\s", l)), len(lines))
     return "\n".join(lines[:i]).strip("\n"), "\n".join(lines[i:]).strip("\n")
 
-def leetcode_texts() -> tuple[str, str] | None:
-    "(example prompt, unified prefix) from `qrpo_nb.leetcode` if it provides them, else None."
-    try: import qrpo_nb.leetcode as sb
-    except Exception: return None
-    prefix = next((getattr(sb, n) for n in ("LEETCODE_PREFIX", "UNIFIED_PREFIX", "PREFIX") if isinstance(getattr(sb, n, None), str)), None)
-    if prefix is None:
-        f = next((getattr(sb, n) for n in ("leetcode_prefix", "unified_prefix") if callable(getattr(sb, n, None))), None)
-        prefix = f() if f else None
-    build = next((getattr(sb, n) for n in ("leetcode_prompt", "build_leetcode_prompt", "build_prompt") if callable(getattr(sb, n, None))), None)
-    if prefix is None or build is None: return None
+def leetcode_texts(protocol: str = "paper", # `qrpo_nb.leetcode` protocol: "paper" (Figures 9-11) or "ours"
+                  ) -> tuple[str, str]:
+    "(example prompt, unified prefix) of the LeetCode protocol, as Figures 9 (prompt), 10 and 11 (prefix) show them."
+    from qrpo_nb.leetcode import get_protocol, leetcode_prompt
+    prefix = get_protocol(protocol).prefix
     row = dict(task_id="two-sum", difficulty="Easy", entry_point="Solution().twoSum",
                problem_description="Given an array of integers nums and an integer target, return indices of the two numbers such that they add up to target.",
                starter_code="class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n        ")
-    try: prompt = build(row, prefix="# ... the unified initialisation code of Figures 10 and 11 ...")
-    except TypeError:
-        try: prompt = build(row)
-        except Exception: return None
-    except Exception: return None
-    if isinstance(prompt, list): prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in prompt)
-    return str(prompt), prefix
+    prompt = leetcode_prompt(row, prefix="# ... the unified initialisation code of Figures 10 and 11 ...", protocol=protocol)
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in prompt), prefix
 
 def figures_9_11(prompt: str, prefix: str, out_dir: str | Path) -> dict[str, list[Path]]:
     "Figures 9 (prompt), 10 (prefix imports), 11 (prefix helpers): PNG, PDF and a Markdown listing each."
