@@ -19,8 +19,10 @@ __all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_A
            'reward_histograms', 'mean_bonus', 'collect_rollouts', 'merge_rollouts', 'fit_histograms', 'qsharp_rounds',
            'approximation_costs', 'plot_approximation_costs', 'ValueModel', 'QSharpLogitsProcessor', 'guided_generate',
            'round1_targets', 'rollout_targets', 'value_batch', 'train_value_model', 'star_graph', 'star_reward',
-           'star_model', 'pretrain_star', 'star_accuracy', 'star_split', 'star_experiment', 'plot_star_graphs',
-           'save_value_model', 'load_value_model', 'generate_guided']
+           'star_model', 'pretrain_star', 'star_accuracy', 'star_split', 'star_pairs', 'train_star_policy',
+           'star_branch_accuracy', 'star_experiment', 'plot_star_graphs', 'save_value_model', 'load_value_model',
+           'generate_guided', 'code_run_folders', 'pool_labels', 'pool_examples', 'fit_pool_value_model', 'step_kl',
+           'sample_with_kl', 'compare_on_task', 'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl']
 
 # %% ../nbs/13_qsharp.ipynb #0fe13f80
 @dataclass
@@ -591,11 +593,81 @@ def star_split(degree: int, arm_length: int, n_train: int, n_test: int, seed: in
     return ([star_graph(degree, arm_length, rng_train) for _ in range(n_train)],
             [star_graph(degree, arm_length, rng_test) for _ in range(n_test)])
 
+def star_pairs(comps: list, rews: list, seed: int=0) -> list:
+    "One off-policy-random pair per graph (two distinct pool samples, ranked by reward, ties in random order): (graph, chosen j, rejected j)."
+    g, out = np.random.default_rng(seed), []
+    for i, (ys, rs) in enumerate(zip(comps, rews)):
+        if len(ys) < 2: raise ValueError(f"graph {i}: a pair needs at least 2 samples, got {len(ys)}")
+        j, k = g.choice(len(ys), 2, replace=False).tolist()
+        out.append((i, j, k) if rs[j] >= rs[k] else (i, k, j))
+    return out
+
+def _star_logps(model, prompts: Tensor, ys: list) -> Tensor:
+    "Summed log-probs (B,) of completions `ys` (token lists, EOS included) after equal-length `prompts` (B, P)."
+    T = max(len(y) for y in ys)
+    c = torch.full((len(ys), T), STAR_PAD, dtype=torch.long); m = torch.zeros(len(ys), T)
+    for r, y in enumerate(ys): c[r, :len(y)] = torch.tensor(y); m[r, :len(y)] = 1
+    c, m = c.to(prompts.device), m.to(prompts.device)
+    ids = torch.cat([prompts, c], 1)
+    lp = torch.log_softmax(model(input_ids=ids).logits[:, prompts.shape[1] - 1:-1].float(), -1)
+    return (lp.gather(-1, c[..., None])[..., 0] * m).sum(-1)
+
+def train_star_policy(ref, graphs: list, comps: list, rews: list, method: str, beta: float, epochs: int=3, lr: float=3e-4,
+                      batch_size: int=32, seed: int=0, **loss_options) -> tuple:
+    "A copy of π_ref trained with a registered loss (`qrpo_nb.losses.LOSSES`) on one off-policy-random pair per graph: (policy, losses)."
+    from qrpo_nb.losses import LOSSES
+    if method not in LOSSES: raise ValueError(f"unknown method {method!r}; known: {sorted(LOSSES)}")
+    pairs, spec = star_pairs(comps, rews, seed), LOSSES[method]
+    pol, dev = copy.deepcopy(ref).train(), next(ref.parameters()).device
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(pol.parameters(), lr=lr, weight_decay=0.0)
+    ref_rw = torch.tensor([rs for rs in rews], dtype=torch.float32)
+    with torch.no_grad():
+        P = torch.tensor([graphs[i][0] for i, _, _ in pairs], device=dev)
+        ref_c = torch.cat([_star_logps(ref, P[b:b + 256], [comps[i][j] for i, j, _ in pairs[b:b + 256]]) for b in range(0, len(pairs), 256)])
+        ref_r = torch.cat([_star_logps(ref, P[b:b + 256], [comps[i][k] for i, _, k in pairs[b:b + 256]]) for b in range(0, len(pairs), 256)])
+    g, hist = np.random.default_rng(seed), []
+    for _ in range(epochs):
+        order = g.permutation(len(pairs)).tolist()
+        for b0 in range(0, len(pairs), batch_size):
+            idx = order[b0:b0 + batch_size]
+            gi = [pairs[t][0] for t in idx]
+            batch = {"chosen_logratio": _star_logps(pol, P[idx], [comps[i][j] for i, j, _ in (pairs[t] for t in idx)]) - ref_c[idx],
+                     "rejected_logratio": _star_logps(pol, P[idx], [comps[i][k] for i, _, k in (pairs[t] for t in idx)]) - ref_r[idx],
+                     "chosen_reward": torch.tensor([rews[i][j] for i, j, _ in (pairs[t] for t in idx)], device=dev),
+                     "rejected_reward": torch.tensor([rews[i][k] for i, _, k in (pairs[t] for t in idx)], device=dev),
+                     "ref_rewards": ref_rw[gi].to(dev),
+                     "chosen_ref_index": torch.tensor([pairs[t][1] for t in idx], device=dev),
+                     "rejected_ref_index": torch.tensor([pairs[t][2] for t in idx], device=dev)}
+            losses, _ = spec.compute(batch, beta, **loss_options)
+            loss = losses.mean()
+            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0); opt.step()
+            hist.append(loss.item())
+    return pol.eval(), hist
+
+@torch.no_grad()
+def star_branch_accuracy(value_model: ValueModel, graphs: list, eta: float=0.1) -> float:
+    "Share of graphs where the value model, at the branching node (after the centre), ranks the goal's arm above every other arm."
+    dev, ok = next(value_model.parameters()).device, 0
+    for p, a in graphs:
+        centre = a[0]
+        firsts = [v for u, v in zip(p[1:-4:3], p[2:-4:3]) if u == centre]
+        ids = torch.tensor([p + [centre]], device=dev)
+        h, _ = value_model.hidden(ids)
+        if value_model.kind == "q": q = value_model.q_over_eta(value_model.head_logits(h[:, -1], torch.tensor([firsts], device=dev)), eta)[0]
+        else:
+            seqs = torch.tensor([p + [centre, f] for f in firsts], device=dev)
+            q = value_model.q_over_eta(value_model.head_logits(value_model.hidden(seqs)[0][:, -1]), eta)
+        ok += int(firsts[int(q.argmax())] == a[1])
+    return ok / len(graphs)
+
 def star_experiment(degree: int=2, arm_length: int=5, seed: int=0, pretrain_steps: int=600, n_train: int=2000,
                     samples_per_prompt: int=4, n_test: int=500, value_kind: str="q", value_epochs: int=5,
                     value_lr: float=1e-3, eta: float=0.1, hidden_size: int=128, num_hidden_layers: int=2,
-                    num_attention_heads: int=4, pretrain_lr: float=3e-3) -> dict:
-    "π_ref pre-trained on G(d, l), then one round of Q♯ (Bernoulli head on a copy of π_ref) from π_ref's samples; held-out accuracies."
+                    num_attention_heads: int=4, pretrain_lr: float=3e-3,
+                    methods: dict | None=None, # policy methods on the same samples: name -> β (e.g. {"qrpo": 0.1, "dpo": 0.1, "rebel": 0.01})
+                    po_epochs: int=3, po_lr: float=3e-4) -> dict:
+    "π_ref pre-trained on G(d, l), then one round of Q♯ (Bernoulli head on a copy of π_ref) and `methods` from π_ref's samples; held-out accuracies."
     train, test = star_split(degree, arm_length, n_train, n_test, seed)
     ref = star_model(hidden_size=hidden_size, num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads, seed=seed)
     t0 = time.perf_counter()
@@ -620,16 +692,21 @@ def star_experiment(degree: int=2, arm_length: int=5, seed: int=0, pretrain_step
         vm = ValueModel(copy.deepcopy(ref), value_kind, "bernoulli")
         vloss = train_value_model(vm, examples, epochs=value_epochs, lr=value_lr, batch_size=32, seed=seed)
         res |= {"value_final_loss": vloss[-1], "acc_qsharp": star_accuracy(ref, test, vm, eta, seed=seed),
-                "acc_cd": star_accuracy(ref, test, vm, eta, mode="cd", seed=seed)}
+                "acc_cd": star_accuracy(ref, test, vm, eta, mode="cd", seed=seed),
+                "value_branch_acc": star_branch_accuracy(vm, test[:200], eta)}
+    for m, beta in (methods or {}).items():
+        pol, _ = train_star_policy(ref, train, comps, rews, m, beta, epochs=po_epochs, lr=po_lr, seed=seed)
+        res[f"acc_{m}"] = star_accuracy(pol, test, seed=seed)
     return res | {"seconds": time.perf_counter() - t0}
 
 # %% ../nbs/13_qsharp.ipynb #0e1de600
 def plot_star_graphs(df, path=None):
-    "Held-out accuracy of π_ref, CD and Q♯ per G(d, l): mean ± std over seeds, the shortcut's 1/d dashed."
+    "Held-out accuracy of π_ref, CD, Q♯ and the policy methods per G(d, l): mean ± std over seeds, the shortcut's 1/d dashed."
     import matplotlib.pyplot as plt
-    cols = [("acc_pi_ref", "π_ref (sampled)"), ("acc_pi_ref_greedy", "π_ref (greedy)"), ("acc_cd", "CD"), ("acc_qsharp", "Q♯")]
+    cols = [(c, lab) for c, lab in [("acc_pi_ref", "π_ref (sampled)"), ("acc_pi_ref_greedy", "π_ref (greedy)"), ("acc_cd", "CD"),
+                                    ("acc_qsharp", "Q♯"), ("acc_qrpo", "QRPO"), ("acc_dpo", "DPO"), ("acc_rebel", "REBEL")] if c in df]
     groups = list(df.groupby(["degree", "arm_length"]))
-    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(groups), 3.4))
+    fig, ax = plt.subplots(figsize=(2.4 + 3.0 * len(groups), 3.6))
     w = 0.8 / len(cols)
     for gi, ((d, l), g) in enumerate(groups):
         for ci, (c, lab) in enumerate(cols):
@@ -708,3 +785,183 @@ def generate_guided(model, value_model: ValueModel, tokenizer, rows: list, n: in
     run_chunks([dict(r) for r in rows], fn, output_dir, config=config, chunk_size=chunk_size, rank=rank,
                world_size=world_size, progress=progress, desc="guided")
     return merge_chunks(output_dir) if chunks_done(output_dir) else None
+
+# %% ../nbs/13_qsharp.ipynb #d9878901
+def code_run_folders(part_dir) -> dict:
+    "The complete stage folders (prepare, sft, references, rewards, pairs, train) of a pipeline part folder, newest per stage."
+    part_dir, out = Path(part_dir), {}
+    for stage in ("prepare", "sft", "references", "rewards", "pairs", "train"):
+        done = sorted((p.parent for p in part_dir.glob(f"{stage}/*/_COMPLETE")), key=lambda p: p.stat().st_mtime)
+        if done: out[stage] = done[-1]
+    miss = [s for s in ("prepare", "sft", "rewards") if s not in out]
+    if miss: raise FileNotFoundError(f"{part_dir}: no complete {', '.join(miss)} stage (run the pipeline's prepare..rewards first)")
+    return out
+
+def pool_labels(rewards: Sequence[float], reward: str="R") -> list:
+    "Value-model labels of one prompt's pool: the rewards (`\"R\"`) or their quantiles among the pool itself (`\"Rq\"`, ≤)."
+    r = np.asarray(rewards, float)
+    if reward == "R": return r.tolist()
+    if reward == "Rq": return [float((r <= x).mean()) for x in r]
+    raise ValueError(f"reward must be 'R' or 'Rq', got {reward!r}")
+
+def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0) -> tuple[list, list]:
+    "Round-1 value-model targets from stored reference pools (`prompt`, `completions`, `rewards`): (examples, dropped)."
+    from qrpo_nb.data import encode_example
+    xs, ys, rs = [], [], []
+    for i, row in enumerate(pools):
+        for col in ("prompt", "completions", "rewards"):
+            if col not in row: raise ValueError(f"pool row {i}: missing column {col!r}")
+        if len(row["completions"]) != len(row["rewards"]):
+            raise ValueError(f"pool row {i}: {len(row['completions'])} completions but {len(row['rewards'])} rewards")
+        enc = [encode_example(tokenizer, row["prompt"], c) for c in row["completions"]]
+        n_p = enc[0]["completion_mask"].index(1)
+        xs.append(enc[0]["input_ids"][:n_p]); ys.append([e["input_ids"][n_p:] for e in enc])
+        rs.append(pool_labels(row["rewards"], reward))
+    return round1_targets(xs, ys, rs, seed=seed)
+
+def fit_pool_value_model(ref_model, tokenizer, pools: list, reward: str="R", kind: str="q", output: str="histogram",
+                         n_atoms: int=11, epochs: int=5, lr: float=1e-3, batch_size: int=32, seed: int=0) -> tuple:
+    "A value model on a copy of π_ref (zero head: round 1 decodes π_ref) fitted to the pools' round-1 targets: (vm, info)."
+    examples, dropped = pool_examples(tokenizer, pools, reward, seed)
+    torch.manual_seed(seed)
+    vm = ValueModel(copy.deepcopy(ref_model), kind, output, n_atoms)
+    t0 = time.perf_counter()
+    hist = train_value_model(vm, examples, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                             pad_token_id=tokenizer.pad_token_id or 0)
+    return vm, {"reward": reward, "n_examples": len(examples), "dropped_prompts": len(dropped), "loss": hist,
+                "seconds": time.perf_counter() - t0}
+
+# %% ../nbs/13_qsharp.ipynb #c6d1c487
+def _left_pad(seqs: list, pad: int, device) -> tuple[Tensor, Tensor]:
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long); mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs): ids[i, T - len(s):] = torch.tensor(s); mask[i, T - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+def step_kl(logits: Tensor, ref_logits: Tensor, temperature: float=1.0, top_p: float=1.0) -> Tensor:
+    "KL(π(·|s) ‖ π_ref(·|s)) per row (float64) of the sampled distribution (`logits` at `temperature`, nucleus `top_p`)."
+    lp = torch.log_softmax(logits.double() / temperature, -1)
+    if top_p < 1: lp = torch.log_softmax(lp.masked_fill(nucleus_logprobs(logits, temperature, top_p) == -math.inf, -math.inf), -1)
+    ref = torch.log_softmax(ref_logits.double(), -1)
+    return torch.where(lp > -math.inf, lp.exp() * (lp - ref), torch.zeros_like(lp)).sum(-1)
+
+@torch.no_grad()
+def sample_with_kl(model, tokenizer, rows: list, *, ref_model=None, value_model: ValueModel | None=None, eta: float | None=None,
+                   mode: str="qsharp", top_k: int | None=20, temperature: float=1.0, top_p: float=1.0,
+                   max_new_tokens: int=48, batch_size: int=64, seed: int=0) -> list:
+    "One completion per row from `model` (guided by `value_model`, or against `ref_model`): dicts prompt_id, completion, kl, length."
+    from qrpo_nb.generation import render_prompt, stop_token_ids
+    if value_model is not None and eta is None: raise ValueError("a value model needs eta")
+    if value_model is None and ref_model is None: raise ValueError("give ref_model (for the KL of a trained policy) or value_model")
+    stops = stop_token_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    dev, out = next(model.parameters()).device, []
+    torch.manual_seed(seed)
+    for b in range(0, len(rows), batch_size):
+        chunk = rows[b:b + batch_size]
+        ids, mask = _left_pad([render_prompt(tokenizer, r["prompt"]) for r in chunk], pad, dev)
+        T0 = ids.shape[1]
+        kw = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+                  eos_token_id=stops, pad_token_id=pad)
+        if value_model is not None:
+            proc = QSharpLogitsProcessor(value_model, eta, top_k, temperature, top_p, mode, attention_mask=mask, eos_token_id=stops)
+            seqs = model.generate(input_ids=ids, attention_mask=mask, logits_processor=LogitsProcessorList([proc]), **kw)
+            kls = proc.kl.tolist()
+        else:
+            seqs = model.generate(input_ids=ids, attention_mask=mask, **kw)
+        gen = seqs[:, T0:]
+        is_stop = torch.isin(gen, torch.tensor(stops, device=dev))
+        alive = (is_stop.long().cumsum(-1) - is_stop.long()) == 0          # up to and including the first stop token
+        if value_model is None:
+            full = torch.cat([mask, alive.long()], 1)
+            pos = (full.cumsum(-1) - 1).clamp_min(0)
+            lg = model(input_ids=seqs, attention_mask=full, position_ids=pos).logits[:, T0 - 1:-1]
+            rl = ref_model(input_ids=seqs, attention_mask=full, position_ids=pos).logits[:, T0 - 1:-1]
+            kls = (step_kl(lg, rl, temperature, top_p) * alive).sum(-1).tolist()
+        for r, y, a, k in zip(chunk, gen.tolist(), alive.sum(-1).tolist(), kls):
+            cut = next((i for i, t in enumerate(y) if t in stops), len(y))
+            out.append({"prompt_id": str(r["prompt_id"]), "completion": tokenizer.decode(y[:cut], skip_special_tokens=True),
+                        "kl": float(k), "length": int(a)})
+    return out
+
+# %% ../nbs/13_qsharp.ipynb #3aca4505
+def _last_checkpoint(output_dir) -> Path:
+    steps = sorted((int(p.name.split("-")[1]), p) for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    if not steps: raise FileNotFoundError(f"{output_dir}: no checkpoint-* folder")
+    return steps[-1][1]
+
+def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=(0.1, 0.3, 1.0), seeds: Sequence[int]=(0, 1, 2),
+                    split: str="test", cd: bool=True, methods: Sequence[str]=("qrpo",), temperature: float=1.0, top_p: float=1.0,
+                    max_new_tokens: int=48, batch_size: int=64, top_k: int | None=20, max_prompts: int | None=None,
+                    reward_fn=None, progress=print):
+    "Test reward and KL(π‖π_ref) of π_ref, Q♯ (per value model: reward name -> ValueModel), CD and trained runs: a frame."
+    import datasets, pandas as pd
+    from transformers import AutoTokenizer
+    from qrpo_nb.models import load_model
+    from qrpo_nb.pipeline import task_reward
+    if not etas or any(not e > 0 for e in etas): raise ValueError(f"etas must be positive numbers, got {etas}")
+    info = json.loads((Path(folders["prepare"]) / "task.json").read_text())
+    reward_fn = reward_fn or task_reward(info["task"], info["options"])
+    rows = [r for r in datasets.load_from_disk(str(Path(folders["prepare"]) / "eval_prompts")) if r["split"] == split][:max_prompts]
+    if not rows: raise ValueError(f"no evaluation prompts with split {split!r}")
+    tok = AutoTokenizer.from_pretrained(str(Path(folders["sft"]) / "model"))
+    ref = load_model(str(Path(folders["sft"]) / "model")).eval()
+    opts = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    jobs = [("pi_ref", "-", math.inf, dict(ref_model=ref), ref)]
+    for name, vm in value_models.items():
+        jobs += [("qsharp", name, e, dict(value_model=vm.eval(), eta=e, top_k=top_k), ref) for e in etas]
+        if cd and name == "R": jobs += [("cd", name, e, dict(value_model=vm.eval(), eta=e, top_k=top_k, mode="cd"), ref) for e in etas]
+    if "train" in folders:
+        for r in json.loads((Path(folders["train"]) / "runs.json").read_text()):
+            if r["method"] in methods and r.get("group", "main") == "main":
+                pol = load_model(str(_last_checkpoint(r["output_dir"]))).eval()
+                jobs.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), dict(ref_model=ref), pol))
+    out = []
+    for method, rname, eta, kw, model in jobs:
+        t0 = time.perf_counter()
+        for s in seeds:
+            got = sample_with_kl(model, tok, rows, seed=s, **opts, **kw)
+            rew = reward_fn(rows, [g["completion"] for g in got])
+            out.append({"method": method, "reward": rname, "eta": eta, "seed": s, "split": split, "n_prompts": len(rows),
+                        "test_reward": float(np.mean(rew)), "kl": float(np.mean([g["kl"] for g in got])),
+                        "length": float(np.mean([g["length"] for g in got]))})
+        if progress: progress(f"{method} {rname} eta={eta}: reward {np.mean([o['test_reward'] for o in out[-len(seeds):]]):.3f}, "
+                              f"KL {np.mean([o['kl'] for o in out[-len(seeds):]]):.3f} ({time.perf_counter() - t0:.0f} s)")
+    return pd.DataFrame(out)
+
+def reward_kl_summary(df):
+    "Mean ± std over seeds of test reward and KL per (method, reward, η)."
+    g = df.groupby(["method", "reward", "eta"], sort=False)
+    s = g.agg(reward_mean=("test_reward", "mean"), reward_std=("test_reward", "std"), kl_mean=("kl", "mean"),
+              kl_std=("kl", "std"), length=("length", "mean"), seeds=("seed", "nunique")).reset_index()
+    return s
+
+def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
+    "Test reward against KL(π‖π_ref), mean ± std over seeds, one line per (method, reward), η/β written beside each point."
+    import matplotlib.pyplot as plt
+    labels = {("qsharp", "R"): "Q♯ (R)", ("qsharp", "Rq"): "Q♯ (R_q)", ("cd", "R"): "CD (R)", ("qrpo", "Rq"): "QRPO (R_q)"}
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ref = summary[summary.method == "pi_ref"]
+    for i, ((m, r), g) in enumerate(summary[summary.method != "pi_ref"].groupby(["method", "reward"], sort=False)):
+        g = g.sort_values("kl_mean")
+        ax.errorbar(g.kl_mean, g.reward_mean, xerr=g.kl_std, yerr=g.reward_std, marker="o", capsize=3, color=f"C{i}",
+                    label=labels.get((m, r), f"{m} ({r})"))
+        for _, w in g.iterrows(): ax.annotate(f"{w.eta:g}", (w.kl_mean, w.reward_mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if len(ref): ax.errorbar(ref.kl_mean, ref.reward_mean, yerr=ref.reward_std, marker="*", ms=10, color="k", ls="", label="π_ref")
+    ax.set_xscale("symlog", linthresh=0.1); ax.set_xlabel("KL(π ‖ π_ref), nats per completion"); ax.set_ylabel("test reward")
+    ax.grid(alpha=.3); ax.legend(fontsize=8); ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=130)
+    return fig
+
+def ahead_at_equal_kl(summary, a=("qsharp", "Rq"), b=("qrpo", "Rq")) -> dict:
+    "Where the KL ranges of curves `a` and `b` overlap: the reward difference a − b at each of b's points (a interpolated in log KL), against the seeds' spread."
+    A = summary[(summary.method == a[0]) & (summary.reward == a[1])].sort_values("kl_mean")
+    B = summary[(summary.method == b[0]) & (summary.reward == b[1])].sort_values("kl_mean")
+    rows = []
+    for _, w in B.iterrows():
+        if len(A) < 2 or not (A.kl_mean.min() <= w.kl_mean <= A.kl_mean.max()): continue
+        x = np.log(A.kl_mean.clip(lower=1e-9).to_numpy()); xv = math.log(max(w.kl_mean, 1e-9))
+        ra, sa = np.interp(xv, x, A.reward_mean), np.interp(xv, x, A.reward_std.fillna(0))
+        rows.append({"kl": w.kl_mean, "eta_b": w.eta, "diff": ra - w.reward_mean, "spread": math.hypot(sa, w.reward_std if w.reward_std == w.reward_std else 0)})
+    return {"a": a, "b": b, "points": rows}

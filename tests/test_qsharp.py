@@ -146,3 +146,30 @@ def test_processor_rejects_bad_input():
     proc = QS.QSharpLogitsProcessor(vm, 0.1, attention_mask=torch.ones(2, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="attention_mask has shape"):
         ref.generate(input_ids=torch.tensor([[4, 5, 6]]), logits_processor=LogitsProcessorList([proc]), max_new_tokens=1, pad_token_id=0)
+
+
+def test_sample_with_kl_estimates_the_enumerated_sequence_kl():
+    "Mean summed per-step KL over samples of a trained policy = KL(π‖π_ref) over all 2-token completions, enumerated."
+    from qrpo_nb.trainer import toy_tokenizer
+    from qrpo_nb.generation import render_prompt
+    tok = toy_tokenizer()
+    kw = dict(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+    pol = tiny_llama(len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=5, **kw).eval()
+    ref = tiny_llama(len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=6, **kw).eval()
+    with torch.no_grad():        # sharper models, so that the KL is far from 0 and varies with the first token
+        for m in (pol, ref): m.lm_head.weight.mul_(30)
+    x = render_prompt(tok, "say 3")
+    V, eos = len(tok), tok.eos_token_id
+    with torch.no_grad():
+        seqs = torch.tensor([x + [a, 0] for a in range(V)])
+        lp1, lq1 = (torch.log_softmax(m(torch.tensor([x])).logits[0, -1].double(), -1) for m in (pol, ref))
+        lp2, lq2 = (torch.log_softmax(m(seqs).logits[:, len(x)].double(), -1) for m in (pol, ref))
+    exact = 0.0                   # Σ_y π(y) log π(y)/π_ref(y) over every completion: [eos] or [a, b]
+    for a in range(V):
+        if a == eos: exact += float(lp1[a].exp() * (lp1[a] - lq1[a])); continue
+        lp, lq = lp1[a] + lp2[a], lq1[a] + lq2[a]
+        exact += float((lp.exp() * (lp - lq)).sum())
+    rows = [{"prompt_id": f"r{i}", "prompt": "say 3"} for i in range(3000)]
+    got = torch.tensor([g["kl"] for g in QS.sample_with_kl(pol, tok, rows, ref_model=ref, max_new_tokens=2, batch_size=1000, seed=0)])
+    se = float(got.std()) / math.sqrt(len(got))
+    assert exact > 0.5 and abs(float(got.mean()) - exact) < 5 * se, (float(got.mean()), exact, se)
