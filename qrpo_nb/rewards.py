@@ -241,8 +241,9 @@ def _pool_rewards(i, r, k):
                                   f"{rw[bad[0]]}: annotate the references first")
     return rw
 
-def _pair(r, rw, c, j) -> dict:
+def _pair(r, rw, c, j, ref_completions=False) -> dict:
     extra = {key: v for key, v in r.items() if key not in POOL_COLUMNS}
+    if ref_completions: extra["ref_completions"] = [str(t) for t in r["completions"]]  # aligned with ref_rewards (RPO's pool)
     return {**extra, "prompt_id": str(r["prompt_id"]), "prompt": r["prompt"], "chosen": r["completions"][c],
             "rejected": r["completions"][j], "chosen_reward": float(rw[c]), "rejected_reward": float(rw[j]),
             "ref_rewards": [float(x) for x in rw], "chosen_ref_index": int(c), "rejected_ref_index": int(j)}
@@ -254,7 +255,9 @@ def off_policy_pairs(references,              # annotated reference pools
                      strategy: str = "random",  # "best" (best/worst), "first" (the authors' pairs (0,1), (2,3)...) or "random" (ranked random pairs)
                      k: int = 6,              # pool prefix the pairs come from (paper: 6 chat, 20 code)
                      pairs_per_prompt: int = 1,  # random pairs per prompt (paper: 1 chat, 10 code)
-                     *, seed: int = 0, drop_ties: bool = False) -> datasets.Dataset:
+                     *, seed: int = 0, drop_ties: bool = False,
+                     ref_completions: bool = False,  # keep the pool's texts as `ref_completions` (RPO value_set="pool")
+                     ) -> datasets.Dataset:
     "Preference pairs drawn from each prompt's first `k` reference completions."
     if strategy not in PAIR_STRATEGIES: raise ValueError(f"unknown strategy {strategy!r}: one of {list(PAIR_STRATEGIES)}")
     if k < 2: raise ValueError(f"k must be >= 2, got {k}")
@@ -275,7 +278,7 @@ def off_policy_pairs(references,              # annotated reference pools
         else:
             perm = np.random.default_rng(stable_seed(seed, r["prompt_id"])).permutation(k)
             pairs = [(a, b) if head[a] >= head[b] else (b, a) for a, b in perm[:2 * pairs_per_prompt].reshape(-1, 2)]
-        out += [_pair(r, rw, c, j) for c, j in pairs if not (drop_ties and rw[c] == rw[j])]
+        out += [_pair(r, rw, c, j, ref_completions) for c, j in pairs if not (drop_ties and rw[c] == rw[j])]
     if not out: raise ValueError("no pairs left (every pair tied and drop_ties=True)")
     return datasets.Dataset.from_list(out)
 
@@ -284,16 +287,19 @@ def _float_or_nan(v) -> float: return math.nan if v is None else float(v)
 # %% ../nbs/08_rewards.ipynb #fa716627
 def offline_pairs(preferences,                 # rows with prompt_id, prompt, chosen, rejected (+ rewards)
                   references=None,             # annotated pools joined by prompt_id (None: empty ref_rewards)
+                  ref_completions: bool = False, # keep the pool's texts as `ref_completions` (RPO value_set="pool")
                   ) -> datasets.Dataset:
     "The dataset's own chosen/rejected pairs with their prompt's reference rewards."
     rows = _rows_of(preferences)
     if not rows: raise ValueError("no preference rows")
     _need(["prompt_id", "prompt", "chosen", "rejected"], rows[0].keys(), "preference dataset")
-    pools = None
+    pools, texts = None, {}
+    if ref_completions and references is None: raise ValueError("ref_completions=True needs the reference pools (references=)")
     if references is not None:
         pools = {}
         for i, r in enumerate(_rows_of(references)):
             pools[str(r["prompt_id"])] = [float(x) for x in _pool_rewards(i, r, len(r["completions"]))]
+            texts[str(r["prompt_id"])] = [str(t) for t in r["completions"]]
     out = []
     for i, r in enumerate(rows):
         pid = str(r["prompt_id"])
@@ -306,7 +312,7 @@ def offline_pairs(preferences,                 # rows with prompt_id, prompt, ch
                     "chosen_reward": _float_or_nan(r.get("chosen_reward")),
                     "rejected_reward": _float_or_nan(r.get("rejected_reward")),
                     "ref_rewards": pools[pid] if pools is not None else [], "chosen_ref_index": -1,
-                    "rejected_ref_index": -1})
+                    "rejected_ref_index": -1, **({"ref_completions": texts[pid]} if ref_completions else {})})
     return datasets.Dataset.from_list(out)
 
 # the authors' pairing for each setting (their prepare_offpolicy_dataset modes); pass it as options to `build_pairs`
@@ -322,10 +328,11 @@ SETTINGS = {  # our distribution-shift settings (App. L); code uses off_policy_r
 def build_pairs(setting: str,            # "offline", "off_policy_best" or "off_policy_random"
                 references,              # annotated reference pools
                 preferences=None,        # the offline dataset (setting "offline")
+                ref_completions: bool = False,  # keep each pool's texts (`ref_completions`, aligned with `ref_rewards`): RPO's pool
                 **options) -> datasets.Dataset:
     "Preference data for one of the paper's settings (options override the setting's defaults)."
     if setting not in SETTINGS: raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
     if setting == "offline":
         if preferences is None: raise ValueError("the offline setting needs the preference dataset")
-        return offline_pairs(preferences, references)
-    return off_policy_pairs(references, **{**SETTINGS[setting], **options})
+        return offline_pairs(preferences, references, ref_completions=ref_completions)
+    return off_policy_pairs(references, **{**SETTINGS[setting], **options}, ref_completions=ref_completions)

@@ -19,8 +19,9 @@ __all__ = ['PAPER_RL_MAX_GRAD_NORM', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_V
            'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'check_config',
            'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps',
            'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'ValueTable', 'ValueModel',
-           'collate', 'compute_reference_logps', 'loss_batch', 'pointwise_options', 'rpo_prompt_sets', 'kl_pairs',
-           'resolve_precision', 'make_accelerator', 'TrainResult', 'train', 'read_metrics', 'load_run_file', 'main']
+           'collate', 'compute_reference_logps', 'pool_groups', 'compute_pool_logps', 'add_pool_columns', 'loss_batch',
+           'pointwise_options', 'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator',
+           'needs_pool_logps', 'TrainResult', 'train', 'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -285,11 +286,12 @@ def _check_pointwise(config, spec, columns):
         vs, logps = opts.get("value_set", "pool"), opts.get("logps", "sequence")
         if vs not in RPO_VALUE_SETS: raise ValueError(f"loss {config.loss!r}: value_set must be one of {list(RPO_VALUE_SETS)}, got {vs!r}")
         need = "ref_logps" if logps == "sequence" else "ref_avg_logps"
-        if vs == "pool" and need not in columns:
+        if vs == "pool" and need not in columns and "ref_completions" not in columns:
             how = "summed over" if logps == "sequence" else "averaged over"
             raise ValueError(f"loss {config.loss!r} (value_set='pool', logps={logps!r}) needs the column `{need}`: list[float], "
                              f"log π_ref(y_j|x) of the prompt's reference completions {how} their tokens (EOS included), "
-                             f"aligned with `ref_rewards`; the dataset has none. Compute them with π_ref once, or use "
+                             f"aligned with `ref_rewards`; the dataset has none. Keep the pool's texts as `ref_completions` (build_pairs(..., "
+                             f"ref_completions=True)) and the reference pass computes them, or use "
                              f"value_set='prompt' (I_x = the prompt's training completions, the paper's Algorithm 1)")
         if vs == "pool" and "ref_rewards" not in columns:
             raise ValueError(f"loss {config.loss!r} (value_set='pool') needs reference rewards: the dataset has no `ref_rewards` column")
@@ -388,6 +390,16 @@ def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
             raise ValueError(f"column `ref_rewards`: dataset row {i} has no reference reward among the first "
                              f"{n if n is not None else lens[i]} (all missing)")
         info.update(ref_min=int(lens.min()), ref_max=int(lens.max()))
+        if "ref_completions" in cols and "value_set" in getattr(spec, "trainer_options", ()):
+            ll = _lengths(dataset, "ref_completions")
+            if (ll != lens).any():
+                i = int(np.flatnonzero(ll != lens)[0])
+                raise ValueError(f"column `ref_completions`: dataset row {i} has {ll[i]} completions but `ref_rewards` has "
+                                 f"{lens[i]}: one text per reference reward, in the same order")
+            for i, row in enumerate(dataset["ref_completions"]):
+                bad = [j for j, t in enumerate(row or []) if not isinstance(t, str)]
+                if bad: raise ValueError(f"column `ref_completions`: dataset row {i}, completion {bad[0]} is "
+                                         f"{type(row[bad[0]]).__name__}, not text")
         for lc in ("ref_logps", "ref_avg_logps"):
             if lc not in cols: continue
             ll = _lengths(dataset, lc)
@@ -532,18 +544,9 @@ def _f32():
     import datasets
     return datasets.Value("float32")
 
-# %% ../nbs/09_trainer.ipynb #70522340
-@torch.no_grad()
-def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
-                            max_length:int|None=2048, # when tokenising here: as `TrainConfig.max_length` (the paper's 2,048)
-                            truncation:str="truncate", # over-long samples when tokenising here: "truncate" or "drop"
-                            autocast=None, # a context manager factory (e.g. `accelerator.autocast`); None: as `train`'s step 1
-                            indices=None, progress:bool=True):
-    "Add float32 columns `chosen_ref_logp` (and `rejected_ref_logp`) = Σ log π_ref over completion tokens."
-    if "chosen_input_ids" not in dataset.column_names:
-        if tokenizer is None: raise ValueError("the dataset is not tokenised: pass the tokenizer")
-        dataset = tokenize_dataset(dataset, tokenizer, max_length=max_length, truncation=truncation)
-    sides = [s for s, _ in _sides(dataset.column_names)]
+# %% ../nbs/09_trainer.ipynb #e5c0a001
+def _scorer(model, tokenizer, autocast):
+    "The reference pass's module, pad id, device and autocast: a bf16/fp16 model scored as `train` runs it at step 1."
     pad = (getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None)
     pad = pad if pad is not None else 0
     net = model if isinstance(model, SequenceLogps) else SequenceLogps(model)
@@ -553,6 +556,23 @@ def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
     if autocast is None and low in (torch.bfloat16, torch.float16):  # what `train` runs at step 1 for such a model
         net.float()  # float32 weights (the exact upcast, in place) under autocast in the loaded dtype
         autocast = lambda: torch.autocast(dev.type, dtype=low)
+    return net, pad, dev, autocast, was_training
+
+
+# %% ../nbs/09_trainer.ipynb #70522340
+@torch.no_grad()
+def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
+                            max_length:int|None=2048, # when tokenising here: as `TrainConfig.max_length` (the paper's 2,048)
+                            truncation:str="truncate", # over-long samples when tokenising here: "truncate" or "drop"
+                            autocast=None, # a context manager factory (e.g. `accelerator.autocast`); None: as `train`'s step 1
+                            indices=None, progress:bool=True,
+                            pool:bool=False): # also RPO's `ref_logps` / `ref_avg_logps` of the `ref_completions` (`compute_pool_logps`)
+    "Add float32 columns `chosen_ref_logp` (and `rejected_ref_logp`) = Σ log π_ref over completion tokens."
+    if "chosen_input_ids" not in dataset.column_names:
+        if tokenizer is None: raise ValueError("the dataset is not tokenised: pass the tokenizer")
+        dataset = tokenize_dataset(dataset, tokenizer, max_length=max_length, truncation=truncation)
+    sides = [s for s, _ in _sides(dataset.column_names)]
+    net, pad, dev, autocast, was_training = _scorer(model, tokenizer, autocast)
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     seqs = [(int(i), s) for i in idx for s in sides]
     width = {s: _lengths(dataset, f"{s}_input_ids") for s in sides}  # lengths only: the tokens are read per batch
@@ -560,6 +580,8 @@ def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
     cols = [f"{s}_{c}" for s in sides for c in ("input_ids", "completion_mask")]
     out = {s: np.full(len(dataset), np.nan, dtype=np.float64) for s in sides}
     ctx = autocast or contextlib.nullcontext
+    if pool and "ref_completions" in dataset.column_names:  # RPO's pool (value_set="pool"): the same pass, the same numerics
+        dataset = compute_pool_logps(net, dataset, tokenizer, batch_size, max_length, truncation, ctx, progress=progress)
     for b in tqdm(range(0, len(seqs), batch_size), desc="reference log-probs", disable=not progress):
         chunk = seqs[b:b + batch_size]
         need = sorted({i for i, _ in chunk}); sub = dataset.select_columns(cols)[need]; pos = {i: k for k, i in enumerate(need)}
@@ -576,6 +598,66 @@ def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
         if f"{s}_ref_logp" in dataset.column_names: dataset = dataset.remove_columns(f"{s}_ref_logp")
         dataset = dataset.add_column(f"{s}_ref_logp", out[s].astype(np.float32).tolist(), feature=_f32())
     return dataset
+
+# %% ../nbs/09_trainer.ipynb #e5c0a003
+def pool_groups(dataset) -> tuple[list, list]:
+    "The distinct (prompt, pool) of the rows: the first row of each, and each row's group (pairs of a prompt share one pool)."
+    import hashlib
+    pid = dataset["prompt_id"] if "prompt_id" in dataset.column_names else [json.dumps(p, sort_keys=True) for p in dataset["prompt"]]
+    first, group, seen = [], [], {}
+    for i, (k, c) in enumerate(zip(pid, dataset["ref_completions"])):
+        h = hashlib.sha256(json.dumps([str(k), list(c or [])]).encode()).hexdigest()
+        if h not in seen: seen[h] = len(first); first.append(i)
+        group.append(seen[h])
+    return first, group
+
+@torch.no_grad()
+def compute_pool_logps(model, dataset, tokenizer, batch_size:int=16,
+                       max_length:int|None=2048, # as the training pass: prompt + completion + EOS
+                       truncation:str="truncate", # "truncate" (as training) or "drop" (an over-long completion is NaN: missing)
+                       autocast=None, # a context manager factory; None: as `compute_reference_logps`
+                       indices=None, # score only these rows (distinct pools, `pool_groups`) and return {row: (sums, means)}
+                       progress:bool=True):
+    "Add `ref_logps` / `ref_avg_logps` (list[float] aligned with `ref_rewards`): Σ / mean log π_ref over each `ref_completions` text's tokens, EOS included."
+    if "ref_completions" not in dataset.column_names:
+        raise ValueError("the dataset has no `ref_completions` column: build the pairs with rewards.build_pairs(..., ref_completions=True)")
+    if tokenizer is None: raise ValueError("the pool's completions are tokenised here: pass the tokenizer")
+    if truncation not in ("truncate", "drop"): raise ValueError(f"truncation must be 'truncate' or 'drop', got {truncation!r}")
+    net, pad, dev, autocast, was_training = _scorer(model, tokenizer, autocast)
+    first, group = pool_groups(dataset) if indices is None else (list(indices), None)
+    sub = dataset.select_columns(["prompt", "ref_completions"])[list(first)] if first else {"prompt": [], "ref_completions": []}
+    seqs = []  # (row, j, ids, mask)
+    for r, p, comps in zip(first, sub["prompt"], sub["ref_completions"]):
+        for j, c in enumerate(comps or []):
+            e = encode_example(tokenizer, p, completion_text(c, "ref_completions", r))
+            x, m = e["input_ids"], e["completion_mask"]
+            if max_length is not None and len(x) > max_length:
+                if truncation == "drop": x, m = [], []
+                else: x, m = x[:max_length], m[:max_length]
+            seqs.append((r, j, x, m))
+    res = {r: ([math.nan] * len(c or []), [math.nan] * len(c or [])) for r, c in zip(first, sub["ref_completions"])}
+    todo = sorted((s for s in seqs if sum(s[3])), key=lambda s: -len(s[2]))
+    ctx = autocast or contextlib.nullcontext
+    for b in tqdm(range(0, len(todo), batch_size), desc="pool log-probs", disable=not progress):
+        chunk = todo[b:b + batch_size]; L = max(len(s[2]) for s in chunk)
+        ids = torch.full((len(chunk), L), pad, dtype=torch.long); att = torch.zeros_like(ids); lm = torch.zeros_like(ids)
+        for k, (_, _, x, m) in enumerate(chunk):
+            ids[k, :len(x)] = torch.tensor(x); att[k, :len(x)] = 1; lm[k, :len(x)] = torch.tensor(m)
+        with ctx(): sums, cnt = net(ids.to(dev), att.to(dev), lm.to(dev))
+        for k, (r, j, _, _) in enumerate(chunk):
+            res[r][0][j] = float(sums[k]); res[r][1][j] = float(sums[k]) / max(int(cnt[k]), 1)
+    net.train(was_training)
+    if indices is not None: return res
+    return add_pool_columns(dataset, [res[first[g]] for g in group])
+
+def add_pool_columns(dataset, values):
+    "Columns `ref_logps`, `ref_avg_logps` from one (sums, means) per row (replacing older ones)."
+    import datasets
+    dataset = dataset.remove_columns([c for c in ("ref_logps", "ref_avg_logps") if c in dataset.column_names])
+    feat = datasets.Sequence(_f32())
+    dataset = dataset.add_column("ref_logps", [list(v[0]) for v in values], feature=feat)
+    return dataset.add_column("ref_avg_logps", [list(v[1]) for v in values], feature=feat)
+
 
 # %% ../nbs/09_trainer.ipynb #a6772d67
 def _col(sub, name, m, dtype=torch.float32, fill=float("nan")):
@@ -754,6 +836,25 @@ def _ref_pass(config, acc, net, tokenizer, ds, sides):
     return ds
 
 # %% ../nbs/09_trainer.ipynb #2aeec14a
+def needs_pool_logps(config, spec, columns) -> bool:
+    "RPO with `value_set='pool'` whose data keeps the pool's texts (`ref_completions`) but not the log-probs its `logps` reads."
+    opts = getattr(config, "loss_options", None) or {}
+    if "value_set" not in getattr(spec, "trainer_options", ()) or opts.get("value_set", "pool") != "pool": return False
+    need = "ref_avg_logps" if opts.get("logps", "sequence") == "mean" else "ref_logps"
+    return "ref_completions" in columns and need not in columns
+
+def _pool_pass(config, acc, net, tokenizer, ds):
+    "`ref_logps` / `ref_avg_logps` of the distinct pools, each process a share of them, gathered on every rank."
+    from accelerate.utils import gather_object
+    first, group = pool_groups(ds)
+    mine = first[acc.process_index::acc.num_processes]
+    part = compute_pool_logps(acc.unwrap_model(net), ds, tokenizer, batch_size=config.ref_batch_size, max_length=config.max_length,
+                              truncation=config.truncation, autocast=acc.autocast, indices=mine,
+                              progress=config.progress and acc.is_main_process)
+    got = {}
+    for d in gather_object([part]): got.update(d)
+    return add_pool_columns(ds, [got[first[g]] for g in group])
+
 def _add_reference_logps(config, acc, net, tokenizer, ds, spec, key, stats, cached):
     "Reference log-probs of the data by the prepared module itself (same weights, dtype and autocast as step 1); cached."
     sft = config.loss == "sft"; cache = Path(config.output_dir) / "data"
@@ -761,6 +862,7 @@ def _add_reference_logps(config, acc, net, tokenizer, ds, spec, key, stats, cach
     sides = [s for s, _ in _sides(ds.column_names, sft)]
     if needs_ref and not all(f"{s}_ref_logp" in ds.column_names for s in sides):
         ds = _ref_pass(config, acc, net, tokenizer, ds, sides)
+    if not sft and needs_pool_logps(config, spec, ds.column_names): ds = _pool_pass(config, acc, net, tokenizer, ds)
     if acc.is_main_process and config.save_state and not cached:
         cache.mkdir(parents=True, exist_ok=True)
         if (cache / "ds").exists(): shutil.rmtree(cache / "ds")

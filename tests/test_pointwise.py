@@ -87,6 +87,58 @@ def test_rpo_pool_logprobs_from_the_data(tmp_path):
     assert got == pytest.approx(np.mean(per), rel=1e-4)
 
 
+def pool_pairs(n_prompts=4, k=4, seed=0):
+    "Pairs from the real pairs builder (`rewards.build_pairs`) over reward-annotated pools, the pools' texts kept."
+    import datasets
+    from qrpo_nb.rewards import build_pairs
+    g = np.random.default_rng(seed)
+    word = lambda: "".join(g.choice(list("abcdefgh"), size=int(g.integers(1, 7))))
+    pools = datasets.Dataset.from_list([{"prompt_id": f"q{i}", "prompt": [{"role": "user", "content": word() + word()}],
+                                         "completions": [word() for _ in range(k)], "rewards": g.normal(size=k).tolist()}
+                                        for i in range(n_prompts)])
+    return build_pairs("off_policy_random", pools, k=k, pairs_per_prompt=2, ref_completions=True)
+
+
+@pytest.mark.parametrize("logps", ["sequence", "mean"])
+def test_rpo_pool_logprobs_by_the_reference_pass(tmp_path, logps):
+    "value_set='pool' on the pairs builder's data: the reference pass scores every pool completion once; step 1's loss by hand."
+    ds = pool_pairs()
+    assert "ref_logps" not in ds.column_names
+    tau, m = 1.0, model()
+    train(cfg(tmp_path, "rpo", "rpo", beta=tau, batch_size=len(ds), max_steps=1, n_ref=4, loss_options={"logps": logps}),
+          model(), TOK, ds)
+    got = read_metrics(tmp_path / "rpo").loss[0]
+    rw = np.array(list(ds["chosen_reward"]) + list(ds["rejected_reward"])); mu, sd = rw.mean(), rw.std()
+    per = []
+    for r in ds:
+        lp = [(s if logps == "sequence" else s / c) for s, c in (seq_logp(m, r["prompt"], y) for y in r["ref_completions"])]
+        V = tau * np.logaddexp.reduce(np.array(lp) + (np.array(r["ref_rewards"]) - mu) / sd / tau)
+        per.append(np.mean([0.5 * (((r[f"{s}_reward"] - mu) / sd - V) / tau) ** 2 for s in ("chosen", "rejected")]))
+    assert got == pytest.approx(np.mean(per), rel=2e-4)
+    import datasets
+    cached = datasets.load_from_disk(str(tmp_path / "rpo" / "data" / "ds"))   # kept with the tokenised data: once per run
+    sums = [seq_logp(m, ds[0]["prompt"], y) for y in ds[0]["ref_completions"]]
+    assert cached[0]["ref_logps"] == pytest.approx([s for s, _ in sums], abs=1e-4)
+    assert cached[0]["ref_avg_logps"] == pytest.approx([s / c for s, c in sums], abs=1e-5)
+
+
+def test_rpo_pool_resume_is_exact(tmp_path):
+    "A run cut after step 2 and resumed (its pool log-probs from the cache) logs the losses of the uncut run."
+    ds = pool_pairs(n_prompts=8)
+    kw = dict(batch_size=4, micro_batch_size=2, n_checkpoints=1, state_every=1, n_ref=4, epochs=2)
+    train(cfg(tmp_path, "full", "rpo", **kw), model(), TOK, ds)
+    train(cfg(tmp_path, "cut", "rpo", max_steps=2, **kw), model(), TOK, ds)
+    train(cfg(tmp_path, "cut", "rpo", **kw), model(), TOK, ds)
+    assert list(read_metrics(tmp_path / "cut").loss) == list(read_metrics(tmp_path / "full").loss)
+
+
+def test_rpo_pool_texts_checked(tmp_path):
+    ds = pool_pairs()
+    short = ds.map(lambda r: {"ref_completions": r["ref_completions"][:3]})
+    with pytest.raises(ValueError, match="column `ref_completions`: dataset row 0 has 3 completions but `ref_rewards` has 4"):
+        train(cfg(tmp_path, "a", "rpo", batch_size=4), model(), TOK, short)
+
+
 def test_dro_value_head_first_step_and_checkpoints(tmp_path):
     "Adam's first step moves each prompt's V_φ by value_lr · sign(Σ residual): here sign(Σ of its z-scored rewards)."
     ds = shared_prompts(toy_pairs(N, seed=4, pairwise=False))
@@ -146,14 +198,15 @@ def test_unpaired_triplets(tmp_path, loss, opts, lr):
 
 @pytest.mark.slow  # 2 processes (gloo) under accelerate launch; the DeepSpeed op is JIT-built on first use
 @pytest.mark.parametrize("accel", ["ddp.yaml", "ds-zero1.yaml"])
-@pytest.mark.parametrize("loss,opts", [("dro", {"value_lr": 0.05}), ("dro", {"value_head": "model", "value_lr": 1e-2}), ("kto", {})],
-                         ids=["dro-table", "dro-model", "kto"])
+@pytest.mark.parametrize("loss,opts", [("dro", {"value_lr": 0.05}), ("dro", {"value_head": "model", "value_lr": 1e-2}), ("kto", {}),
+                                       ("rpo", {"value_set": "pool"})],
+                         ids=["dro-table", "dro-model", "kto", "rpo-pool"])
 def test_two_processes_match_one(tmp_path, accel, loss, opts):
     "DDP and ZeRO-1 reach the weights (and DRO's value head) of one process with the same global batch."
     import os, subprocess, sys
     from safetensors.torch import load_file
     from trainer_runs import ENV, ROOT, make_run
-    pairs, base = dict(n=32, seed=1), dict(loss=loss, beta=0.5, lr=1e-3, batch_size=8, micro_batch_size=2, epochs=1,
+    pairs, base = dict(n=32, seed=1, pool_texts=loss == "rpo"), dict(loss=loss, beta=0.5, lr=1e-3, batch_size=8, micro_batch_size=2, epochs=1,
                                            n_checkpoints=1, adam_eps=1e-6, seed=5, loss_options=opts)
     def launch(run, cfg=None, n=1):
         pre = ([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs/accelerate" / cfg),
