@@ -16,14 +16,15 @@ from tqdm.auto import tqdm
 __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 'MAGPIE_AIR', 'MAGPIE_AIR_REVISION',
            'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'LENGTH_COUNTS',
            'PAPER_FILTERED_COUNTS', 'CODE_OPS', 'CODE_DIFFICULTY', 'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS',
-           'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'TASKS', 'check_columns',
-           'typed_pairs', 'split_files', 'load_raw', 'load_magpie_air', 'load_ultrafeedback', 'count_tests',
-           'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids', 'encode_example', 'pad_batch', 'example_length',
-           'conversation_length', 'filter_by_length', 'paper_length_filter', 'code_expression', 'code_description',
-           'code_lines', 'code_body', 'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops',
-           'swap_last_op', 'code_sft_rows', 'chat_reward', 'generate_chat_prompts', 'chat_response',
-           'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer', 'code_rewards', 'CodeTask', 'ChatTask', 'LeetCodeTask',
-           'ChatDatasetTask', 'get_task']
+           'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'CPU_MISTRAL_TEMPLATE',
+           'CPU_CHAT_TEMPLATES', 'TASKS', 'check_columns', 'typed_pairs', 'split_files', 'load_raw', 'load_magpie_air',
+           'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids',
+           'encode_example', 'pad_batch', 'example_length', 'conversation_length', 'filter_by_length',
+           'paper_length_filter', 'code_expression', 'code_description', 'code_lines', 'code_body', 'code_solution',
+           'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'swap_last_op', 'code_sft_rows', 'chat_reward',
+           'generate_chat_prompts', 'chat_response', 'feedback_reward', 'generate_feedback_prompts',
+           'feedback_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer', 'code_rewards', 'CodeTask',
+           'ChatTask', 'FeedbackTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
 
 # %% ../nbs/05_data.ipynb #07434d98
 PREFERENCE_COLUMNS = ("prompt_id", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward", "ref_rewards",
@@ -446,11 +447,54 @@ def chat_response(row, rng, p_keyword:float=0.65) -> str:
     rng.shuffle(sents)
     return " ".join(sents)
 
+# %% ../nbs/05_data.ipynb #f62898fd
+_FEEDBACK_SENTENCES = ["The {n} is {w}.", "It looks {w}.", "A {w} {n} stood by the {t}.", "I saw a {w} {n} today.",
+                       "My {n} is {w} and {w2}.", "It is near the {t}.", "Everyone likes the {w} {n}."]
+
+def feedback_reward(row, text:str) -> float:
+    "The `cpu-feedback` reward of a completion for a prompt row (with `noun`, `adjective`, `n_sentences`, `banned`)."
+    if text is None: raise ValueError("feedback_reward: completion is None")
+    words = re.findall(r"[a-z]+", text.lower())
+    if not words: return -0.5
+    k = row["n_sentences"]
+    s = sum(bool(re.search(r"[a-z]", piece.lower())) for piece in re.split(r"[.!?]", text))
+    return (max(0.0, 1 - abs(s - k) / k) + 0.3 * (row["noun"] in words) + 0.2 * (row["adjective"] in words)
+            - 0.6 * (row["banned"] in words) - 0.4 * (1 - len(set(words)) / len(words)) - 0.02 * max(0, len(words) - 8 * k))
+
+def generate_feedback_prompts(n:int, seed:int=0) -> list[dict]:
+    "`n` distinct `cpu-feedback` prompts (an object, an adjective, a sentence count, a banned word), deterministic by seed."
+    if n > len(CHAT_NOUNS) * len(CHAT_WORDS) * (len(CHAT_WORDS) - 1) * 3: raise ValueError("n exceeds the number of distinct feedback prompts")
+    rng, seen, rows = random.Random(seed), set(), []
+    while len(rows) < n:
+        noun, (adj, banned), k = rng.choice(CHAT_NOUNS), rng.sample(CHAT_WORDS, 2), rng.randint(1, 3)
+        if (noun, adj, banned, k) in seen: continue
+        seen.add((noun, adj, banned, k))
+        q = f"Describe a {adj} {noun} in {k} sentence{'s' if k > 1 else ''}. Do not use the word {banned}."
+        rows.append(dict(prompt_id=f"cpu-feedback-{len(rows):05d}", prompt=[{"role": "user", "content": q}], noun=noun,
+                         adjective=adj, n_sentences=k, banned=banned))
+    return rows
+
+def feedback_response(row, rng, p_follow:float=0.5) -> str:
+    "A warm-up answer: `k` template sentences with probability `p_follow`, else 1-4; the adjective, noun and (rarely) the banned word drawn in."
+    k = row["n_sentences"] if rng.random() < p_follow else rng.randint(1, 4)
+    sents = []
+    for j in range(k):
+        w = row["adjective"] if j == 0 and rng.random() < 0.7 else row["banned"] if rng.random() < 0.15 else rng.choice(CHAT_WORDS)
+        n = row["noun"] if rng.random() < 0.6 else rng.choice(CHAT_NOUNS)
+        sents.append(rng.choice(_FEEDBACK_SENTENCES).format(n=n, w=w, w2=rng.choice(CHAT_WORDS), t=rng.choice(CHAT_TOPICS)))
+    return " ".join(sents)
+
 # %% ../nbs/05_data.ipynb #674119a2
 CPU_TOKENIZER_DIR = "cpu_tokenizer"
 CPU_CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] }}"
                      "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
                      "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}")
+# Mistral-7B-Instruct-v0.2's format: `[INST] user [/INST]answer</s>`, no generation prompt (the prompt ends at [/INST]);
+# a system message (which Mistral's own template refuses) is written before the first [INST]
+CPU_MISTRAL_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'assistant' %}{{ m['content'] + eos_token }}"
+                        "{% elif m['role'] == 'system' %}{{ m['content'] + '\\n\\n' }}"
+                        "{% else %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% endif %}{% endfor %}")
+CPU_CHAT_TEMPLATES = {"tulu": CPU_CHAT_TEMPLATE, "mistral": CPU_MISTRAL_TEMPLATE}  # a CPU task's `chat_template` option
 
 def _cpu_corpus(seed=0):
     probs = generate_code_problems(3000, seed=seed + 1000)
@@ -477,11 +521,15 @@ def asset_path(*parts) -> Path:
     "A file or folder under the package's `assets`."
     return Path(str(importlib.resources.files("qrpo_nb"))) / "assets" / Path(*parts)
 
-def cpu_tokenizer() -> PreTrainedTokenizerFast:
-    "The shipped tokenizer of the CPU tasks."
+def cpu_tokenizer(chat_template:str="tulu", # a key of `CPU_CHAT_TEMPLATES`: "tulu" (the shipped one) or "mistral"
+                 ) -> PreTrainedTokenizerFast:
+    "The shipped tokenizer of the CPU tasks, with the chat template named `chat_template`."
+    if chat_template not in CPU_CHAT_TEMPLATES: raise ValueError(f"unknown chat_template {chat_template!r}; known: {sorted(CPU_CHAT_TEMPLATES)}")
     p = asset_path(CPU_TOKENIZER_DIR)
     if not (p / "tokenizer.json").exists(): raise FileNotFoundError(f"{p} is missing: reinstall qrpo_nb or run build_cpu_tokenizer().save_pretrained(...)")
-    return PreTrainedTokenizerFast.from_pretrained(str(p))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(p))
+    if chat_template != "tulu": tok.chat_template = CPU_CHAT_TEMPLATES[chat_template]   # the shipped file holds tulu's
+    return tok
 
 # %% ../nbs/05_data.ipynb #cf898aaa
 _FENCE = re.compile(r"```[ \t]*(?:python3|python|py)?[^\n]*\n(.*?)(?:```|\Z)", re.S)  # an unclosed fence counts, as in the sandbox
@@ -555,6 +603,7 @@ class CodeTask:
     reward_backend:str="auto" # "auto"/"sandbox": qrpo_nb.sandbox; "grammar": the temporary fallback
     name:str="cpu_code"
     max_new_tokens:int=48
+    chat_template:str="tulu" # the tokenizer's chat template (`CPU_CHAT_TEMPLATES`): "tulu" or "mistral"
 
     @functools.cached_property
     def _problems(self): return generate_code_problems(self.n_sft + self.n_train + self.n_eval, seed=self.seed)
@@ -588,7 +637,7 @@ class CodeTask:
     def reward(self, rows, completions) -> list[float]:
         "Sandbox pass rate of each completion on its row's tests."
         return code_rewards(rows, completions, backend=self.reward_backend, protocol="ours")
-    def tokenizer(self): return cpu_tokenizer()
+    def tokenizer(self): return cpu_tokenizer(self.chat_template)
     def model_config(self) -> dict:
         "Config of the tiny Llama for this task (`qrpo_nb.models.tiny_llama(**cfg)`)."
         tok = self.tokenizer()
@@ -596,37 +645,60 @@ class CodeTask:
                     max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                     initializer_range=getattr(self, "initializer_range", 0.02))  # ChatTask shares this method: Llama's 0.02
 
-@dataclass
-class ChatTask:
-    "The CPU chat task: write about a topic with three given words, scored by a deterministic pointwise reward."
-    n_sft:int=2000; n_train:int=256; n_eval:int=64
-    p_keyword:float=0.65 # chance a warm-up answer uses each required word
-    seed:int=0
-    name:str="cpu_chat"
-    max_new_tokens:int=48
-
+class _GeneratedChat:
+    "Mixin of the generated CPU chat tasks: prompts by `_generate`, warm-up answers by `_respond`, the reward `_score`."
+    _keys = () # the prompt-row fields the offline pairs keep (what the reward reads)
     @functools.cached_property
-    def _prompts(self): return generate_chat_prompts(self.n_sft + self.n_train + self.n_eval, seed=self.seed)
+    def _prompts(self): return self._generate(self.n_sft + self.n_train + self.n_eval, seed=self.seed)
     def sft_data(self) -> Dataset:
+        "Warm-up SFT rows `prompt`, `completion`: one warm-up answer per SFT prompt."
         rng = random.Random(self.seed)
-        return Dataset.from_list([dict(prompt=r["prompt"], completion=chat_response(r, rng, self.p_keyword)) for r in self._prompts[:self.n_sft]])
+        return Dataset.from_list([dict(prompt=r["prompt"], completion=self._respond(r, rng)) for r in self._prompts[:self.n_sft]])
     def train_prompts(self) -> Dataset: return Dataset.from_list(self._prompts[self.n_sft:self.n_sft + self.n_train])
     def preference_data(self) -> Dataset:
         "Offline pairs: the better and the worse of two warm-up answers, with their rewards."
         rng, out = random.Random(self.seed + 1), []
         for r in self._prompts[self.n_sft:self.n_sft + self.n_train]:
-            a, b = chat_response(r, rng, self.p_keyword), chat_response(r, rng, self.p_keyword)
-            (ra, a), (rb, b) = sorted([(chat_reward(r, a), a), (chat_reward(r, b), b)], reverse=True)
-            out.append(_pref_row(r["prompt_id"], r["prompt"], a, b, dict(topic=r["topic"], keywords=r["keywords"]), ra, rb))
+            a, b = self._respond(r, rng), self._respond(r, rng)
+            (ra, a), (rb, b) = sorted([(self._score(r, a), a), (self._score(r, b), b)], reverse=True)
+            out.append(_pref_row(r["prompt_id"], r["prompt"], a, b, {k: r[k] for k in self._keys}, ra, rb))
         return typed_pairs(Dataset.from_list(out))
     def eval_prompts(self) -> Dataset:
         return eval_split(Dataset.from_list(self._prompts[self.n_sft + self.n_train:]), seed=self.seed)
     def reward(self, rows, completions) -> list[float]:
         rows, completions = list(rows), list(completions)
         if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows but {len(completions)} completions")
-        return [chat_reward(r, c) for r, c in zip(rows, completions)]
-    def tokenizer(self): return cpu_tokenizer()
+        return [self._score(r, c) for r, c in zip(rows, completions)]
+    def tokenizer(self): return cpu_tokenizer(self.chat_template)
     model_config = CodeTask.model_config
+
+@dataclass
+class ChatTask(_GeneratedChat):
+    "The CPU chat task (Magpie-Air's stand-in): write about a topic with three given words, scored by `chat_reward`."
+    n_sft:int=2000; n_train:int=256; n_eval:int=64
+    p_keyword:float=0.65 # chance a warm-up answer uses each required word
+    seed:int=0
+    name:str="cpu_chat"
+    max_new_tokens:int=48
+    chat_template:str="tulu" # the tokenizer's chat template (`CPU_CHAT_TEMPLATES`): "tulu" or "mistral"
+    _keys = ("topic", "keywords")
+    _generate = staticmethod(generate_chat_prompts)
+    _score = staticmethod(chat_reward)
+    def _respond(self, r, rng): return chat_response(r, rng, self.p_keyword)
+
+@dataclass
+class FeedbackTask(_GeneratedChat):
+    "The second CPU chat task (UltraFeedback's stand-in): describe an object in k sentences without a banned word, scored by `feedback_reward`."
+    n_sft:int=2000; n_train:int=256; n_eval:int=64
+    p_follow:float=0.5 # chance a warm-up answer has the requested number of sentences
+    seed:int=0
+    name:str="cpu-feedback"
+    max_new_tokens:int=48
+    chat_template:str="tulu" # the tokenizer's chat template (`CPU_CHAT_TEMPLATES`): "tulu" or "mistral"
+    _keys = ("noun", "adjective", "n_sentences", "banned")
+    _generate = staticmethod(generate_feedback_prompts)
+    _score = staticmethod(feedback_reward)
+    def _respond(self, r, rng): return feedback_response(r, rng, self.p_follow)
 
 class _LengthFiltered:
     "Mixin: each split loaded once, then (when `length_tokenizer` is set) the paper's length filter, counts in `length_counts`."
@@ -693,7 +765,8 @@ class ChatDatasetTask(_LengthFiltered):
         if self.reward_fn is None: raise ValueError(f"{self.name}: its reward is a reward model (ArmoRM in the paper): pass reward_fn=")
         return list(self.reward_fn(rows, completions))
 
-TASKS = {"cpu_code": CodeTask, "cpu-code": CodeTask, "cpu_chat": ChatTask, "cpu-chat": ChatTask, "leetcode": LeetCodeTask,
+TASKS = {"cpu_code": CodeTask, "cpu-code": CodeTask, "cpu_chat": ChatTask, "cpu-chat": ChatTask, "cpu-feedback": FeedbackTask,
+         "leetcode": LeetCodeTask,
          "magpie_air": functools.partial(ChatDatasetTask, dataset="magpie_air", name="magpie_air"),
          "ultrafeedback": functools.partial(ChatDatasetTask, dataset="ultrafeedback", name="ultrafeedback")}
 

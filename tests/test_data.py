@@ -7,7 +7,8 @@ from qrpo_nb.data import (encode_example, pad_batch, get_task, load_leetcode, lo
 from qrpo_nb.models import llama3_tokenizer
 
 def _tokenizers():
-    toks = {"llama3-instruct": llama3_tokenizer(), "tulu3": llama3_tokenizer("tulu3"), "cpu": cpu_tokenizer()}
+    toks = {"llama3-instruct": llama3_tokenizer(), "tulu3": llama3_tokenizer("tulu3"), "cpu": cpu_tokenizer(),
+            "cpu-mistral": cpu_tokenizer("mistral")}
     try:
         from qrpo_nb.models import smollm2
         toks["smollm2"] = smollm2(tokenizer_only=True)
@@ -266,3 +267,59 @@ def test_leetcode_paper_prompt_matches_the_authors_transcription():
     ds = load_leetcode(FIX / "leetcode", "train", min_tests=0, verbose=False)     # the loader's default prompt is the same
     assert ds["prompt"] == [[{"role": "user", "content": _transcribed_add_import_prompt(r["query"], PAPER_PREFIX)}]
                             for r in _jsonl(FIX / "leetcode/train.jsonl")]
+
+
+# the second policy's chat template and the second chat task (issue 17: Tables 13-15 at CPU size)
+_HAND_TEMPLATES = {  # the two layouts written out by hand (Tulu 3's turns; Mistral-7B-Instruct-v0.2's [INST])
+    "tulu": lambda q, a: f"<|bos|><|user|>\n{q}\n<|assistant|>\n{a}<|eos|>",
+    "mistral": lambda q, a: f"<|bos|>[INST] {q} [/INST]{a}<|eos|>",
+}
+
+@pytest.mark.parametrize("task_name", ["cpu-chat", "cpu-feedback"])
+def test_two_chat_templates_render_differently_and_round_trip(task_name):
+    "Each SFT example of both chat tasks: ids decode to the hand-written layout of its template; the two templates give other ids."
+    rows = list(get_task(task_name, n_sft=40, n_train=0, n_eval=0).sft_data())
+    enc = {}
+    for name, hand in _HAND_TEMPLATES.items():
+        tok = get_task(task_name, chat_template=name).tokenizer()
+        enc[name] = [encode_example(tok, r["prompt"], r["completion"], max_length=256) for r in rows]
+        for r, e in zip(rows, enc[name]):
+            assert tok.decode(e["input_ids"]) == hand(r["prompt"][0]["content"], r["completion"])
+            assert tok.decode([i for i, m in zip(e["input_ids"], e["completion_mask"]) if m]) == r["completion"] + "<|eos|>"
+            assert sum(e["completion_mask"]) <= 48                                # fits the presets' max_new_tokens
+    for a, b in zip(enc["tulu"], enc["mistral"]):
+        assert a["input_ids"] != b["input_ids"]
+        comp = lambda e: [i for i, m in zip(e["input_ids"], e["completion_mask"]) if m]
+        assert comp(a) == comp(b)                                                  # same answer, other prompt tokens
+    with pytest.raises(ValueError, match="unknown chat_template"): get_task(task_name, chat_template="chatml").tokenizer()
+
+_FB_ROW = dict(noun="dog", adjective="quiet", n_sentences=3, banned="loud")
+@pytest.mark.parametrize("text,expected", [
+    ("The dog is quiet. It sleeps. It eats.", 1.0 + 0.3 + 0.2 - 0.4 * (1 - 7 / 8)),          # 3 of 3 sentences; 8 words, 'it' twice
+    ("A loud dog barks.", (1 - 2 / 3) + 0.3 - 0.6),                                          # 1 of 3, the banned word
+    ("Quiet! Quiet? Quiet.", 1.0 + 0.2 - 0.4 * (1 - 1 / 3)),                                 # three one-word sentences
+    ("Cats sleep. Birds sing. Fish swim. Cows eat. Dogs run.", (1 - 2 / 3) + 0.3 * 0 + 0.0),    # 5 for 3 ('dogs' is not 'dog')
+    ("one two three four five six seven eight nine ten eleven twelve "
+     "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty twentyone twentytwo twentythree "
+     "twentyfour twentyfive twentysix.", (1 - 2 / 3) - 0.02 * (26 - 24)),                    # one long sentence, 2 words over 8k
+    ("", -0.5), ("!!!", -0.5),
+])
+def test_feedback_reward_hand_values(text, expected):
+    from qrpo_nb.data import feedback_reward
+    assert feedback_reward(_FB_ROW, text) == pytest.approx(expected, abs=1e-12)
+
+def test_feedback_task_schema_pairs_and_other_ranking():
+    "cpu-feedback: the preference schema, chosen >= rejected by its own reward, and another ranking than cpu_chat's."
+    from qrpo_nb.data import TASKS, chat_reward, feedback_reward
+    assert "cpu-feedback" in TASKS and "cpu_feedback" not in TASKS                  # one spelling
+    task = get_task("cpu-feedback", n_sft=60, n_train=50, n_eval=20)
+    pref, ev = task.preference_data(), task.eval_prompts()
+    assert set(PREFERENCE_COLUMNS) <= set(pref.column_names) and split_counts(ev) == {"test": 10, "validation": 10}
+    assert all(a >= b for a, b in zip(pref["chosen_reward"], pref["rejected_reward"]))
+    assert task.reward(list(pref), list(pref["chosen"])) == pytest.approx(list(pref["chosen_reward"]))
+    assert len(set(round(x, 6) for x in list(pref["chosen_reward"]) + list(pref["rejected_reward"]))) > 10
+    # the same two answers to one request, ranked oppositely by the two rewards (length: cpu_chat pays, cpu-feedback charges)
+    chat_row, fb_row = dict(topic="park", keywords=["green", "calm", "old"]), dict(noun="park", adjective="green", n_sentences=1, banned="loud")
+    short = "The park is green, calm and old."
+    long = short + " Children play there. Dogs run on the grass. Birds sing."
+    assert chat_reward(chat_row, long) > chat_reward(chat_row, short) and feedback_reward(fb_row, long) < feedback_reward(fb_row, short)

@@ -105,3 +105,30 @@ def test_cpu_chat_reference_policy_spreads():
           f"mean per-prompt std {R.std(1).mean():.3f}")
     assert len(np.unique(R)) > 100 and (R.std(1) > 0).mean() > 0.9    # measured: 205 values, 64 of 64 prompts
     assert R.std(1).mean() > 0.05 and np.quantile(R, 0.9) - np.quantile(R, 0.1) > 0.2   # 0.16; 0.44 - 0.02
+
+@pytest.mark.parametrize("name,template,arch", [("tiny", "tulu", "LlamaForCausalLM"), ("tiny-mistral", "mistral", "MistralForCausalLM")])
+def test_both_policies_train_one_step(tmp_path, name, template, arch):
+    "Each config-built policy (sft.model: tiny / tiny-mistral) with its chat template: one SFT step through the trainer lowers the loss of its batch, and its checkpoint loads back by path."
+    from qrpo_nb.data import get_task, encode_example, pad_batch
+    from qrpo_nb.models import TINY_MODELS
+    from qrpo_nb.trainer import TrainConfig, train
+    torch.set_num_threads(1)
+    task = get_task("cpu-chat", n_sft=8, n_train=0, n_eval=0, chat_template=template)
+    tok, data = task.tokenizer(), task.sft_data()
+    model = TINY_MODELS[name](**{**task.model_config(), "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4}, seed=0)
+    assert type(model).__name__ == arch and model.config.vocab_size == len(tok)
+    b = pad_batch([encode_example(tok, r["prompt"], r["completion"]) for r in data], tok.pad_token_id)
+    def loss(m):   # mean next-token loss over all tokens of the batch (the SFT loss of the paper: all tokens)
+        with torch.no_grad():
+            lg = m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
+        t, w = b["input_ids"][:, 1:], b["attention_mask"][:, 1:].float()
+        return (torch.nn.functional.cross_entropy(lg.transpose(1, 2), t, reduction="none") * w).sum().item() / w.sum().item()
+    before = loss(model)
+    cfg = TrainConfig(loss="sft", lr=1e-2, batch_size=8, micro_batch_size=8, epochs=1, warmup_ratio=0.0, lr_schedule="constant",
+                      n_checkpoints=1, output_dir=str(tmp_path / "run"), progress=False, save_state=False)
+    res = train(cfg, model, tok, data)
+    assert res.steps == 1
+    back = load_model(res.checkpoints[-1])
+    assert type(back).__name__ == arch
+    after = loss(back)
+    assert math.isfinite(after) and after < before - 0.05, (before, after)
