@@ -18,11 +18,12 @@ from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 
 # %% auto #0
 __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
-           'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'method_label', 'published_results',
-           'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'save_figure',
-           'table2', 'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
-           'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl',
-           'find_logratio_key', 'figure6', 'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11',
+           'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'LENGTH_ORDER', 'LENGTH_YLABEL', 'LENGTH_NOTE', 'LOGRATIO_KEYS',
+           'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'method_label', 'published_results', 'fmt_pm',
+           'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'with_data',
+           'save_figure', 'label_overlaps', 'table2', 'initial_rows', 'table3', 'config_table', 'tables_5_11',
+           'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4',
+           'figure8', 'read_jsonl', 'figure6', 'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11',
            'collect_items', 'run_folder', 'run_line', 'pm_note', 'zero_note', 'ReportItem', 'write_report',
            'build_report']
 
@@ -100,19 +101,42 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, caption: str | 
 
 # %% ../nbs/11_reporting.ipynb #4e7c27d5
 def paper_style():
-    "A matplotlib style context close to the paper's figures."
+    "A matplotlib style context close to the paper's figures (white grid, no top/right spines, large sans-serif text)."
     return plt.style.context(["seaborn-v0_8-whitegrid", {"axes.spines.top": False, "axes.spines.right": False,
                               "axes.edgecolor": "#333333", "font.size": 12, "axes.labelsize": 14, "axes.titlesize": 14,
-                              "legend.frameon": True, "grid.color": "#dddddd", "savefig.dpi": 150}])
+                              "legend.frameon": True, "legend.fontsize": 11, "grid.color": "#dddddd", "savefig.dpi": 150}])
 
-def save_figure(fig, name: str, out_dir: str | Path) -> list[Path]:
-    "Write `name.png` and `name.pdf`; closes the figure and returns the paths."
+def with_data(fig, data: pd.DataFrame):
+    "Attach the data a figure plots (`fig.plotted`), so `save_figure` writes it beside the image as CSV."
+    fig.plotted = data.reset_index(drop=True)
+    return fig
+
+def save_figure(fig, name: str, out_dir: str | Path,
+                data: pd.DataFrame | None = None,  # the plotted data (default: `fig.plotted` when the builder attached it)
+               ) -> list[Path]:
+    "Write `name.png`, `name.pdf` and, when the figure carries its data, `name.csv`; closes the figure and returns the paths."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     meta = {".png": {"Software": None}, ".pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
     for p in paths: fig.savefig(p, bbox_inches="tight", metadata=meta[p.suffix])  # no dates: same run, same bytes
+    data = getattr(fig, "plotted", None) if data is None else data
+    if data is not None:
+        paths.append(out / f"{name}.csv"); data.to_csv(paths[-1], index=False)
     plt.close(fig)
     return paths
+
+def label_overlaps(fig) -> list[tuple[str, str]]:
+    "Pairs of drawn tick labels of one axis whose boxes overlap (empty: every tick label is readable)."
+    fig.canvas.draw(); r = fig.canvas.get_renderer(); out = []
+    for ax in fig.axes:
+        if not ax.get_visible(): continue
+        for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            lo, hi = sorted(lim)
+            boxes = [(t.label1.get_text(), t.label1.get_window_extent(r)) for t in axis.get_major_ticks()
+                     if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]
+            out += [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+    return out
+
 
 # %% ../nbs/11_reporting.ipynb #1284e294
 def _pub_lookup(pub, source, model, dataset, method, metric):
@@ -310,6 +334,7 @@ def _bars(ax, methods, means, stds, title, ylabel, ref=None, digits=1):
         if lab.get_text().startswith("QRPO"): lab.set_fontweight("bold")
     ax.set_title(title); ax.set_ylabel(ylabel); ax.grid(axis="x", visible=False)
     ax.grid(axis="y", ls="--", alpha=0.7)
+    return pd.DataFrame(dict(panel=title.split("\n")[0], method=list(methods), mean=means, std=stds))
 
 def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (model, dataset) of this run
             alpaca: dict | None = None,  # {method: run_alpaca_eval result}
@@ -322,8 +347,8 @@ def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (mo
         ncols = 1 if selected is None else 2
         fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, 4.8), squeeze=False)
         p = [_pub_lookup(published, "table3", "Llama-3.1-Tulu-3-8B-SFT", "Magpie-Air", m, "alpacaeval2_lc_winrate_pct") for m in methods]
-        _bars(axes[0, 0], list(methods), [a for a, _ in p], [b for _, b in p],
-              "Best AlpacaEval 2 LC Scores (↑)\npaper: Llama 8B Tülu 3 SFT, Magpie-Air", "LC Score", ref=50.0)
+        data = [_bars(axes[0, 0], list(methods), [a for a, _ in p], [b for _, b in p],
+              "Best AlpacaEval 2 LC Scores (↑)\npaper: Llama 8B Tülu 3 SFT, Magpie-Air", "LC Score", ref=50.0)]
         if selected is not None:
             alpaca = alpaca or {}
             sel = selected.assign(label=selected.method.map(method_label)).set_index("label")
@@ -332,95 +357,125 @@ def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (mo
             judged = all((alpaca.get(sel.loc[m, "method"]) or {}).get("lc_winrate") is not None for m in ms)
             if judged:
                 v = [(alpaca[sel.loc[m, "method"]]["lc_winrate"], alpaca[sel.loc[m, "method"]].get("lc_se") or 0.0) for m in ms]
-                _bars(axes[0, 1], ms, [a for a, _ in v], [b for _, b in v], "This run: AlpacaEval 2 LC", "LC Score", ref=50.0)
+                data.append(_bars(axes[0, 1], ms, [a for a, _ in v], [b for _, b in v], "This run: AlpacaEval 2 LC", "LC Score", ref=50.0))
             else:   # no judge: the task's own LC reward of each selected model, a stand-in that must not read as AlpacaEval
                 task = f" of {selected.dataset.iloc[0]}" if "dataset" in selected else ""
-                _bars(axes[0, 1], ms, sel.loc[ms, "test_lc_reward_mean"].tolist(), sel.loc[ms, "test_lc_reward_std"].tolist(),
+                data.append(_bars(axes[0, 1], ms, sel.loc[ms, "test_lc_reward_mean"].tolist(), sel.loc[ms, "test_lc_reward_std"].tolist(),
                       f"This run: best test LC reward{task} (↑)\nthe task's LC reward, a stand-in: NOT AlpacaEval 2\n({NO_JUDGE})",
-                      f"task LC reward{task} (not AlpacaEval)", digits=3)
+                      f"task LC reward{task} (not AlpacaEval)", digits=3))
             if scale: fig.text(0.5, -0.02, scale_note(scale), ha="center", fontsize=10)
         fig.tight_layout()
-    return fig
+    return with_data(fig, pd.concat(data, ignore_index=True))
 
 # %% ../nbs/11_reporting.ipynb #a3d1cc88
-FIG3_COLORS = {"off-policy": "#8c1d4a", "offline": "#2b6e63"}
+# the paper's Figure 3: off-policy crimson, offline teal; a second off-policy setting gets a lighter crimson
+FIG3_COLORS = {"off-policy-random": "#8c1d4a", "off-policy-best": "#d4789c", "offline": "#2b6e63", "off-policy": "#8c1d4a"}
+
+def _setting_name(s) -> str:
+    "One spelling of a setting for display and colour (`off_policy_random`, `offpolicy-random` -> `off-policy-random`)."
+    return re.sub(r"^off-?policy", "off-policy", str(s).replace("_", "-"))
 
 def scaling_points(summary: pd.DataFrame,  # `summarise` output of the scaling runs (with an `n_ref` column)
                    valid: str = "validation", test: str = "test") -> pd.DataFrame:
-    "Figure 3's points: per (setting, β, n_ref), the validation-best (lr, checkpoint) and its test reward mean ± std."
-    if "n_ref" not in summary: raise ValueError("scaling results need an `n_ref` column")
+    "Figure 3's points: per (setting, β, n_ref), the validation-best (lr, checkpoint) and its test reward mean ± std (over the evaluation seeds)."
+    need = {"setting", "beta", "n_ref", "lr", "checkpoint", "split", "reward_mean", "reward_std"}
+    if not need <= set(summary.columns): raise ValueError(f"scaling results lack columns {sorted(need - set(summary.columns))}")
     keys = ["setting", "beta", "n_ref"]
     v = summary[summary.split == valid].sort_values(["reward_mean", "checkpoint"], ascending=[False, True], kind="mergesort")
     best = v.groupby(keys, sort=True).head(1)[keys + ["lr", "checkpoint"]]
-    t = summary[summary.split == test][keys + ["lr", "checkpoint", "reward_mean", "reward_std"]]
+    cols = ["reward_mean", "reward_std"] + (["n_seeds"] if "n_seeds" in summary else [])
+    t = summary[summary.split == test][keys + ["lr", "checkpoint"] + cols]
     return best.merge(t, on=keys + ["lr", "checkpoint"], how="left").sort_values(keys).reset_index(drop=True)
 
-def _fig3_group(setting: str) -> str: return "offline" if "offline" in str(setting) else "off-policy"
-
 def figure3(df: pd.DataFrame, scale: dict | None = None):
-    "Figure 3: reward against the number of reference rewards, offline vs off-policy, one panel per β."
+    "Figure 3: test reward of the selected checkpoint against the number of reference rewards n, one line per setting, one panel per β."
     need = {"n_ref", "beta", "setting", "reward_mean", "reward_std"}
-    if not need <= set(df.columns): raise ValueError(f"figure3 needs columns {sorted(need)}")
-    betas = sorted(df.beta.unique())
+    if not need <= set(df.columns): raise ValueError(f"figure3 needs columns {sorted(need)}; missing {sorted(need - set(df.columns))}")
+    if df.empty: raise ValueError("figure3 has no points")
+    df = df.assign(setting=df.setting.map(_setting_name))
+    betas, ns = sorted(df.beta.unique()), sorted(df.n_ref.unique())
+    first = lambda s: (not s.startswith("off-policy"), s)   # the paper's legend: off-policy above offline
+    seeds = sorted({int(x) for x in df.n_seeds.dropna()}) if "n_seeds" in df else []
     with paper_style():
-        fig, axes = plt.subplots(1, len(betas), figsize=(5.2 * len(betas), 3.8), squeeze=False)
+        fig, axes = plt.subplots(1, len(betas), figsize=(4.8 * len(betas), 3.8), squeeze=False)
         for ax, b in zip(axes[0], betas):
-            for setting, g in df[df.beta == b].groupby("setting", sort=False):
-                g = g.sort_values("n_ref")
-                ax.errorbar(g.n_ref, g.reward_mean, yerr=g.reward_std, marker="o", ms=4, lw=2.2, capsize=3,
-                            color=FIG3_COLORS.get(_fig3_group(setting)), label=f"{setting}, β={b:g}")
-            ax.set_xscale("log"); ax.set_xlabel("Number of references"); ax.set_ylabel("Reward")
-            ax.legend(loc="lower right"); ax.grid(True, which="both", alpha=0.5)
-        if scale: fig.suptitle(scale_note(scale), fontsize=10, y=1.02)
+            sub = df[df.beta == b]
+            for setting in sorted(sub.setting.unique(), key=first):
+                g = sub[sub.setting == setting].sort_values("n_ref")
+                ax.errorbar(g.n_ref, g.reward_mean, yerr=g.reward_std.fillna(0.0), marker="o", ms=4, lw=2.2, capsize=3,
+                            color=FIG3_COLORS.get(setting, "#555555"), label=f"{setting}, β={b:g}")
+            ax.set_xscale("log"); ax.set_xticks(ns, [f"{n:g}" for n in ns]); ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_xlabel("Number of references"); ax.set_ylabel("Reward"); ax.grid(True, alpha=0.5)
+            ax.legend(loc="best", fontsize=10)
+        bars = f"error bars: std over {'/'.join(map(str, seeds))} evaluation seeds" if seeds else "error bars: std over the evaluation seeds"
+        fig.text(0.5, -0.02, "; ".join(filter(None, ["test reward of the validation-selected checkpoint (QRPO)", bars,
+                                                      scale_note(scale) if scale else ""])), ha="center", va="top", fontsize=9)
         fig.tight_layout()
-    return fig
+    return with_data(fig, df[[c for c in ("setting", "beta", "n_ref", "lr", "checkpoint", "reward_mean", "reward_std", "n_seeds") if c in df]]
+                     .sort_values(["beta", "setting", "n_ref"]))
+
 
 # %% ../nbs/11_reporting.ipynb #cb57bb18
-def _length_panel(ax, pts: pd.DataFrame, max_points: int = 1500, seed: int = 0):
+LENGTH_ORDER = ["DPO", "SimPO", "REBEL", "QRPO"]   # the paper's legend order in Figures 4 and 8
+LENGTH_YLABEL = "Implicit reward β·log π_θ/π_ref\n(raw; own y-scale per method)"
+LENGTH_NOTE = ("one panel per method, each on its own y-scale: the implicit reward β·log π_θ/π_ref is not normalised "
+               "(SimPO's, ~100× the others', would flatten them on a shared axis); x: each completion's length standardised "
+               "by its prompt's reference completions (shared axis); line: least-squares fit; large marker: the means; ρ: Pearson")
+
+def _length_fits(pts: pd.DataFrame):
+    "The points that can be fitted (≥ 3 per method, varying length), their fits, and the methods dropped."
     pts = pts[np.isfinite(pts.length_norm) & np.isfinite(pts.implicit_reward)]
     ok = pts.groupby("method").filter(lambda g: len(g) >= 3 and g.length_norm.nunique() > 1)  # a line needs these
     if ok.empty: raise ValueError("no method has 3 or more points of varying length")
-    dropped = sorted(set(pts.method) - set(ok.method)); pts = ok
-    if dropped: ax.text(0.01, 0.01, f"too few points to fit: {', '.join(dropped)}", transform=ax.transAxes, fontsize=9, color="#666666")
-    fits = length_bias(pts).set_index("method")
-    rng = np.random.default_rng(seed)
-    order = ["DPO", "SimPO", "REBEL", "QRPO"]   # the paper's legend order in Figures 4 and 8
-    for m in sorted(fits.index, key=lambda m: (order.index(m) if m in order else 9, m)):
-        g = pts[pts.method == m]
-        if len(g) > max_points: g = g.iloc[rng.choice(len(g), max_points, replace=False)]
-        c, mk, f = METHOD_COLORS.get(m, None), METHOD_MARKERS.get(m, "o"), fits.loc[m]
-        ax.scatter(g.length_norm, g.implicit_reward, s=10, marker=mk, color=c, alpha=0.7, linewidths=0)
-        xs = np.array([g.length_norm.min(), g.length_norm.max()])
-        ax.plot(xs, f.slope * xs + f.intercept, color=c, lw=4)
-        ax.scatter([f.x_mean], [f.y_mean], s=180, marker=mk, color=c, edgecolor="#333333", zorder=5,
-                   label=f"{m}, $\\rho = {f.rho:.2f}$" if np.isfinite(f.rho) else f"{m}, ρ undefined: constant implicit reward (π_ref, step 0)")
-    ax.set_xlabel("Completion length (normalized)"); ax.set_ylabel("Implicit reward (normalized)")
-    ax.legend(loc="upper right", markerscale=0.8)
-    return fits
+    return ok, length_bias(ok).set_index("method"), sorted(set(pts.method) - set(ok.method))
 
-def figure4(points: pd.DataFrame, title: str | None = None, scale: dict | None = None):
-    "Figure 4: length bias of each method (columns: method, length_norm, implicit_reward)."
-    points = points.assign(method=points.method.map(method_label))
+def _length_panel(ax, g: pd.DataFrame, f, m: str, max_points: int = 1500, seed: int = 0) -> pd.DataFrame:
+    "One method's cloud, fit line and mean marker; ρ in the title. Returns the plotted points."
+    if len(g) > max_points: g = g.iloc[np.sort(np.random.default_rng(seed).choice(len(g), max_points, replace=False))]
+    c, mk = METHOD_COLORS.get(m, "#555555"), METHOD_MARKERS.get(m, "o")
+    ax.scatter(g.length_norm, g.implicit_reward, s=10, marker=mk, color=c, alpha=0.7, linewidths=0)
+    xs = np.array([g.length_norm.min(), g.length_norm.max()])
+    ax.plot(xs, f.slope * xs + f.intercept, color=c, lw=4)
+    ax.scatter([f.x_mean], [f.y_mean], s=180, marker=mk, color=c, edgecolor="#333333", zorder=5)
+    ax.set_title(f"{m}, ρ = {f.rho:.2f}" if np.isfinite(f.rho) else f"{m}, ρ undefined:\nconstant implicit reward (π_ref, step 0)", fontsize=13)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+    return g.assign(slope=f.slope, intercept=f.intercept, rho=f.rho)[["method", "length_norm", "implicit_reward", "slope", "intercept", "rho"]]
+
+def _length_grid(panels: dict, scale: dict | None, titles: bool):
+    "One row per panel (model / dataset), one column per method (the same method in a column), shared x."
+    fitted = {t: _length_fits(p.assign(method=p.method.map(method_label))) for t, p in panels.items()}
+    methods = sorted({m for _, f, _ in fitted.values() for m in f.index}, key=lambda m: (LENGTH_ORDER.index(m) if m in LENGTH_ORDER else 9, m))
     with paper_style():
-        fig, ax = plt.subplots(figsize=(7.5, 5.5))
-        _length_panel(ax, points)
-        if title: ax.set_title(title)
-        if scale: fig.text(0.5, -0.02, scale_note(scale), ha="center", fontsize=10)
+        fig, axes = plt.subplots(len(panels), len(methods), figsize=(3.3 * len(methods) + 0.8, 3.2 * len(panels) + 0.4),
+                                 squeeze=False, sharex=True)
+        data = []
+        for row, (t, (pts, fits, dropped)) in zip(axes, fitted.items()):
+            for ax, m in zip(row, methods):
+                if m not in fits.index:
+                    ax.text(0.5, 0.5, f"{m}: " + ("too few points to fit" if m in dropped else "not in this panel"),
+                            transform=ax.transAxes, ha="center", fontsize=10, color="#666666"); ax.set_yticks([]); continue
+                data.append(_length_panel(ax, pts[pts.method == m], fits.loc[m], m).assign(panel=t))
+            row[0].set_ylabel((f"{t}\n" if titles else "") + LENGTH_YLABEL, fontsize=11)
+            if dropped: row[0].text(0.01, 0.01, f"too few points to fit: {', '.join(dropped)}", transform=row[0].transAxes, fontsize=9, color="#666666")
+        for ax in axes[-1]: ax.set_xlabel("Completion length\n(normalized)", fontsize=12)
+        if scale: fig.text(0.5, -0.02, scale_note(scale), ha="center", va="top", fontsize=9)
         fig.tight_layout()
+    d = pd.concat(data, ignore_index=True)
+    return with_data(fig, d[["panel"] + [c for c in d if c != "panel"]])
+
+def figure4(points: pd.DataFrame,  # columns: method, length_norm, implicit_reward
+            title: str | None = None, scale: dict | None = None):
+    "Figure 4: length bias of each method — its own panel with cloud, least-squares line, mean marker and ρ."
+    fig = _length_grid({title or "": points}, scale, titles=False)
+    if title: fig.suptitle(title, fontsize=14, y=1.02)
     return fig
 
-def figure8(panels: dict, scale: dict | None = None):
-    "Figure 8: `figure4` for every (model, dataset) — `panels` maps a title to its points."
+def figure8(panels: dict,  # a title ("model / dataset") -> its points
+            scale: dict | None = None):
+    "Figure 8: `figure4`'s row for every (model, dataset), the same method in each column."
     if not panels: raise ValueError("figure8 needs at least one panel")
-    n = len(panels); ncol = min(2, n); nrow = math.ceil(n / ncol)
-    with paper_style():
-        fig, axes = plt.subplots(nrow, ncol, figsize=(7.5 * ncol, 5.5 * nrow), squeeze=False)
-        for ax, (t, pts) in zip(axes.flat, panels.items()):
-            _length_panel(ax, pts.assign(method=pts.method.map(method_label))); ax.set_title(t)
-        for ax in list(axes.flat)[n:]: ax.set_visible(False)
-        if scale: fig.suptitle(scale_note(scale), fontsize=10)
-        fig.tight_layout()
-    return fig
+    return _length_grid(panels, scale, titles=True)
+
 
 # %% ../nbs/11_reporting.ipynb #eb2fe928
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -432,38 +487,51 @@ def read_jsonl(path: str | Path) -> list[dict]:
             except json.JSONDecodeError: pass
     return out
 
-def find_logratio_key(records: Sequence[dict], which: str = "chosen") -> str:
-    "The metrics-log key holding the `which` completions' log-ratio (validation keys first)."
-    keys = {k for r in records for k in r}
-    cands = [k for k in keys if which in k.lower() and re.search(r"log[-_ ]?ratio", k.lower())]
-    if not cands: raise ValueError(f"no {which} log-ratio key among {sorted(keys)}")
-    return sorted(cands, key=lambda k: (not re.search(r"eval|valid", k.lower()), len(k), k))[0]
+# the trainer's metric names for the batch's summed log-ratios (`trainer._pref_metrics` logs `logratio/{chosen,rejected}`)
+LOGRATIO_KEYS = {"chosen": "logratio/chosen", "rejected": "logratio/rejected"}
+VALIDATION_LOGRATIO_COLUMNS = ("label", "checkpoint", "chosen_logratio", "rejected_logratio")
 
-def figure6(logs: dict,  # label (e.g. "β = 0.01") -> records or a JSONL path
-            chosen_key: str | None = None, rejected_key: str | None = None, step_key: str = "step",
-            scale: dict | None = None):
-    "Figure 6: chosen and rejected log-ratio over training steps, one line per run."
-    if not logs: raise ValueError("figure6 needs at least one log")
+def _training_curves(logs: dict, step_key: str = "step") -> pd.DataFrame:
+    "Long table (label, which, step, logratio) of the trainer logs' `LOGRATIO_KEYS`."
+    rows = []
+    for label, recs in logs.items():
+        recs = read_jsonl(recs) if isinstance(recs, (str, Path)) else list(recs)
+        for which, k in LOGRATIO_KEYS.items():
+            pts = sorted((r[step_key], r[k]) for r in recs if r.get(k) is not None and step_key in r)
+            if not pts: raise ValueError(f"{label}: no ({step_key}, {k}) pairs in the log (keys: {sorted({k for r in recs for k in r})})")
+            rows += [dict(label=label, which=which, step=s, logratio=v) for s, v in pts]
+    return pd.DataFrame(rows)
+
+def figure6(logs: dict | None = None,  # label (e.g. "β = 0.01") -> trainer metrics records or a metrics.jsonl path
+            validation: pd.DataFrame | None = None,  # `VALIDATION_LOGRATIO_COLUMNS`: mean log-ratios of the validation pairs per checkpoint
+            step_key: str = "step", scale: dict | None = None):
+    "Figure 6: mean log π_θ/π_ref of chosen and rejected completions over training — the validation pairs at the checkpoints (the paper's figure), and the training batches (second row)."
+    if not logs and (validation is None or validation.empty): raise ValueError("figure6 needs validation log-ratios or trainer logs")
+    rows = []
+    if validation is not None and len(validation):
+        miss = set(VALIDATION_LOGRATIO_COLUMNS) - set(validation.columns)
+        if miss: raise ValueError(f"validation log-ratios lack columns {sorted(miss)}")
+        for which in ("chosen", "rejected"):
+            rows.append(validation.assign(panel="validation set", which=which, step=validation.checkpoint,
+                                          logratio=validation[f"{which}_logratio"])[["panel", "label", "which", "step", "logratio"]])
+    if logs: rows.append(_training_curves(logs, step_key).assign(panel="training batches"))
+    data = pd.concat(rows, ignore_index=True)[["panel", "label", "which", "step", "logratio"]]
+    panels = list(dict.fromkeys(data.panel))
+    labels = list(dict.fromkeys(data.label))
+    colors = dict(zip(labels, plt.cm.viridis(np.linspace(0.15, 0.75, len(labels)))))
     with paper_style():
-        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-        colors = plt.cm.viridis(np.linspace(0.15, 0.75, len(logs)))
-        used = []
-        for c, (label, recs) in zip(colors, logs.items()):
-            recs = read_jsonl(recs) if isinstance(recs, (str, Path)) else list(recs)
-            for ax, which, key in ((axes[0], "chosen", chosen_key), (axes[1], "rejected", rejected_key)):
-                k = key or find_logratio_key(recs, which); used.append(k)
-                sk = step_key if any(step_key in r for r in recs) else next((c for c in ("global_step", "train/global_step", "step")
-                                                                              if any(c in r for r in recs)), step_key)
-                pts = sorted((r[sk], r[k]) for r in recs if k in r and sk in r and r[k] is not None)
-                if not pts: raise ValueError(f"{label}: no ({sk}, {k}) pairs in the log")
-                ax.plot(*zip(*pts), marker="o", ms=3, color=c, label=label)
-        where = "validation set" if all(re.search(r"eval|valid", k, re.I) for k in used) else "training batches"
-        for ax, which in zip(axes, ("chosen", "rejected")):
-            ax.set_title(f"log-ratio of {which} completions ({where})"); ax.set_xlabel("gradient update steps")
-            ax.axhline(0, color="#999999", lw=0.8); ax.legend()
-        if scale: fig.suptitle(scale_note(scale), fontsize=10, y=1.03)
+        fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.6 * len(panels)), squeeze=False)
+        for row, panel in zip(axes, panels):
+            for ax, which in zip(row, ("chosen", "rejected")):
+                for label in labels:
+                    g = data[(data.panel == panel) & (data.which == which) & (data.label == label)].sort_values("step")
+                    if len(g): ax.plot(g.step, g.logratio, marker="o", ms=3 if panel == "training batches" else 5, color=colors[label], label=label)
+                ax.set_title(f"log-ratio of {which} completions ({panel})"); ax.set_xlabel("gradient update steps")
+                ax.axhline(0, color="#999999", lw=0.8); ax.legend(fontsize=10)
+        if scale: fig.text(0.5, -0.01, scale_note(scale), ha="center", va="top", fontsize=9)
         fig.tight_layout()
-    return fig
+    return with_data(fig, data)
+
 
 # %% ../nbs/11_reporting.ipynb #95c0a6f2
 def code_figure(text: str, title: str, max_lines: int = 80):
@@ -601,7 +669,10 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  preset_tables: dict | None = None,  # Tables 5–11 data
                  scaling: pd.DataFrame | None = None,  # Figure 3 data
                  length_points: dict | None = None,  # {"model / dataset": points} for Figures 4 and 8
-                 logs: dict | None = None,  # Figure 6 logs
+                 logs: dict | None = None,  # Figure 6's second row: trainer logs (label -> records or metrics.jsonl)
+                 validation_logratios: pd.DataFrame | None = None,  # Figure 6's first row (the paper's): `VALIDATION_LOGRATIO_COLUMNS`
+                 scaling_part: str | None = None,  # where Figure 3's scaling runs came from (e.g. "chat part (cpu-chat)")
+                 extras: Sequence = (),  # extra item builders: each `builder(out_dir) -> list[ReportItem]` (benches, Q♯ ...)
                  leetcode: tuple[str, str] | None = None,  # (prompt, prefix) for Figures 9–11; default from qrpo_nb.leetcode
                  figure4_key: str | None = None,  # the `length_points` panel of Figure 4 (default: the first)
                  sources: dict | None = None,  # {item: source} where an item comes from a part of the run, not all of it
@@ -651,7 +722,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
             for name, (pm, pd_) in PAPER_CHAT_TABLES.items():
                 if name not in names:
                     items.append(ReportItem(name, [], "—", f"no counterpart at this scale: the paper's Table {name[5:]} is {pm} / {pd_}; "
-                                            f"this run trains {len(have)} chat model × dataset ({', '.join(have)}), no second model or dataset, so no run stands for it"))
+                                            f"this run trains {len(have)} chat model × dataset ({', '.join(have)}), none of which stands for it"))
     if preset_tables is not None:
         for name, df in tables_5_11(preset_tables).items():
             items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: {CONFIG_TABLES[name]} (this run beside the paper)"), "preset"))
@@ -659,20 +730,31 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         try: items.append(ReportItem(name, make(), source, note))
         except (ValueError, KeyError) as e: items.append(ReportItem(name, [], source, f"not produced: {e}"))
     if scaling is not None:
-        attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src, zero_note(scaling, "code") or "")
+        what = (f"QRPO scaling runs of the {scaling_part}" if scaling_part else "QRPO scaling runs") + (
+            f": settings {', '.join(dict.fromkeys(map(_setting_name, scaling.setting)))}; β ∈ {{{', '.join(f'{b:g}' for b in sorted(scaling.beta.unique()))}}}; "
+            f"n ∈ {{{', '.join(f'{n:g}' for n in sorted(scaling.n_ref.unique()))}}}" if {"setting", "beta", "n_ref"} <= set(scaling) else "")
+        kind = "code" if scaling_part and "code" in scaling_part else "chat"
+        attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src, "; ".join(filter(None, [what, zero_note(scaling, kind)])))
     if length_points:
         t0 = figure4_key if figure4_key is not None else next(iter(length_points))
         p0 = length_points[t0]
-        attempt("figure4", lambda: save_figure(figure4(p0, t0, scale), "figure4", out), src, t0)
-        attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src)
-    if logs:
-        attempt("figure6", lambda: save_figure(figure6(logs, scale=scale), "figure6", out), src + " (trainer logs)")
+        attempt("figure4", lambda: save_figure(figure4(p0, t0, scale), "figure4", out), src, f"{t0}; {LENGTH_NOTE}")
+        attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src, LENGTH_NOTE)
+    has_val = validation_logratios is not None and len(validation_logratios)
+    if logs or has_val:
+        rows = [f"validation pairs at the checkpoints ({', '.join(dict.fromkeys(validation_logratios.label))})" if has_val else
+                "validation log-ratios not given (the evaluate stage wrote none): training batches only"] + (["training batches (trainer logs)"] if logs else [])
+        attempt("figure6", lambda: save_figure(figure6(logs, validation_logratios if has_val else None, scale=scale), "figure6", out),
+                src + ("" if has_val else " (trainer logs)"), "; ".join(rows))
     lsrc = "given prompt and prefix" if leetcode else "qrpo_nb.leetcode (LeetCode prompt builder and prefix)"
     leetcode = leetcode or leetcode_texts()
     if leetcode:
         try:
             for k, v in figures_9_11(*leetcode, out).items(): items.append(ReportItem(k, v, lsrc))
         except ValueError as e: items += [ReportItem(k, [], lsrc, f"not produced: {e}") for k in ("figure9", "figure10", "figure11")]
+    for build in extras:   # extra items (benchmarks, the Q♯ comparison ...): a failing builder is reported, not fatal
+        try: items += list(build(out))
+        except (ValueError, KeyError, FileNotFoundError) as e: items.append(ReportItem(getattr(build, "item", getattr(build, "__name__", "extra")), [], "—", f"not produced: {e}"))
     for k, v in collect_items(out).items():
         items.append(ReportItem(k, v, "theory notebook" if k != "table1" else "losses notebook (loss registry)",
                                 "" if v else "not found in the folder: run its notebook"))

@@ -66,8 +66,8 @@ def test_build_report_end_to_end(tmp_path):
     x = rng.normal(0, 1, 300)
     pts = pd.DataFrame(dict(method=np.repeat(["dpo", "qrpo"], 150), length_norm=x, implicit_reward=np.r_[10 * x[:150], -2 * x[150:]] + rng.normal(0, 1, 300)))
     log = tmp_path / "metrics.jsonl"
-    log.write_text("\n".join(json.dumps({"step": s, "eval/logratio/chosen": 0.1 * s, "eval/logratio/rejected": -s}) for s in range(4))
-                   + '\n{"step": 4, "eval/logr')  # a truncated last line (a killed writer) is skipped
+    log.write_text("\n".join(json.dumps({"step": s, "logratio/chosen": 0.1 * s, "logratio/rejected": -s}) for s in range(4))
+                   + '\n{"step": 4, "logr')  # a truncated last line (a killed writer) is skipped
     scaling = pd.DataFrame([dict(n_ref=n, beta=b, setting=s, reward_mean=0.1, reward_std=0.01)
                             for b in (0.01, 0.1) for s in ("offline", "off-policy") for n in (1, 3)])
     out = tmp_path / "paper_figures"; out.mkdir()
@@ -102,6 +102,14 @@ def test_build_report_end_to_end(tmp_path):
         assert f"| Table {n} | — | — | no counterpart at this scale: the paper's Table {n} is {m} / {d};" in text
         assert not (out / f"table{n}.md").exists()
     assert "not produced" not in text
+    # each figure's CSV holds the data it plots: Figure 3's points are the scaling rows given
+    f3 = pd.read_csv(out / "figure3.csv").sort_values(["beta", "setting", "n_ref"]).reset_index(drop=True)
+    want = scaling.sort_values(["beta", "setting", "n_ref"]).reset_index(drop=True)
+    assert f3[["setting", "beta", "n_ref", "reward_mean", "reward_std"]].equals(want[["setting", "beta", "n_ref", "reward_mean", "reward_std"]])
+    f4 = pd.read_csv(out / "figure4.csv")
+    assert sorted(f4.method.unique()) == ["DPO", "QRPO"] and len(f4) == 300
+    for m, g in f4.groupby("method"):   # its rho column is Pearson's of its own points
+        assert abs(g.rho.iloc[0] - np.corrcoef(g.length_norm, g.implicit_reward)[0, 1]) < 1e-9
     f6 = figure6({"run": log})
     assert list(f6.axes[1].lines[0].get_ydata()) == [0, -1, -2, -3]
 
