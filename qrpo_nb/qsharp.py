@@ -14,15 +14,17 @@ from torch import Tensor
 from .lab import World, kl
 
 # %% auto #0
-__all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_ANSWER', 'STAR_NAMES', 'TokenTree', 'make_tree',
-           'soft_q', 'guided_step_logp', 'qsharp_logp', 'atoms', 'atom_index', 'q_over_eta', 'bernoulli_q_over_eta',
-           'reward_histograms', 'mean_bonus', 'collect_rollouts', 'merge_rollouts', 'fit_histograms', 'qsharp_rounds',
-           'approximation_costs', 'plot_approximation_costs', 'ValueModel', 'QSharpLogitsProcessor', 'guided_generate',
-           'round1_targets', 'rollout_targets', 'value_batch', 'train_value_model', 'star_graph', 'star_reward',
-           'star_model', 'pretrain_star', 'star_accuracy', 'star_split', 'star_pairs', 'train_star_policy',
-           'star_branch_accuracy', 'star_experiment', 'plot_star_graphs', 'save_value_model', 'load_value_model',
-           'generate_guided', 'code_run_folders', 'pool_labels', 'pool_examples', 'fit_pool_value_model', 'step_kl',
-           'sample_with_kl', 'compare_on_task', 'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl']
+__all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_ANSWER', 'STAR_NAMES', 'MATH_INSTRUCTION',
+           'QSHARP_PAPER', 'TokenTree', 'make_tree', 'soft_q', 'guided_step_logp', 'qsharp_logp', 'atoms', 'atom_index',
+           'q_over_eta', 'bernoulli_q_over_eta', 'reward_histograms', 'mean_bonus', 'collect_rollouts',
+           'merge_rollouts', 'fit_histograms', 'qsharp_rounds', 'approximation_costs', 'plot_approximation_costs',
+           'ValueModel', 'QSharpLogitsProcessor', 'guided_generate', 'round1_targets', 'rollout_targets', 'value_batch',
+           'train_value_model', 'star_graph', 'star_reward', 'star_model', 'pretrain_star', 'star_accuracy',
+           'star_split', 'star_pairs', 'train_star_policy', 'star_branch_accuracy', 'star_experiment',
+           'plot_star_graphs', 'save_value_model', 'load_value_model', 'generate_guided', 'code_run_folders',
+           'pool_labels', 'pool_examples', 'fit_pool_value_model', 'step_kl', 'sample_with_kl', 'compare_on_task',
+           'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl', 'last_boxed', 'gsm8k_gold',
+           'normalise_math_answer', 'extract_answer', 'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward']
 
 # %% ../nbs/13_qsharp.ipynb #0fe13f80
 @dataclass
@@ -965,3 +967,142 @@ def ahead_at_equal_kl(summary, a=("qsharp", "Rq"), b=("qrpo", "Rq")) -> dict:
         ra, sa = np.interp(xv, x, A.reward_mean), np.interp(xv, x, A.reward_std.fillna(0))
         rows.append({"kl": w.kl_mean, "eta_b": w.eta, "diff": ra - w.reward_mean, "spread": math.hypot(sa, w.reward_std if w.reward_std == w.reward_std else 0)})
     return {"a": a, "b": b, "points": rows}
+
+# %% ../nbs/13_qsharp.ipynb #4b9e74e1
+import re
+
+MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+def last_boxed(text: str) -> str | None:
+    "The content of the last `\\boxed{…}` (or `\\fbox{…}`) of `text`, braces balanced; None if there is none."
+    i = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if i < 0: return None
+    j = text.find("{", i)
+    if j < 0:                                          # `\boxed 5`: the token after a space
+        m = re.match(r"\\boxed\s+([^\s$]+)", text[i:]); return m.group(1) if m else None
+    depth = 0
+    for k in range(j, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[k], 0)
+        if depth == 0: return text[j + 1:k]
+    return None
+
+def gsm8k_gold(answer: str) -> str:
+    "GSM8K's final answer: what follows the `####` of the `answer` field, commas removed."
+    if "####" not in answer: raise ValueError(f"GSM8K answer has no '#### N' line: {answer[-80:]!r}")
+    return answer.split("####")[-1].strip().replace(",", "")
+
+_NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+def _to_number(s: str):
+    s = s.strip().replace(",", "").replace("\\$", "").replace("$", "").rstrip(".").strip()
+    s = re.sub(r"^\\text\{(.*)\}$", r"\1", s).strip()
+    try: return float(s)
+    except ValueError: return None
+
+def _fix_fracs(s: str) -> str:
+    subs, out = s.split("\\frac"), s.split("\\frac")[0]
+    for sub in subs[1:]:
+        out += "\\frac"
+        if sub[:1] == "{" or len(sub) < 2: out += sub; continue
+        a, b, rest = sub[0], sub[1], sub[2:]
+        out += ("{" + a + "}" + b + rest) if b == "{" else ("{" + a + "}{" + b + "}" + rest)
+    return out
+
+def normalise_math_answer(s: str) -> str:
+    "A MATH answer in canonical form (after Hendrycks et al.'s `strip_string`), for exact comparison."
+    s = s.strip().replace("\n", "").replace("\\!", "").replace("\\\\", "\\")
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac").replace("\\left", "").replace("\\right", "")
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "").replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
+    s = re.sub(r"\\text\{\s*[a-zA-Z ]*\}$", "", s.strip()) if re.search(r"\d", s) else s   # trailing units: "5 \text{ cm}"
+    s = re.sub(r"\\(?:text|mbox|mathrm)\{(.*?)\}", r"\1", s)
+    s = s.replace(" .", " 0.").replace("{.", "{0.")
+    if s.startswith("."): s = "0" + s
+    if len(s.split("=")) == 2 and len(s.split("=")[0]) <= 2: s = s.split("=")[1]      # "x = 5" -> "5"
+    s = re.sub(r"\\sqrt(\w)", r"\\sqrt{\1}", s)
+    s = s.replace(" ", "")
+    s = _fix_fracs(s)
+    if s == "0.5": s = "\\frac{1}{2}"
+    m = re.fullmatch(r"(-?\d+)/(\d+)", s)
+    if m: s = f"\\frac{{{m.group(1)}}}{{{m.group(2)}}}"
+    return s.rstrip(".")
+
+def extract_answer(completion: str, numeric_fallback: bool=False) -> str | None:
+    "A completion's final answer: its last `\\boxed{}`, else a `#### N` line, else (if `numeric_fallback`) its last number."
+    b = last_boxed(completion)
+    if b is not None: return b
+    if "####" in completion: return completion.split("####")[-1].strip().split("\n")[0].strip()
+    if numeric_fallback:
+        nums = _NUM.findall(completion)
+        if nums: return nums[-1]
+    return None
+
+def answers_match(pred: str | None, gold: str) -> bool:
+    "True if `pred` equals `gold` numerically (both numbers) or after MATH normalisation."
+    if pred is None: return False
+    a, b = _to_number(pred), _to_number(gold)
+    if a is not None and b is not None: return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return normalise_math_answer(pred) == normalise_math_answer(gold)
+
+# %% ../nbs/13_qsharp.ipynb #28f13487
+def _read_rows(path) -> list:
+    "Rows of a local JSON-lines / JSON / Parquet file or a saved `datasets` folder."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"{path} not found")
+    if path.is_dir():
+        import datasets
+        return datasets.load_from_disk(str(path)).to_list()
+    if path.suffix == ".parquet":
+        import pandas as pd
+        return pd.read_parquet(path).to_dict("records")
+    if path.suffix == ".jsonl": return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    if path.suffix == ".json": return json.loads(path.read_text())
+    raise ValueError(f"{path}: expected .jsonl, .json, .parquet or a datasets folder")
+
+def _check_columns(rows, cols, name):
+    for i, r in enumerate(rows):
+        for c in cols:
+            if c not in r: raise ValueError(f"{name} row {i}: missing column {c!r} (the dataset's schema has {', '.join(cols)})")
+            if not isinstance(r[c], str) or not r[c].strip(): raise ValueError(f"{name} row {i}: column {c!r} must be a non-empty string")
+
+def load_gsm8k(path, split: str="test", instruction: str=MATH_INSTRUCTION) -> list:
+    "GSM8K rows (`question`, `answer` ending `#### N`) as evaluation prompts with their `gold` answer."
+    rows = _read_rows(path); _check_columns(rows, ("question", "answer"), "GSM8K")
+    out = []
+    for i, r in enumerate(rows):
+        try: gold = gsm8k_gold(r["answer"])
+        except ValueError as e: raise ValueError(f"GSM8K row {i}: {e}") from None
+        out.append({"prompt_id": f"gsm8k-{split}-{i:05d}", "prompt": [{"role": "user", "content": f"{r['question']}\n{instruction}"}],
+                    "split": split, "question": r["question"], "solution": r["answer"], "gold": gold})
+    return out
+
+def load_math500(path, split: str="test", instruction: str=MATH_INSTRUCTION) -> list:
+    "MATH-500 rows (`problem`, `solution`, `answer`, …) as evaluation prompts with their `gold` answer."
+    rows = _read_rows(path); _check_columns(rows, ("problem", "solution", "answer"), "MATH-500")
+    out = []
+    for i, r in enumerate(rows):
+        boxed = last_boxed(r["solution"])
+        if boxed is None: raise ValueError(f"MATH-500 row {i}: the solution has no \\boxed{{}} answer")
+        out.append({"prompt_id": str(r.get("unique_id") or f"math500-{i:05d}"),
+                    "prompt": [{"role": "user", "content": f"{r['problem']}\n{instruction}"}], "split": split,
+                    "problem": r["problem"], "solution": r["solution"], "gold": r["answer"],
+                    "subject": r.get("subject"), "level": r.get("level")})
+    return out
+
+def answer_reward(rows: list, completions: list, numeric_fallback: bool | None=None) -> list:
+    "1.0 where a completion's final answer matches its row's `gold`, else 0.0 (GSM8K rows also accept a last number)."
+    if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows but {len(completions)} completions")
+    out = []
+    for i, (r, c) in enumerate(zip(rows, completions)):
+        if "gold" not in r: raise ValueError(f"row {i}: missing column 'gold' (load it with load_gsm8k / load_math500)")
+        fb = str(r.get("prompt_id", "")).startswith("gsm8k") if numeric_fallback is None else numeric_fallback
+        out.append(float(answers_match(extract_answer(c, fb), r["gold"])))
+    return out
+
+QSHARP_PAPER = {  # the Q♯ paper's math setting (Zhou et al., NeurIPS 2025, Section 4), as `presets/paper.yaml` lists it
+    "datasets": {"gsm8k": {"hub": "openai/gsm8k", "config": "main", "split": "test", "loader": "load_gsm8k"},
+                 "math500": {"hub": "HuggingFaceH4/MATH-500", "split": "test", "loader": "load_math500"}},
+    "pi_ref": ["meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct"],
+    "value_model": "meta-llama/Llama-3.2-1B-Instruct",
+    "eta": 0.1, "top_k": 20, "samples_per_prompt": 16, "rounds": 2, "eval_samples": 8,
+    "value_training": {"lr": 2e-5, "weight_decay": 0.01, "schedule": "constant", "max_grad_norm": 5.0, "batch_size": 32, "epochs": 5},
+}

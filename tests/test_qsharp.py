@@ -173,3 +173,16 @@ def test_sample_with_kl_estimates_the_enumerated_sequence_kl():
     got = torch.tensor([g["kl"] for g in QS.sample_with_kl(pol, tok, rows, ref_model=ref, max_new_tokens=2, batch_size=1000, seed=0)])
     se = float(got.std()) / math.sqrt(len(got))
     assert exact > 0.5 and abs(float(got.mean()) - exact) < 5 * se, (float(got.mean()), exact, se)
+
+
+def test_gsm8k_and_math500_answer_checking_on_hand_written_files():
+    "Gold answers and hand-graded completions on the two datasets' schemas (tests/data/gsm8k, tests/data/math500)."
+    from pathlib import Path
+    d = Path(__file__).parent / "data"
+    g = QS.load_gsm8k(d / "gsm8k" / "test.jsonl")
+    assert [r["gold"] for r in g] == ["72", "10", "5", "1200"]
+    assert QS.answer_reward(g, ["#### 72", "so $10.", "#### 5.0", r"\boxed{1,200}"]) == [1.0] * 4
+    assert QS.answer_reward(g, ["#### 27", "so $11.", "#### 6", r"\boxed{120}"]) == [0.0] * 4
+    m = QS.load_math500(d / "math500" / "test.jsonl")
+    assert QS.answer_reward(m, [r"\boxed{\left(3,\dfrac{\pi}{2}\right)}", r"\boxed{14/3}", r"\boxed{9.0}", r"\boxed{\text{ Evelyn }}"]) == [1.0] * 4
+    with pytest.raises(ValueError, match="2 rows but 1 completions"): QS.answer_reward(m[:2], ["x"])
