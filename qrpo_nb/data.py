@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_data.ipynb #460c80c7
 from __future__ import annotations
-import ast, collections, functools, importlib.resources, json, math, os, random, re
+import ast, collections, functools, importlib.resources, json, logging, math, os, random, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -17,14 +17,14 @@ __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 
            'ULTRAFEEDBACK', 'ULTRAFEEDBACK_REVISION', 'LEETCODE', 'LEETCODE_REVISION', 'LENGTH_COUNTS',
            'PAPER_FILTERED_COUNTS', 'CODE_OPS', 'CODE_DIFFICULTY', 'CODE_STARTER', 'NEAR_MISSES', 'CHAT_TOPICS',
            'CHAT_WORDS', 'CHAT_NOUNS', 'CPU_TOKENIZER_DIR', 'CPU_CHAT_TEMPLATE', 'CPU_MISTRAL_TEMPLATE',
-           'CPU_CHAT_TEMPLATES', 'TASKS', 'check_columns', 'typed_pairs', 'split_files', 'load_raw', 'load_magpie_air',
-           'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split', 'split_counts', 'prompt_ids',
-           'encode_example', 'pad_batch', 'example_length', 'conversation_length', 'filter_by_length',
-           'paper_length_filter', 'code_expression', 'code_description', 'code_lines', 'code_body', 'code_solution',
-           'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'swap_last_op', 'code_sft_rows', 'chat_reward',
-           'generate_chat_prompts', 'chat_response', 'feedback_reward', 'generate_feedback_prompts',
-           'feedback_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer', 'code_rewards', 'CodeTask',
-           'ChatTask', 'FeedbackTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
+           'CPU_CHAT_TEMPLATES', 'CODE_REWARD_BACKENDS', 'TASKS', 'check_columns', 'typed_pairs', 'split_files',
+           'load_raw', 'load_magpie_air', 'load_ultrafeedback', 'count_tests', 'load_leetcode', 'eval_split',
+           'split_counts', 'prompt_ids', 'encode_example', 'pad_batch', 'example_length', 'conversation_length',
+           'filter_by_length', 'paper_length_filter', 'code_expression', 'code_description', 'code_lines', 'code_body',
+           'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'swap_last_op',
+           'code_sft_rows', 'chat_reward', 'generate_chat_prompts', 'chat_response', 'feedback_reward',
+           'generate_feedback_prompts', 'feedback_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer',
+           'code_rewards', 'CodeTask', 'ChatTask', 'FeedbackTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
 
 # %% ../nbs/05_data.ipynb #07434d98
 PREFERENCE_COLUMNS = ("prompt_id", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward", "ref_rewards",
@@ -571,22 +571,20 @@ def _grammar_pass_rate(completion:str, tests) -> float:
         except Exception: pass
     return ok / len(tests)
 
-def _sandbox():
-    try: from qrpo_nb import leetcode as sandbox
-    except ImportError: return None
-    return sandbox if hasattr(sandbox, "leetcode_reward") else None
+CODE_REWARD_BACKENDS = ("sandbox", "grammar")  # the real sandbox (`qrpo_nb.leetcode.leetcode_rewards`), or the grammar check, chosen explicitly
 
-def code_rewards(rows, completions, backend:str="auto",
+def code_rewards(rows, completions, backend:str="sandbox", # "sandbox" or "grammar" (an explicit choice, logged)
                  protocol="ours", # the LeetCode protocol (`qrpo_nb.leetcode.LEETCODE_PROTOCOLS`): "paper" or "ours"
                  **sandbox_options) -> list[float]:
-    "Pass rate of each completion on its problem row: the sandbox's LeetCode reward (`backend='grammar'`: fallback)."
+    "Pass rate of each completion on its problem row: the sandbox's LeetCode reward, or (`backend='grammar'`) the grammar check."
+    if backend not in CODE_REWARD_BACKENDS: raise ValueError(f"unknown backend {backend!r}; use one of {CODE_REWARD_BACKENDS}")
     rows, completions = list(rows), list(completions)
     if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows but {len(completions)} completions")
-    sb = _sandbox() if backend in ("auto", "sandbox") else None
-    if backend == "sandbox" and sb is None: raise ImportError("backend='sandbox' needs qrpo_nb.sandbox")
-    if backend not in ("auto", "sandbox", "grammar"): raise ValueError(f"unknown backend {backend!r}")
-    if sb is None: return [_grammar_pass_rate(c, r["input_output"]) for r, c in zip(rows, completions)]
-    return list(sb.leetcode_rewards(completions, rows, protocol=protocol, **sandbox_options))
+    if backend == "grammar":
+        logging.getLogger(__name__).warning("code_rewards: backend='grammar' scores %d completions without the sandbox", len(rows))
+        return [_grammar_pass_rate(c, r["input_output"]) for r, c in zip(rows, completions)]
+    from qrpo_nb.leetcode import leetcode_rewards   # part of the package: a failure here is a broken install, not a fallback
+    return list(leetcode_rewards(completions, rows, protocol=protocol, **sandbox_options))
 
 # %% ../nbs/05_data.ipynb #992aad7c
 _CODE_FIELDS = ("task_id", "question_id", "difficulty", "tags", "problem_description", "starter_code", "entry_point",
@@ -600,8 +598,8 @@ class CodeTask:
     near_miss:str="mixed" # their kind: "mixed" or "last-swap" (see `code_sft_rows`)
     initializer_range:float|str="fan_in" # init std of its tiny Llama (`tiny_llama`): 1/sqrt(hidden); 0.02 = Llama's default, whose SFT can stall on the copy plateau
     seed:int=0
-    reward_backend:str="auto" # "auto"/"sandbox": qrpo_nb.sandbox; "grammar": the temporary fallback
-    name:str="cpu_code"
+    reward_backend:str="sandbox" # `CODE_REWARD_BACKENDS`: "sandbox" (qrpo_nb.leetcode), or "grammar" chosen explicitly
+    name:str="cpu-code"
     max_new_tokens:int=48
     chat_template:str="tulu" # the tokenizer's chat template (`CPU_CHAT_TEMPLATES`): "tulu" or "mistral"
 
@@ -678,7 +676,7 @@ class ChatTask(_GeneratedChat):
     n_sft:int=2000; n_train:int=256; n_eval:int=64
     p_keyword:float=0.65 # chance a warm-up answer uses each required word
     seed:int=0
-    name:str="cpu_chat"
+    name:str="cpu-chat"
     max_new_tokens:int=48
     chat_template:str="tulu" # the tokenizer's chat template (`CPU_CHAT_TEMPLATES`): "tulu" or "mistral"
     _keys = ("topic", "keywords")
@@ -765,13 +763,14 @@ class ChatDatasetTask(_LengthFiltered):
         if self.reward_fn is None: raise ValueError(f"{self.name}: its reward is a reward model (ArmoRM in the paper): pass reward_fn=")
         return list(self.reward_fn(rows, completions))
 
-TASKS = {"cpu_code": CodeTask, "cpu-code": CodeTask, "cpu_chat": ChatTask, "cpu-chat": ChatTask, "cpu-feedback": FeedbackTask,
-         "leetcode": LeetCodeTask,
-         "magpie_air": functools.partial(ChatDatasetTask, dataset="magpie_air", name="magpie_air"),
+# one spelling per task, the presets' (hyphens); `get_task` also reads "cpu_code", "magpie_air" (underscores), here only
+TASKS = {"cpu-code": CodeTask, "cpu-chat": ChatTask, "cpu-feedback": FeedbackTask, "leetcode": LeetCodeTask,
+         "magpie-air": functools.partial(ChatDatasetTask, dataset="magpie_air", name="magpie-air"),
          "ultrafeedback": functools.partial(ChatDatasetTask, dataset="ultrafeedback", name="ultrafeedback")}
 
-def get_task(name:str, # a key of `TASKS`
+def get_task(name:str, # a key of `TASKS` ("_" may stand for "-")
              **options): # task options (pool sizes, seed, ...)
     "The task registered under `name`."
-    if name not in TASKS: raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
-    return TASKS[name](**options)
+    key = str(name).replace("_", "-")
+    if key not in TASKS: raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    return TASKS[key](**options)

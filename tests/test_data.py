@@ -323,3 +323,16 @@ def test_feedback_task_schema_pairs_and_other_ranking():
     short = "The park is green, calm and old."
     long = short + " Children play there. Dogs run on the grass. Birds sing."
     assert chat_reward(chat_row, long) > chat_reward(chat_row, short) and feedback_reward(fb_row, long) < feedback_reward(fb_row, short)
+
+def test_code_rewards_no_silent_fallback_and_one_task_spelling(caplog):
+    "Issue 18: no 'auto' backend that silently falls back to the grammar check (an explicit 'grammar' is logged); TASKS spells each task once."
+    from qrpo_nb.data import TASKS, CodeTask
+    task = get_task("cpu-code", n_sft=0, n_train=2, n_eval=0)
+    pref = task.preference_data()
+    with pytest.raises(ValueError, match="unknown backend"): code_rewards(list(pref), list(pref["chosen"]), backend="auto")
+    with caplog.at_level("WARNING", logger="qrpo_nb.data"):
+        assert code_rewards(list(pref), list(pref["chosen"]), backend="grammar") == [1.0, 1.0]
+    assert "without the sandbox" in caplog.text
+    assert CodeTask().reward_backend == "sandbox"
+    assert sorted(TASKS) == ["cpu-chat", "cpu-code", "cpu-feedback", "leetcode", "magpie-air", "ultrafeedback"]
+    assert type(get_task("cpu_code", n_sft=1)) is type(get_task("cpu-code", n_sft=1))   # the underscore spelling read in get_task only
