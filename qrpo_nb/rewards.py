@@ -19,7 +19,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['ARMORM', 'POOL_COLUMNS', 'PAIR_COLUMNS', 'PAIR_STRATEGIES', 'PAPER_PAIRS', 'SETTINGS', 'RewardModel', 'armorm',
            'pointwise', 'as_reward', 'code_reward', 'reward_name', 'annotate', 'annotate_references',
-           'off_policy_pairs', 'offline_pairs', 'build_pairs']
+           'off_policy_pairs', 'offline_pairs', 'setting_name', 'BySetting', 'build_pairs']
 
 # %% ../nbs/08_rewards.ipynb #32a0ca14
 def _chat_of(prompt, completion) -> list[dict]:
@@ -315,23 +315,38 @@ def offline_pairs(preferences,                 # rows with prompt_id, prompt, ch
                     "rejected_ref_index": -1, **({"ref_completions": texts[pid]} if ref_completions else {})})
     return datasets.Dataset.from_list(out)
 
+def setting_name(setting: str) -> str:
+    "The one spelling of a setting, the presets' (`off_policy_random` and `off-policy-random` -> `off-policy-random`)."
+    if not isinstance(setting, str): raise ValueError(f"a setting is a name, got {setting!r:.80}")
+    return setting.strip().lower().replace("_", "-")
+
+class BySetting(dict):
+    "A dict keyed by setting name that reads either spelling (`setting_name`): the one place both are accepted."
+    def __init__(self, items): super().__init__({setting_name(k): v for k, v in dict(items).items()})
+    def __missing__(self, key):
+        k = setting_name(key)
+        if k == key or not dict.__contains__(self, k): raise KeyError(key)
+        return self[k]
+    def __contains__(self, key): return isinstance(key, str) and dict.__contains__(self, setting_name(key))
+
 # the authors' pairing for each setting (their prepare_offpolicy_dataset modes); pass it as options to `build_pairs`
-PAPER_PAIRS = {"off_policy_best": dict(strategy="best", k=6), "off_policy_random": dict(strategy="first", pairs_per_prompt=1),
-               "code": dict(strategy="first", k=20, pairs_per_prompt=10)}
-SETTINGS = {  # our distribution-shift settings (App. L); code uses off_policy_random with k=20, 10 pairs
+PAPER_PAIRS = BySetting({"off-policy-best": dict(strategy="best", k=6), "off-policy-random": dict(strategy="first", pairs_per_prompt=1),
+                         "code": dict(strategy="first", k=20, pairs_per_prompt=10)})
+SETTINGS = BySetting({  # our distribution-shift settings (App. L); code uses off-policy-random with k=20, 10 pairs
     "offline": dict(),
-    "off_policy_best": dict(strategy="best", k=6),
-    "off_policy_random": dict(strategy="random", k=6, pairs_per_prompt=1),
-}
+    "off-policy-best": dict(strategy="best", k=6),
+    "off-policy-random": dict(strategy="random", k=6, pairs_per_prompt=1),
+})
 
 # %% ../nbs/08_rewards.ipynb #22355901
-def build_pairs(setting: str,            # "offline", "off_policy_best" or "off_policy_random"
+def build_pairs(setting: str,            # "offline", "off-policy-best" or "off-policy-random" (or with "_": `setting_name`)
                 references,              # annotated reference pools
                 preferences=None,        # the offline dataset (setting "offline")
                 ref_completions: bool = False,  # keep each pool's texts (`ref_completions`, aligned with `ref_rewards`): RPO's pool
                 **options) -> datasets.Dataset:
     "Preference data for one of the paper's settings (options override the setting's defaults)."
     if setting not in SETTINGS: raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
+    setting = setting_name(setting)
     if setting == "offline":
         if preferences is None: raise ValueError("the offline setting needs the preference dataset")
         return offline_pairs(preferences, references, ref_completions=ref_completions)
