@@ -199,3 +199,29 @@ def test_outputs_and_bad_input(tmp_path):
     sec = C.report_section(tmp_path / "figs")
     assert sec.count("\n| ") - 1 == len(rows) and "[CLAIMS.md](CLAIMS.md)" in sec
     with pytest.raises(ValueError, match="not found"): C.compute_claims(code=[tmp_path / "nowhere"])
+
+
+def test_several_chat_pairs_each_get_their_rows(tmp_path):
+    """Two (model, dataset) in the chat part, one evaluate folder each: QRPO ahead on one, behind on the other; each
+    pair's Table 3 row names the paper row it stands for, and Figure 4 is computed per pair (no mixing of folders)."""
+    rng = np.random.default_rng(11)
+    P = 100
+    dirs = []
+    for ds, (q, d) in (("magpie-air", (0.5, 0.4)), ("ultrafeedback", (0.4, 0.5))):
+        ev = tmp_path / ds
+        rows = []
+        for m, mu in (("qrpo", q), ("dpo", d)):
+            rows += write_run(ev, key(m, ds, "offline", n_ref=6), mu + rng.normal(0, 0.1, (3, P)))
+        summarise(pd.DataFrame(rows)).to_csv(ev / "summary.csv", index=False)
+        x = rng.normal(size=(2, P))
+        slope = 0.75 if ds == "magpie-air" else 0.0   # DPO length-biased on magpie only
+        pd.concat([pd.DataFrame(dict(method="dpo", prompt_index=np.arange(P), length_norm=x[0], implicit_reward=slope * x[0] + rng.normal(size=P))),
+                   pd.DataFrame(dict(method="qrpo", prompt_index=np.arange(P), length_norm=x[1], implicit_reward=rng.normal(size=P)))]
+                  ).to_parquet(ev / "length_points.parquet", index=False)
+        dirs.append(ev)
+    by = {c.id: c for c in C.compute_claims(chat=dirs, n_boot=300)}
+    assert by["table3-lc_reward-tiny-magpie-air"].verdict == "confirmed"
+    assert by["table3-lc_reward-tiny-ultrafeedback"].verdict == "contradicted"
+    assert "UltraFeedback" in by["table3-lc_reward-tiny-ultrafeedback"].paper
+    assert by["figure4-dpo-tiny-magpie-air"].verdict == "confirmed"
+    assert by["figure4-dpo-tiny-ultrafeedback"].verdict == "not confirmed at this scale"
