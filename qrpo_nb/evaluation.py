@@ -20,8 +20,9 @@ __all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', '
            'ALPACA_EVAL_PAPER_JUDGE', 'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult',
            'lc_reward', 'online_eval', 'chat_token_length', 'model_family', 'eval_sampling', 'checkpoint_steps',
            'make_generate_fn', 'read_details', 'evaluate_run', 'best_per_setting', 'drop_long', 'select', 'length_bias',
-           'implicit_rewards', 'completion_logps', 'length_bias_points', 'write_alpaca_eval_outputs',
-           'alpaca_eval_generate', 'run_alpaca_eval', 'parse_alpaca_leaderboard']
+           'implicit_rewards', 'completion_logps', 'length_bias_points', 'pair_logps', 'pair_logratios',
+           'task_eval_pairs', 'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval',
+           'parse_alpaca_leaderboard']
 
 # %% ../nbs/10_evaluation.ipynb #9e731617
 KEY_COLUMNS = ["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split", "seed"]
@@ -562,6 +563,40 @@ def length_bias_points(details: pd.DataFrame,  # per-completion table: prompt_in
     lr = completion_logps(ref_model, tokenizer, prompts, comps, **logp_options)
     return pd.DataFrame(dict(method=method, prompt_index=det.prompt_index.to_numpy(), length_norm=det.length_norm.to_numpy(float),
                              implicit_reward=implicit_rewards(lp, lr, beta)))
+
+# %% ../nbs/10_evaluation.ipynb #ae2abbf1
+def pair_logps(model, tokenizer, pairs: Sequence[dict],  # rows with `prompt`, `chosen`, `rejected`
+               **logp_options,  # for `completion_logps` (batch_size, max_length, encode_fn)
+              ) -> dict[str, np.ndarray]:
+    "Summed log-prob of each pair's chosen and rejected completion under `model`: `{'chosen': (N,), 'rejected': (N,)}`."
+    for i, r in enumerate(pairs):
+        miss = [k for k in ("prompt", "chosen", "rejected") if k not in r]
+        if miss: raise ValueError(f"pair {i} lacks {miss}")
+    prompts = [r["prompt"] for r in pairs]
+    return {s: completion_logps(model, tokenizer, prompts, [r[s] for r in pairs], **logp_options) for s in ("chosen", "rejected")}
+
+def pair_logratios(model, tokenizer, pairs: Sequence[dict],
+                   ref_logps: dict,  # π_ref's `pair_logps` of the same pairs
+                   **logp_options) -> dict:
+    "Mean log π_θ/π_ref of the pairs' chosen and rejected completions: `chosen_logratio`, `rejected_logratio`, `n_pairs`."
+    if not len(pairs): raise ValueError("pair_logratios needs at least one pair")
+    for s in ("chosen", "rejected"):
+        if len(ref_logps.get(s, ())) != len(pairs): raise ValueError(f"ref_logps[{s!r}] has {len(ref_logps.get(s, ()))} values for {len(pairs)} pairs")
+    lp = pair_logps(model, tokenizer, pairs, **logp_options)
+    return {**{f"{s}_logratio": float(np.mean(lp[s] - np.asarray(ref_logps[s], float))) for s in ("chosen", "rejected")}, "n_pairs": len(pairs)}
+
+def task_eval_pairs(task,  # a task object (`qrpo_nb.data.get_task`)
+                    rows: Sequence[dict],  # evaluation prompts (with `prompt_id`), e.g. the validation split
+                   ) -> list[dict]:
+    "The task's own offline (chosen, rejected) pairs for the given evaluation prompts: its pair maker (`preference_data`) run on its evaluation block of prompts, matched by `prompt_id`; [] for a task without one."
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(task)} if dataclasses.is_dataclass(task) else set()
+    if not hasattr(task, "preference_data") or not {"n_sft", "n_train", "n_eval"} <= names: return []
+    # the prompts are drawn in one sequence (SFT, train, eval): moving the train block onto the eval block pairs the eval prompts
+    shifted = dataclasses.replace(task, n_sft=task.n_sft + task.n_train, n_train=task.n_eval)
+    by_id = {r["prompt_id"]: r for r in shifted.preference_data().to_list()}
+    return [by_id[r["prompt_id"]] for r in rows if r["prompt_id"] in by_id]
+
 
 # %% ../nbs/10_evaluation.ipynb #eff3aa46
 ALPACA_EVAL_2_JUDGE = "weighted_alpaca_eval_gpt4_turbo"   # AlpacaEval 2.0's default annotator (gpt-4-1106-preview)

@@ -19,13 +19,14 @@ from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 # %% auto #0
 __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
            'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'LENGTH_ORDER', 'LENGTH_YLABEL', 'LENGTH_NOTE', 'LOGRATIO_KEYS',
-           'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'method_label', 'published_results', 'fmt_pm',
-           'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table', 'paper_style', 'with_data',
-           'save_figure', 'label_overlaps', 'table2', 'initial_rows', 'table3', 'config_table', 'tables_5_11',
-           'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4',
-           'figure8', 'read_jsonl', 'figure6', 'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11',
-           'collect_items', 'run_folder', 'run_line', 'pm_note', 'zero_note', 'ReportItem', 'write_report',
-           'build_report']
+           'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'SWEEP_ROWS', 'method_label',
+           'published_results', 'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table',
+           'paper_style', 'with_data', 'save_figure', 'label_overlaps', 'table2', 'initial_rows', 'table3',
+           'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1',
+           'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'figure6', 'code_figure', 'split_prefix',
+           'leetcode_texts', 'figures_9_11', 'collect_items', 'run_folder', 'run_line', 'pm_note', 'zero_note',
+           'ReportItem', 'write_report', 'build_report', 'read_parts', 'config_rows', 'parts_preset_tables',
+           'paper_match_of', 'write_exact_items', 'report_parts']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
@@ -527,6 +528,7 @@ def figure6(logs: dict | None = None,  # label (e.g. "β = 0.01") -> trainer met
                     g = data[(data.panel == panel) & (data.which == which) & (data.label == label)].sort_values("step")
                     if len(g): ax.plot(g.step, g.logratio, marker="o", ms=3 if panel == "training batches" else 5, color=colors[label], label=label)
                 ax.set_title(f"log-ratio of {which} completions ({panel})"); ax.set_xlabel("gradient update steps")
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
                 ax.axhline(0, color="#999999", lw=0.8); ax.legend(fontsize=10)
         if scale: fig.text(0.5, -0.01, scale_note(scale), ha="center", va="top", fontsize=9)
         fig.tight_layout()
@@ -742,8 +744,8 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src, LENGTH_NOTE)
     has_val = validation_logratios is not None and len(validation_logratios)
     if logs or has_val:
-        rows = [f"validation pairs at the checkpoints ({', '.join(dict.fromkeys(validation_logratios.label))})" if has_val else
-                "validation log-ratios not given (the evaluate stage wrote none): training batches only"] + (["training batches (trainer logs)"] if logs else [])
+        rows = ([f"validation pairs at the checkpoints ({', '.join(dict.fromkeys(validation_logratios.label))})"] if has_val else
+                ["validation log-ratios not given (the evaluate stage wrote none)"]) + (["training batches (trainer logs)"] if logs else [])
         attempt("figure6", lambda: save_figure(figure6(logs, validation_logratios if has_val else None, scale=scale), "figure6", out),
                 src + ("" if has_val else " (trainer logs)"), "; ".join(rows))
     lsrc = "given prompt and prefix" if leetcode else "qrpo_nb.leetcode (LeetCode prompt builder and prefix)"
@@ -762,3 +764,208 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         if it.item in (sources or {}) and it.files: it.source = sources[it.item]
     repeats = sorted(int(x) for x in summary["n_seeds"].dropna().unique()) if summary is not None and "n_seeds" in summary else None
     return write_report(items, out, scale, run, ae_status, repeats=repeats)
+
+# %% ../nbs/11_reporting.ipynb #d5a11eb2
+def read_parts(inputs: dict,  # the report stage's inputs: "<stage>" or "<part>/<stage>" (optionally "@<π_ref>") -> folder
+               preset: dict,  # the preset as the pipeline resolved it
+               figures_dir: str | Path,
+               task: str = "cpu-code",  # the task of a single-part preset that names none
+              ) -> dict[str, dict]:
+    "Each part of the run: its task, evaluate/train folders, results summary, runs, source folder and stage configurations."
+    from qrpo_nb.pipeline import stage_config
+    multi, base = bool(preset.get("parts")), Path(figures_dir).resolve().parent
+    parts = {}
+    for name in (preset["parts"] if multi else [""]):
+        pre = f"{name}/" if multi else ""
+        of = lambda st: [Path(v) for k, v in inputs.items() if k.split("@")[0] == pre + st]
+        evs, trns = of("evaluate"), of("train")
+        if not evs: raise ValueError(f"part {name or '(single)'}: no evaluate folder among the inputs {sorted(inputs)}")
+        cfg = {k: stage_config(preset, k, name if multi else None) for k in ("prepare", "sft", "references", "train", "evaluate")}
+        ptask = cfg["prepare"].get("task", task)
+        parts[name] = dict(task=ptask, code="code" in ptask, evs=evs, trns=trns, cfg=cfg,
+                           summary=pd.concat([pd.read_csv(ev / "summary.csv") for ev in evs], ignore_index=True),
+                           runs=[r for trn in trns for r in json.loads((trn / "runs.json").read_text())],
+                           source=run_folder(*evs, *trns, relative_to=base),
+                           stands_for=(preset.get("parts") or {}).get(name, {}).get("stands_for") if multi else preset.get("stands_for"))
+    return parts
+
+# the paper's rows of Tables 10 and 11 per method
+SWEEP_ROWS = {"dpo": "DPO β", "simpo": "SimPO β (γ/β = 0.5)", "rebel": "REBEL β", "qrpo": "QRPO β"}
+
+def config_rows(p: dict) -> dict:
+    "Tables 5-9 and the part's sweep table (10 chat, 11 code) of one part, as {table: {item: value}}."
+    pr, sf, rf, tr, evs = (p["cfg"][k] for k in ("prepare", "sft", "references", "train", "evaluate"))
+    kind = "code" if p["code"] else "chat"
+    sweep = {m: ", ".join(f"{b:g}" for b in (v.get(kind, []) if isinstance(v, dict) else v)) for m, v in tr.get("methods", {}).items()}
+    return {
+        "table5": {"task": p["task"], "SFT / train / eval prompts": f"{pr.get('n_sft', '-')} / {pr.get('n_train', '-')} / {pr.get('n_eval', '-')}",
+                   "test split": "halves: validation (selection) / test (reporting)", "max prompt + completion tokens": pr.get("max_length")},
+        "table6": {"reward": "sandbox pass rate" if p["code"] else "task reward (deterministic, pointwise)", "reference rewards n": tr.get("n_ref"),
+                   "reference pool per prompt": rf.get("n_pool")},
+        "table7": {"reference completions (temperature / top-p)": f"{rf.get('temperature')} / {rf.get('top_p')}",
+                   "max new tokens": rf.get("max_new_tokens"), "evaluation (temperature / top-p)": f"{evs.get('temperature')} / {evs.get('top_p')}",
+                   "evaluation repeats": len(evs.get("seeds", [])), "backend": rf.get("backend")},
+        "table8": {s: ("SFT warm-up, then " + s if sf.get("warmup") else  # π_ref of each setting (paper Table 8)
+                       ("initial model + SFT on chosen" if s.startswith("sft-") else "initial model")) for s in tr.get("settings", [])},
+        "table9": {"model": sf.get("model"), "SFT epochs / lr": f"{sf.get('epochs')} / {sf.get('lr')}",
+                   "batch size (pairs)": tr.get("batch_size"), "epochs (RL)": tr.get("epochs"), "warm-up": tr.get("warmup_ratio"),
+                   "max grad norm (RL)": tr.get("max_grad_norm"), "checkpoints": tr.get("n_checkpoints")},
+        ("table11" if p["code"] else "table10"): {"lr": ", ".join(f"{x:g}" for x in tr.get("lrs", [])),
+                                                  **{SWEEP_ROWS.get(m, f"{m} β"): v for m, v in sweep.items()}},
+    }
+
+def parts_preset_tables(parts: dict) -> dict:
+    "Tables 5–11 over every part: an item equal in every part that has its table is written once, the others per task."
+    rows = {n: config_rows(p) for n, p in parts.items()}
+    out = {}
+    for t in dict.fromkeys(t for r in rows.values() for t in r):
+        have = [n for n in rows if t in rows[n]]
+        for n in have:
+            for k, v in rows[n][t].items():
+                same = len(have) == 1 or all(k in rows[o][t] and rows[o][t][k] == v for o in have)
+                out.setdefault(t, {})[k if same else f"{parts[n]['task']}: {k}"] = v
+    return out
+
+
+# %% ../nbs/11_reporting.ipynb #faed919c
+def _model_of(p): return p["summary"].model.iloc[0] if len(p["summary"]) else "model"
+
+def _paper_cell(stands_for) -> tuple | None:
+    "A part's `stands_for` hint as the paper's (model, dataset): a table name (`table13`), a pair, or {model, dataset}."
+    if not stands_for: return None
+    if isinstance(stands_for, str): return PAPER_CHAT_TABLES.get(stands_for.replace(" ", "").lower())
+    if isinstance(stands_for, dict): return (stands_for["model"], stands_for["dataset"]) if {"model", "dataset"} <= set(stands_for) else None
+    return tuple(stands_for)[:2]
+
+def paper_match_of(parts: dict, preset: dict) -> dict | None:
+    "{(model, dataset): (paper model, paper dataset)}: the preset's `paper_match` rows, then each part's `stands_for`."
+    out = {tuple(x[:2]): tuple(x[2:]) for x in preset.get("paper_match") or []}
+    for p in parts.values():
+        cell = _paper_cell(p.get("stands_for"))
+        if cell and not p["code"]: out.setdefault((_model_of(p), p["task"]), cell)
+    return out or None
+
+def _scaling_of(parts, chat, code):
+    "Figure 3's points from the first part (chat first: the paper's Figure 3 is chat data) whose evaluate stage wrote them."
+    for n in chat + code:
+        found = [pd.read_csv(ev / "scaling.csv") for ev in parts[n]["evs"] if (ev / "scaling.csv").exists()]
+        if found: return pd.concat(found, ignore_index=True), n
+    return None, None
+
+def _length_points_of(parts, chat, code):
+    "Figures 4/8's points per `model / task` (chat first: Figure 4 is the paper's chat figure) and Figure 4's key."
+    points, key4, src4 = {}, None, None
+    for n in chat + code:
+        p = parts[n]
+        evs = [ev for ev in p["evs"] if (ev / "length_points.parquet").exists()]
+        if not evs: continue
+        if len(evs) == 1: pts = pd.read_parquet(evs[0] / "length_points.parquet")
+        else:   # one folder per π_ref: each method's points from the folder holding the part's selected setting
+            win = select(p["summary"]).set_index("method")["setting"]
+            pts = pd.concat([d[d.method.isin([m for m, st in pd.read_csv(ev / "selected.csv").set_index("method")["setting"].items()
+                                              if win.get(m) == st])]
+                             for ev in evs for d in [pd.read_parquet(ev / "length_points.parquet")]], ignore_index=True)
+        pts = pts.dropna().groupby("method").filter(lambda g: len(g) >= 3 and g.length_norm.nunique() > 1)
+        if len(pts):   # a length-bias fit needs at least 3 points of varying length per method
+            key = f"{_model_of(p)} / {p['task']}"
+            points[key] = pts
+            if key4 is None: key4, src4 = key, p["source"]
+    return points, key4, src4
+
+def _figure6_of(parts, chat, code, multi, method: str = "qrpo"):
+    "Figure 6's inputs: the validation log-ratios of `method`'s offline runs (smallest and largest β; per β the main run, else the largest n) and the same runs' trainer logs."
+    for n in chat + code:   # the paper's Figure 6 is the chat offline regime
+        p = parts[n]
+        val = [pd.read_csv(ev / "validation_logratios.csv") for ev in p["evs"] if (ev / "validation_logratios.csv").exists()]
+        val = pd.concat(val, ignore_index=True) if val else pd.DataFrame()
+        val = val[val.method == method] if len(val) else val
+        if not len(val): continue
+        pick = (val.assign(_main=val.group != "main").sort_values(["beta", "_main", "n_ref"], ascending=[True, True, False], kind="mergesort")
+                   .groupby("beta", sort=True).head(1))
+        pick = pick[pick.beta.isin([pick.beta.min(), pick.beta.max()])]
+        size = lambda b: "" if len(pick) == 1 else (" (small)" if b == pick.beta.min() else " (large)")
+        label = {r.id: (f"{p['task']}: " if multi else "") + f"β = {r.beta:g}{size(r.beta)}, n = {r.n_ref}" for r in pick.itertuples()}
+        out = val[val.id.isin(label)].assign(label=lambda d: d.id.map(label)).sort_values(["label", "checkpoint"])
+        by_id = {r["id"]: r for r in p["runs"]}
+        logs = {label[i]: str(f[0]) for i in label if i in by_id and (f := sorted(Path(by_id[i]["output_dir"]).glob("*.jsonl")))}
+        return out, logs, p["source"]
+    logs, src = {}, None   # no validation log-ratios: the training batches of the main QRPO runs (code part first, as before)
+    for n in (code or list(parts)):
+        p = parts[n]
+        for r in p["runs"]:
+            if r.get("group", "main") == "main" and r["method"] == method:
+                found = sorted(Path(r["output_dir"]).glob("*.jsonl"))
+                if found:
+                    logs[(f"{p['task']}: " if multi else "") + f"β = {r['beta']:g}, lr = {r['lr']:g}"] = str(found[0])
+                    src = p["source"] + " (trainer logs)"
+    return None, logs, src
+
+
+# %% ../nbs/11_reporting.ipynb #bfd2294b
+def _load_extra(b):
+    "A builder, or its `module:function` name."
+    if callable(b): return b
+    import importlib
+    mod, _, fn = str(b).partition(":")
+    if not fn: raise ValueError(f"an extra item builder is a callable or 'module:function', got {b!r}")
+    return getattr(importlib.import_module(mod), fn)
+
+def write_exact_items(figs: str | Path):
+    "The items that need no run: Table 1 (loss registry), Table 4, Figures 5 and 7 (theory), regenerated into `figs`."
+    from qrpo_nb.losses import write_table1
+    from qrpo_nb.theory import table4, write_table4, figure5, figure7
+    figs = Path(figs); figs.mkdir(parents=True, exist_ok=True)
+    write_table1(figs)
+    write_table4(table4(), figs / "table4.md", figs / "table4.tex")
+    plt.close(figure5(figs / "figure5.png")); plt.close(figure7(figs / "figure7.png"))
+
+def report_parts(figures_dir: str | Path,  # where the report goes (paper_figures/)
+                 inputs: dict,  # the report stage's inputs (see `read_parts`)
+                 preset: dict,  # the resolved preset
+                 out_dir: str | Path = ".",  # the report stage's own folder (part of `Run:`)
+                 task: str = "cpu-code",  # a single-part preset's task when its prepare stage names none
+                 extras: Sequence = (),  # extra item builders `fn(figures_dir, parts) -> list[ReportItem]` or "module:function"
+                 exact_items: bool = True,  # regenerate Table 1, Table 4, Figures 5 and 7 first
+                ) -> Path:
+    "The report stage: read every part, pick each item's inputs and source, and `build_report` into `figures_dir`."
+    figs = Path(figures_dir)
+    parts = read_parts(inputs, preset, figs, task)
+    multi = bool(preset.get("parts"))
+    code = [n for n, p in parts.items() if p["code"]]
+    chat = [n for n, p in parts.items() if not p["code"]]
+    summary = pd.concat([p["summary"] for p in parts.values()], ignore_index=True)
+    base = figs.resolve().parent
+    sources = {}
+    scaling, sn = _scaling_of(parts, chat, code)
+    if sn is not None:
+        sources["figure3"] = parts[sn]["source"]
+        scaling_part = (f"{sn} part ({parts[sn]['task']})" if multi else parts[sn]["task"])
+    length_points, figure4_key, src4 = _length_points_of(parts, chat, code)
+    if src4: sources["figure4"] = src4
+    val, logs, src6 = _figure6_of(parts, chat, code, multi)
+    if src6: sources["figure6"] = src6
+    if multi:   # the items built from one part name it as their source
+        for n, p in parts.items():
+            mine = ["table2", "table16"] if p["code"] else ["table3", "figure1", *PAPER_CHAT_TABLES]
+            kin = code if p["code"] else chat   # several parts of one kind: name them all
+            for it in mine: sources.setdefault(it, p["source"] if len(kin) == 1 else run_folder(*(d for k in kin for d in parts[k]["evs"]), relative_to=base) + f" ({', '.join(kin)})")
+            sources.setdefault("table11" if p["code"] else "table10", f"preset (part {n})")
+        sources["figure8"] = run_folder(*(d for p in parts.values() for d in p["evs"]), relative_to=base) + f" ({', '.join(parts)})"
+        scale = {"preset": preset.get("name"), "model": ", ".join(dict.fromkeys(_model_of(p) for p in parts.values())),
+                 **{p["task"]: f"{p['cfg']['prepare'].get('n_train')} train / {p['cfg']['prepare'].get('n_eval')} eval prompts, {len(p['runs'])} runs"
+                    for p in parts.values()}}
+    else:
+        p = parts[""]
+        scale = {"preset": preset.get("name"), "model": _model_of(p), "task": p["task"], "train prompts": p["cfg"]["prepare"].get("n_train"),
+                 "eval prompts": p["cfg"]["prepare"].get("n_eval"), "runs": len(p["runs"])}
+    if exact_items: write_exact_items(figs)
+    builders = [_load_extra(b) for b in extras]
+    return build_report(figs, summary, run_dirs=[out_dir, *inputs.values()], scale=scale,
+                        code_datasets=tuple(parts[n]["task"] for n in code), preset_tables=parts_preset_tables(parts),
+                        scaling=scaling, scaling_part=scaling_part if sn is not None else None,
+                        length_points=length_points or None, logs=logs or None, validation_logratios=val,
+                        figure4_key=figure4_key, sources=sources, paper_match=paper_match_of(parts, preset),
+                        # the authors' chat selection rule, as the chat parts' evaluate stage applied it (paper: 1,000 tokens)
+                        chat_max_mean_length=next((p["cfg"]["evaluate"].get("max_mean_length") for p in parts.values() if not p["code"]), None),
+                        extras=[(lambda b: lambda out: b(out, parts))(b) for b in builders])
+
