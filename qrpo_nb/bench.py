@@ -19,7 +19,7 @@ from .reporting import (ReportItem, METHOD_COLORS, figure4, fmt_pm, method_label
 
 # %% auto #0
 __all__ = ['POINTWISE', 'run_id', 'load_evaluation', 'rivals_table', 'win_scores', 'bootstrap_se', 'win_rates', 'win_rate_figure',
-           'length_points', 'build_extras']
+           'length_points', 'build_extras', 'report_extras']
 
 # %% ../nbs/11b_bench.ipynb #cc8215ad
 POINTWISE = tuple(n for n, s in LOSSES.items() if getattr(s, "pointwise_rewards", False) and getattr(s, "offline", False))
@@ -148,3 +148,8 @@ def build_extras(out_dir, *eval_dirs, n_boot: int = 2000) -> list:
         except (ValueError, FileNotFoundError) as e:
             items.append(ReportItem(f"bench_length{sfx}", [], src, f"not produced: {e}"))
     return items
+
+# %% ../nbs/11b_bench.ipynb #3cb9bc17
+def report_extras(figures_dir, parts: dict) -> list:
+    "The report stage's hook (`extras: [qrpo_nb.bench:report_extras]`): `build_extras` over every part's evaluate folders (`reporting.read_parts`)."
+    return build_extras(figures_dir, *[d for p in parts.values() for d in p["evs"]])
