@@ -186,3 +186,24 @@ def test_gsm8k_and_math500_answer_checking_on_hand_written_files():
     m = QS.load_math500(d / "math500" / "test.jsonl")
     assert QS.answer_reward(m, [r"\boxed{\left(3,\dfrac{\pi}{2}\right)}", r"\boxed{14/3}", r"\boxed{9.0}", r"\boxed{\text{ Evelyn }}"]) == [1.0] * 4
     with pytest.raises(ValueError, match="2 rows but 1 completions"): QS.answer_reward(m[:2], ["x"])
+
+
+def test_star_pairs_rank_by_reward_and_dpo_widens_the_margin():
+    "Pairs: two distinct samples, the higher reward chosen; a few DPO steps raise log π(chosen) − log π(rejected) over π_ref's."
+    import numpy as np
+    comps = [[[7, 2], [8, 2], [9, 2]], [[7, 2], [8, 2]]]
+    rews = [[0.0, 1.0, 0.0], [1.0, 0.0]]
+    pairs = QS.star_pairs(comps, rews, seed=0)
+    for i, j, k in pairs: assert j != k and rews[i][j] >= rews[i][k]
+    assert pairs[1][1:] == (0, 1)
+    with pytest.raises(ValueError, match="graph 0: a pair needs at least 2"): QS.star_pairs([[[7, 2]]], [[1.0]])
+    ref = QS.star_model(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0).eval()
+    graphs, _ = QS.star_split(2, 2, 8, 1, seed=0)
+    comps = [[a, [a[0], a[2], a[1], QS.STAR_EOS]] for _, a in graphs]      # the path, and its arm reversed
+    rews = [[1.0, 0.0] for _ in graphs]
+    pol, hist = QS.train_star_policy(ref, graphs, comps, rews, "dpo", 0.1, epochs=10, lr=1e-2, batch_size=8)
+    P = torch.tensor([p for p, _ in graphs])
+    with torch.no_grad():
+        margin = lambda m: (QS._star_logps(m, P, [c[0] for c in comps]) - QS._star_logps(m, P, [c[1] for c in comps])).mean()
+        assert float(margin(pol)) > float(margin(ref)) + 1.0
+    assert hist[-1] < hist[0]
