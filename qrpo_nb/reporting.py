@@ -282,13 +282,18 @@ PAPER_CHAT_TABLES = {"table12": ("Llama-3.1-Tulu-3-8B-SFT", "Magpie-Air"), "tabl
 def table_names_12_16(pairs: Sequence[tuple], code_datasets: Sequence[str] = ("leetcode",),
                       paper_match: dict | None = None,  # {(model, dataset): (paper model, paper dataset)}
                      ) -> dict[str, tuple]:
-    "Name each (model, dataset): a chat pair takes its paper table (`paper_match` or its own name), else the first free of Tables 12–15; the code task Table 16 (extras get a suffix)."
+    "Name each (model, dataset): a chat pair takes its paper table (`paper_match` or its own name), else its place in the paper's grid (first / second policy × first / second chat dataset, in order of appearance: Tables 12, 13, 14, 15), else the first free; the code task Table 16 (extras get a suffix)."
     paper_match, out, code, extra = paper_match or {}, {}, 0, 0
     own = {v: k for k, v in PAPER_CHAT_TABLES.items()}
-    chat = [tuple(p) for p in pairs if str(p[1]).lower() not in code_datasets]
+    chat = list(dict.fromkeys(tuple(p) for p in pairs if str(p[1]).lower() not in code_datasets))
     for p in chat:   # first the pairs that stand for a known paper position
         t = own.get(tuple(paper_match.get(p, p)))
         if t and t not in out: out[t] = p
+    models, datasets = list(dict.fromkeys(m for m, _ in chat)), list(dict.fromkeys(d for _, d in chat))
+    grid = {(0, 0): "table12", (1, 0): "table13", (0, 1): "table14", (1, 1): "table15"}   # (policy, dataset) -> the paper's table
+    for p in chat:
+        t = grid.get((models.index(p[0]), datasets.index(p[1])))
+        if p not in out.values() and t and t not in out: out[t] = p
     for p in chat:
         if p in out.values(): continue
         free = [t for t in PAPER_CHAT_TABLES if t not in out]
@@ -303,7 +308,7 @@ def tables_12_16(summary: pd.DataFrame, order: Sequence[tuple] | None = None, co
                  chat_max_mean_length: float | None = None,  # the authors' chat selection rule (`evaluation.PAPER_MAX_MEAN_LENGTH`)
                 ) -> dict[str, pd.DataFrame]:
     "`{table12: ..., table16: ...}`: one `setting_table` per (model, dataset), named by `table_names_12_16`."
-    pairs = list(order) if order else sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
+    pairs = list(order) if order else list(dict.fromkeys(map(tuple, summary[["model", "dataset"]].to_numpy())))
     out = {}
     for name, (m, d) in table_names_12_16(pairs, code_datasets, paper_match).items():
         sub = summary[(summary.model == m) & (summary.dataset == d)]
@@ -710,7 +715,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
             items.append(ReportItem("table2", save_table(table2(pd.concat([initial_rows(codes), select(codes)], ignore_index=True)), "table2", out,
                                     "Table 2: average test pass rate (%) on the code task, beside the paper", with_zero("code")), src,
                                     zero["code"] or ""))
-        pairs = sorted(map(tuple, summary[["model", "dataset"]].drop_duplicates().to_numpy()))
+        pairs = list(dict.fromkeys(map(tuple, summary[["model", "dataset"]].to_numpy())))   # order of appearance: the parts' order
         names = table_names_12_16(pairs, code_datasets, paper_match)
         for name, df in tables_12_16(summary, pairs, code_datasets, paper_match, chat_max_mean_length).items():
             m, d = names[name]

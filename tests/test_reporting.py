@@ -125,3 +125,18 @@ def test_tables_12_15_follow_the_paper_position(tmp_path):
     assert text.count("no counterpart at this scale") == 3 and "(tiny / toy-chat (Table 15))" in text
     row3 = next(l for l in (out / "table3.md").read_text().splitlines() if "| QRPO |" in l)
     assert "| 0.1469 ± 0.0007 |" in row3 and "not run: no judge configured" in row3   # the paper's Mistral / UF reward
+
+
+def test_four_chat_cells_fill_tables_12_15_in_the_papers_grid(tmp_path):
+    """The cpu preset's four chat cells (policy 1/2 x task 1/2, in the parts' order) are Tables 12, 13, 14, 15, whatever
+    their names sort to (alphabetically the first policy's second task would come second and take Table 13)."""
+    summ = summarise(_planted_store(tmp_path / "store").load())
+    chat = summ[summ.dataset == "toy-chat"]
+    cells = [("tiny", "toy-chat"), ("tiny-mistral", "toy-chat"), ("tiny", "toy-feedback"), ("tiny-mistral", "toy-feedback")]
+    four = pd.concat([chat.assign(model=m, dataset=d) for m, d in cells] + [summ[summ.dataset == "leetcode"]], ignore_index=True)
+    out = tmp_path / "figs"
+    text = build_report(out, four).read_text()
+    assert "no counterpart" not in text
+    for n, (m, d) in zip((12, 13, 14, 15), cells):
+        assert f"best checkpoint per setting, {m} / {d} (* = selected)" in (out / f"table{n}.md").read_text()
+        assert f"| Table {n} | [table{n}.md](table{n}.md)" in text
