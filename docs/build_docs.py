@@ -3,6 +3,8 @@
     python docs/build_docs.py html [NOTEBOOK ...] [--out _docs]   # every notebook under nbs/ when none is named
     python docs/build_docs.py outputs NOTEBOOK [--slow]           # refresh the outputs a notebook keeps
     python docs/build_docs.py metadata NOTEBOOK ...               # kernelspec + skip-execution on slow/gpu cells
+    python docs/build_docs.py gallery [--figures paper_figures] [--paper ../shared/paper] [--out _docs]
+                                                                  # each regenerated item beside the paper's image
 
 `html` renders each notebook as nbdev's docs would show it (nbdev's own processors: `show_doc` for every export,
 exported code hidden, directives removed) but writes a self-contained HTML page with nbconvert instead of calling
@@ -15,6 +17,11 @@ Each notebook is processed in its own subprocess with its own folder as working 
 thread; cells tagged `skip-execution` skipped unless `--slow`), keeps the outputs of the cells tagged `keep-output`
 (displays and results only: no stderr, no progress bars) and clears every other cell, then runs `nbdev_clean`.
 The figures are shown by `qrpo_nb.theory.show_figure` (PNG without metadata), so a rerun stores the same bytes.
+
+`gallery` writes `gallery.html`: every item of the paper that has an image (Figures 1-11, Tables 1-4) with its one-line
+note, our regenerated file from `paper_figures/` (tables: their Markdown rendered) beside the paper's image from
+`../shared/paper/`. The images are copied into the built site (`gallery/ours/`, `gallery/paper/`), never into the
+repository's committed files. The full `html` build writes it too and links it from `contents.html`.
 """
 from __future__ import annotations
 import argparse, json, os, re, subprocess, sys, time
@@ -22,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
+PAPER = ROOT.parent / "shared" / "paper"   # the paper's images (not part of the repository)
 KEEP, SKIP = "keep-output", "skip-execution"
 ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg",
        "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
@@ -140,6 +148,7 @@ def write_contents(out: Path) -> Path:
         first = next(("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"), "")
         title = next((l[2:] for l in first.splitlines() if l.startswith("# ")), src.stem)
         rows.append(f'<li><a href="{rel.as_posix()}">{h.escape(rel.with_suffix("").as_posix())}</a>: {h.escape(title)}</li>')
+    rows.append('<li><a href="gallery.html">gallery</a>: every regenerated figure and table beside the paper\'s</li>')
     p = out / "contents.html"
     p.write_text("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>qrpo_nb: contents</title></head><body>\n"
                  "<h1>qrpo_nb notebooks</h1>\n<ul>\n" + "\n".join(rows) + "\n</ul>\n</body></html>\n", encoding="utf-8")
@@ -163,7 +172,9 @@ def html(names=(), out: str | Path = ROOT / "_docs") -> int:
             print(f"{dst.relative_to(out.parent) if out.parent in dst.parents else dst} ({dst.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.1f} s)", flush=True)
             for line in r.stderr.splitlines():
                 if line.startswith("note: "): print(f"    {rel}: {line[6:]}")
-    if not names: write_contents(out)
+    if not names:
+        write_contents(out)
+        if PAPER.is_dir(): print(gallery(ROOT / "paper_figures", PAPER, out))
     if failed: print(f"{len(failed)} notebook(s) failed doc processing: {', '.join(failed)}")
     return 1 if failed else 0
 
@@ -214,6 +225,80 @@ def fix_metadata(path: str | Path) -> list[int]:
     return tagged
 
 
+# ---------------------------------------------------------------------------------------------------- gallery
+# item -> (the paper's images in ../shared/paper, a one-line note); the order is the paper's
+GALLERY = {
+    "figure1": (["figure-1.png"], "Best AlpacaEval 2 LC score per method. Ours: the paper's bars beside this run's best test LC reward of the "
+                                  "CPU chat task (no AlpacaEval judge offline)."),
+    "figure2": (["sketch.png"], "The method's sketch (pre-computation, then training): a diagram, not regenerated; our pipeline is the "
+                                "eight stages of `qrpo-nb reproduce`."),
+    "table1": (["table-1.png"], "Policy-fitting losses and what each needs: ours from the loss registry (`qrpo_nb.losses`)."),
+    "table2": (["table-2.png"], "LeetCode test pass rates. Ours: the CPU code task (sandbox pass rate), mean ± std over evaluation seeds."),
+    "figure3": (["figure-3.png"], "Reward vs the number of reference rewards n, offline vs off-policy, one panel per β. Ours: the CPU chat "
+                                  "task, n from 1 to 16."),
+    "table3": (["table-3.png"], "Chat results (LC reward, reward, AlpacaEval 2). Ours: the CPU chat tasks; AlpacaEval not run offline."),
+    "figure4": (["figure-4.png"], "Length bias: implicit reward vs standardised length, ρ per method. Ours: one panel per method, each on "
+                                  "its own y-scale (SimPO's implicit reward is ~100× the others')."),
+    "figure5": (["figure-5.png"], "The optimal policy's reward distribution, derived analytically (exact, `qrpo_nb.theory`)."),
+    "figure6": (["figure-6.png"], "Log-ratios of the validation chosen / rejected samples over training (offline). Ours: the same, and "
+                                  "the training batches' curve below."),
+    "figure7": ([], "Noise of the regression target, log Ẑ vs R̂_q (App. H): exact, `qrpo_nb.theory`."),
+    "figure8": (["figure8-length-bias-llama-magpieair.png", "figure8-length-bias-mistral-magpieair.png",
+                 "figure8-length-bias-llama-ultrafeedback.png", "figure8-length-bias-mistral-ultrafeedback.png"],
+                "Figure 4 for every model × dataset. Ours: one row per model × task of this run."),
+    "table4": (["table-4.png"], "Transformations of the quantile reward and their log-partition functions (exact, `qrpo_nb.theory`)."),
+    "figure9": ([], "The LeetCode prompt (the paper's protocol, `qrpo_nb.leetcode`)."),
+    "figure10": ([], "The unified initialisation code: imports."),
+    "figure11": ([], "The unified initialisation code: helper classes."),
+}
+
+def _item_title(item: str) -> str:
+    m = re.fullmatch(r"(table|figure)(\d+)", item)
+    return f"{m.group(1).title()} {m.group(2)}"
+
+def gallery(figures: str | Path = ROOT / "paper_figures", paper: str | Path = PAPER, out: str | Path = ROOT / "_docs") -> Path:
+    "`gallery.html` in `out`: each item's regenerated file beside the paper's image, the images copied under `out/gallery/`."
+    import html as h, shutil
+    import mistune
+    figures, paper, out = Path(figures), Path(paper), Path(out)
+    (out / "gallery" / "ours").mkdir(parents=True, exist_ok=True); (out / "gallery" / "paper").mkdir(parents=True, exist_ok=True)
+    secs = []
+    for item, (imgs, note) in GALLERY.items():
+        ours, cells = figures / f"{item}.png", []
+        if ours.exists():
+            shutil.copyfile(ours, out / "gallery" / "ours" / ours.name)
+            csv = figures / f"{item}.csv"
+            if csv.exists(): shutil.copyfile(csv, out / "gallery" / "ours" / csv.name)
+            link = f' (<a href="gallery/ours/{csv.name}">data</a>)' if csv.exists() else ""
+            cells.append(f'<figure class="ours"><img src="gallery/ours/{ours.name}" alt="{item}, this reproduction">'
+                         f'<figcaption>this reproduction{link}</figcaption></figure>')
+        elif (figures / f"{item}.md").exists():
+            body = mistune.html((figures / f"{item}.md").read_text(encoding="utf-8"))
+            cells.append(f'<figure class="ours table"><div>{body}</div><figcaption>this reproduction ({item}.md)</figcaption></figure>')
+        else:
+            cells.append(f'<figure class="ours missing"><p>not regenerated: no {h.escape(item)}.png or .md in {h.escape(str(figures))}</p></figure>')
+        found = [paper / n for n in imgs if (paper / n).exists()]
+        for p in found:
+            shutil.copyfile(p, out / "gallery" / "paper" / p.name)
+        if found:
+            cells.append('<figure class="paper">' + "".join(f'<img src="gallery/paper/{p.name}" alt="{item}, the paper ({p.name})">' for p in found)
+                         + "<figcaption>the paper</figcaption></figure>")
+        else:
+            cells.append('<figure class="paper missing"><p>no image of the paper\'s ' + _item_title(item) + " in ../shared/paper/</p></figure>")
+        secs.append(f'<section id="{item}"><h2>{_item_title(item)}</h2><p>{h.escape(note)}</p><div class="row">{"".join(cells)}</div></section>')
+    page = out / "gallery.html"
+    page.write_text(
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>qrpo_nb: gallery</title>\n<style>"
+        "body{font-family:sans-serif;max-width:1500px;margin:auto} .row{display:flex;gap:1em;align-items:flex-start}"
+        " figure{flex:1;margin:0} img{max-width:100%;display:block;margin-bottom:.5em} .missing{color:#777}"
+        " table{border-collapse:collapse;font-size:.8em} td,th{border:1px solid #ccc;padding:2px 4px}</style>\n"
+        "<script>window.addEventListener('load',()=>document.querySelectorAll('img').forEach(i=>i.dataset.w=i.naturalWidth))</script>"
+        "</head><body>\n<h1>Gallery: the regenerated items beside the paper's</h1>\n"
+        f"<p>Left: this reproduction (<code>{h.escape(figures.name)}/</code>, at CPU scale: see REPORT.md for each item's run and "
+        "scale); right: the paper's image.</p>\n" + "\n".join(secs) + "\n</body></html>\n", encoding="utf-8")
+    return page
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -223,9 +308,13 @@ def main(argv=None):
     o.add_argument("notebooks", nargs="+"); o.add_argument("--slow", action="store_true", help="run skip-execution cells too")
     m = sub.add_parser("metadata", help="add a kernelspec and tag #| slow / #| gpu cells skip-execution")
     m.add_argument("notebooks", nargs="+")
+    g = sub.add_parser("gallery", help="each regenerated figure beside the paper's image (gallery.html)")
+    g.add_argument("--figures", default=str(ROOT / "paper_figures")); g.add_argument("--paper", default=str(PAPER))
+    g.add_argument("--out", default=str(ROOT / "_docs"))
     one = sub.add_parser("_one"); one.add_argument("src"); one.add_argument("dst")
     a = ap.parse_args(argv)
     if a.cmd == "html": return html(a.notebooks, a.out)
+    if a.cmd == "gallery": print(gallery(a.figures, a.paper, a.out)); return 0
     if a.cmd == "_one": render_one(Path(a.src).resolve(), Path(a.dst).resolve()); return 0
     if a.cmd == "metadata":
         for n in a.notebooks: print(f"{n}: kernelspec set, skip-execution added to cells {fix_metadata(n)}")

@@ -174,3 +174,43 @@ def test_theory_page_in_headless_chromium(tmp_path):
         assert png_not_blank(png)
     # Figure 5's image comes after Figure 5's heading, in the rendered page
     assert dom.index("Figure 5: the reward distribution") < dom.index(imgs[0][:200])
+
+
+def test_gallery_shows_each_item_beside_the_papers_image(tmp_path):
+    "gallery.html: per item its note, our regenerated file and the paper's image(s), all copied into the site and loaded by Chromium."
+    import html
+    paper = build_docs.PAPER
+    if not paper.is_dir(): pytest.skip(f"the paper's images are not here ({paper})")
+    before = snapshot(ROOT / "paper_figures")
+    figs = tmp_path / "figs"; figs.mkdir()
+    for item in build_docs.GALLERY:   # the committed items, read only: a copy stands for a fresh report
+        for ext in (".png", ".md", ".csv"):
+            if (ROOT / "paper_figures" / f"{item}{ext}").exists(): shutil.copyfile(ROOT / "paper_figures" / f"{item}{ext}", figs / f"{item}{ext}")
+    (figs / "figure3.png").unlink()   # an item not regenerated says so
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "build_docs.py"), "gallery", "--figures", str(figs), "--out", str(tmp_path / "site")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    page = (tmp_path / "site" / "gallery.html").read_text()
+    secs = dict(re.findall(r'<section id="(\w+)">(.*?)</section>', page, re.S))
+    assert list(secs) == list(build_docs.GALLERY)
+    for item, (imgs, note) in build_docs.GALLERY.items():
+        s = secs[item]
+        assert html.escape(note) in s, item
+        paper_imgs = re.findall(r'src="gallery/paper/([^"]+)"', s)
+        assert paper_imgs == imgs, item                       # every paper image of the item, in order
+        ours = re.findall(r'src="gallery/ours/([^"]+)"', s)
+        if item in ("figure2", "figure3"): assert not ours and "not regenerated" in s, item
+        elif item.startswith("table"): assert "<table>" in s, item   # our Markdown table, rendered
+        else: assert ours == [f"{item}.png"], item
+        for f in paper_imgs: assert (tmp_path / "site" / "gallery" / "paper" / f).read_bytes() == (paper / f).read_bytes()
+    assert snapshot(ROOT / "paper_figures") == before   # the site holds the copies: nothing written into the repository
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("headless Chromium not installed and not installable here (needs the Debian package `chromium` and root)")
+    d = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=10000",
+                        "--dump-dom", (tmp_path / "site" / "gallery.html").as_uri()], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "HOME": str(tmp_path)})
+    imgs = re.findall(r"<img [^>]*>", d.stdout)
+    assert len(imgs) == len(re.findall(r"<img ", page)) > 20
+    widths = [int(m.group(1)) if (m := re.search(r'data-w="(\d+)"', i)) else 0 for i in imgs]
+    assert all(w > 300 for w in widths), list(zip(imgs, widths))   # every image loaded (naturalWidth), ours and the paper's
