@@ -431,6 +431,21 @@ def check_methods(
             raise ValueError(f"{where}: unknown method {m!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
                              + f"; registered losses: {known}")
 
+def _template_takes(templates=None) -> dict[str, set]:
+    "Stage name -> the parameters of its template, for the templates that exist."
+    tdir = Path(templates or templates_dir())
+    return {n: set(template_parameters(tdir/st.notebook)) for n, st in STAGES.items() if (tdir/st.notebook).exists()}
+
+def _only_taken(preset: dict, name: str, part: str | None, takes: dict) -> dict:
+    """`stage_config` without the `common` keys that stage `name`'s template does not take: `common` is shared by
+    every stage (`dtype` means nothing to prepare, rewards, pairs or report), and papermill warns 'Passed unknown
+    parameter' for each key a template lacks. The stage's own keys are kept (`check_preset_keys` vets them)."""
+    cfg = stage_config(preset, name, part)
+    if name not in takes: return cfg
+    src = preset["parts"][part] if part is not None else preset
+    own = set(((src.get("stages") or {}).get(name) or {}))
+    return {k: v for k, v in cfg.items() if k in takes[name] or k in own}
+
 def plan(
     preset: dict,                   # a loaded preset
     runs_dir: str | os.PathLike = "runs", # root of every run folder
@@ -441,6 +456,7 @@ def plan(
     "Resolve every stage of `preset` to its key, run folder and parameters (stages 2-7 once per π_ref)."
     preset = normalise_numbers(preset)   # a dict built in code gets the same keys as its YAML file
     if check_params: check_preset_keys(preset, templates); check_methods(preset)
+    takes = _template_takes(templates)
     root = Path(runs_dir).resolve()/preset["name"]
     figures = Path(figures_dir or default_figures_dir()).resolve()
     parts = preset.get("parts")
@@ -455,14 +471,14 @@ def plan(
     # a multi-part preset: each part's stages 1-7 under runs/<preset>/<part>/, labelled "<part>/<stage>"
     for part in (parts or [None]):
         where = f"preset {preset['name']!r}" + (f", part {part!r}" if part else "")
-        cfgs = {n: stage_config(preset, n, part) for n in PART_STAGES}
+        cfgs = {n: _only_taken(preset, n, part, takes) for n in PART_STAGES}
         have = {"prepare": add("prepare", cfgs["prepare"], part, None, {})}
         refs = split_by_ref(cfgs, where)
         for ref, c in refs.items():   # both π_ref: labels "<stage>@init" and "<stage>@sft"
             for n in PER_REF_STAGES:
                 have[n] = add(n, c[n], part, ref if len(refs) > 1 else None, have)
             report_ups.update({have[d].label: have[d] for d in STAGES["report"].deps})
-    cfg = stage_config(preset, "report")
+    cfg = _only_taken(preset, "report", None, takes)
     key = stage_key(cfg, {u: r.key for u, r in report_ups.items()})
     d = root/"report"/key
     out.append(StageRun(STAGES["report"], key, d, dict(cfg, out_dir=str(d), inputs={u: str(r.out_dir) for u, r in report_ups.items()},

@@ -204,6 +204,8 @@ def test_smoke_two_parts_end_to_end(tmp_path):
     assert list(pl) == labels
     _check_blocked(r, pl, labels)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # issue 12: every key the planner passes is a parameter of its template: papermill has nothing to warn about
+    assert "Passed unknown parameter" not in r.stdout + r.stderr, [l for l in r.stderr.splitlines() if "unknown parameter" in l][:5]
     for lab in labels:   # every executed notebook is kept in its stage folder, under its part
         assert pl[lab].complete and pl[lab].notebook_out.exists(), lab
         assert pl[lab].out_dir.relative_to(runs.resolve() / "smoke2").parts[0] == lab.split("/")[0]

@@ -27,6 +27,8 @@ def mini(tmp_path_factory):
     t0 = time.time()
     r = _cli("reproduce", "--preset", "paper-mini", "--runs-dir", runs, "--figures-dir", figs)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    # issue 12: `common: {dtype: bfloat16}` reached prepare, rewards, pairs and report, whose templates lack it
+    assert "Passed unknown parameter" not in r.stdout + r.stderr, [l for l in r.stderr.splitlines() if "unknown parameter" in l][:5]
     print(f"paper-mini reproduce: {time.time() - t0:.0f} s wall, load {os.getloadavg()}")
     return runs, figs
 
