@@ -213,21 +213,30 @@ def test_several_chat_pairs_each_get_their_rows(tmp_path):
     rng = np.random.default_rng(11)
     P = 100
     dirs = []
-    for ds, (q, d) in (("magpie-air", (0.5, 0.4)), ("ultrafeedback", (0.4, 0.5))):
+    for ds, (q, d) in (("cpu-chat", (0.5, 0.4)), ("cpu-feedback", (0.4, 0.5))):
         ev = tmp_path / ds
         rows = []
         for m, mu in (("qrpo", q), ("dpo", d)):
             rows += write_run(ev, key(m, ds, "offline", n_ref=6), mu + rng.normal(0, 0.1, (3, P)))
         summarise(pd.DataFrame(rows)).to_csv(ev / "summary.csv", index=False)
         x = rng.normal(size=(2, P))
-        slope = 0.75 if ds == "magpie-air" else 0.0   # DPO length-biased on magpie only
+        slope = 0.75 if ds == "cpu-chat" else 0.0   # DPO length-biased on the first dataset only
         pd.concat([pd.DataFrame(dict(method="dpo", prompt_index=np.arange(P), length_norm=x[0], implicit_reward=slope * x[0] + rng.normal(size=P))),
                    pd.DataFrame(dict(method="qrpo", prompt_index=np.arange(P), length_norm=x[1], implicit_reward=rng.normal(size=P)))]
                   ).to_parquet(ev / "length_points.parquet", index=False)
         dirs.append(ev)
-    by = {c.id: c for c in C.compute_claims(chat=dirs, n_boot=300)}
-    assert by["table3-lc_reward-tiny-magpie-air"].verdict == "confirmed"
-    assert by["table3-lc_reward-tiny-ultrafeedback"].verdict == "contradicted"
-    assert "UltraFeedback" in by["table3-lc_reward-tiny-ultrafeedback"].paper
-    assert by["figure4-dpo-tiny-magpie-air"].verdict == "confirmed"
-    assert by["figure4-dpo-tiny-ultrafeedback"].verdict == "not confirmed at this scale"
+    # the report's parts (reporting.read_parts' shape): the second chat dataset stands for UltraFeedback (Table 14's
+    # place in the paper's grid), as the report's Tables 12-15 name it, though its name says nothing of the sort
+    parts = {"chat": dict(task="cpu-chat", code=False, evs=dirs, cfg={"evaluate": {}}, stands_for=None,
+                          summary=pd.concat([pd.read_csv(d / "summary.csv") for d in dirs]))}
+    assert C.paper_match_from_parts(parts) == {("tiny", "cpu-chat"): ("Llama-3.1-Tulu-3-8B-SFT", "Magpie-Air"),
+                                               ("tiny", "cpu-feedback"): ("Llama-3.1-Tulu-3-8B-SFT", "UltraFeedback")}
+    (item,) = C.report_extras(tmp_path / "figs", parts, n_boot=300)
+    assert item.item == "claims" and (tmp_path / "figs" / "CLAIMS.md").exists()
+    by = pd.read_csv(tmp_path / "figs" / "claims.csv", keep_default_na=False).set_index("id")
+    assert by.loc["table3-lc_reward-tiny-cpu-chat", "verdict"] == "confirmed"
+    assert by.loc["table3-lc_reward-tiny-cpu-feedback", "verdict"] == "contradicted"
+    assert "UltraFeedback): QRPO 0.1556" in by.loc["table3-lc_reward-tiny-cpu-feedback", "paper"]   # published_results.csv
+    assert by.loc["figure4-dpo-tiny-cpu-chat", "verdict"] == "confirmed"
+    assert by.loc["figure4-dpo-tiny-cpu-feedback", "verdict"] == "not confirmed at this scale"
+    assert C.paper_pair("tiny-chatml-mistral", "ultrafeedback") == ("Mistral-7B-Instruct-v0.2", "UltraFeedback")   # by name
