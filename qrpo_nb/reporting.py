@@ -21,7 +21,7 @@ __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MA
            'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'LENGTH_ORDER', 'LENGTH_YLABEL', 'LENGTH_NOTE', 'LOGRATIO_KEYS',
            'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'SWEEP_ROWS', 'method_label',
            'published_results', 'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table',
-           'paper_style', 'with_data', 'save_figure', 'label_overlaps', 'table2', 'initial_rows', 'table3',
+           'paper_style', 'with_data', 'save_figure', 'footnote', 'label_overlaps', 'table2', 'initial_rows', 'table3',
            'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1',
            'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'figure6', 'code_figure', 'split_prefix',
            'leetcode_texts', 'figures_9_11', 'collect_items', 'run_folder', 'run_line', 'pm_note', 'zero_note',
@@ -125,6 +125,12 @@ def save_figure(fig, name: str, out_dir: str | Path,
         paths.append(out / f"{name}.csv"); data.to_csv(paths[-1], index=False)
     plt.close(fig)
     return paths
+
+def footnote(fig, text: str, fontsize: int = 9):
+    "A note under the figure, wrapped to the figure's width (a long one-liner would widen the saved image)."
+    import textwrap
+    width = max(40, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))
+    fig.text(0.5, -0.01, "\n".join(textwrap.wrap(text, width)), ha="center", va="top", fontsize=fontsize)
 
 def label_overlaps(fig) -> list[tuple[str, str]]:
     "Pairs of drawn tick labels of one axis whose boxes overlap (empty: every tick label is readable)."
@@ -369,7 +375,7 @@ def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (mo
                 data.append(_bars(axes[0, 1], ms, sel.loc[ms, "test_lc_reward_mean"].tolist(), sel.loc[ms, "test_lc_reward_std"].tolist(),
                       f"This run: best test LC reward{task} (↑)\nthe task's LC reward, a stand-in: NOT AlpacaEval 2\n({NO_JUDGE})",
                       f"task LC reward{task} (not AlpacaEval)", digits=3))
-            if scale: fig.text(0.5, -0.02, scale_note(scale), ha="center", fontsize=10)
+            if scale: footnote(fig, scale_note(scale), 10)
         fig.tight_layout()
     return with_data(fig, pd.concat(data, ignore_index=True))
 
@@ -414,8 +420,7 @@ def figure3(df: pd.DataFrame, scale: dict | None = None):
             ax.set_xlabel("Number of references"); ax.set_ylabel("Reward"); ax.grid(True, alpha=0.5)
             ax.legend(loc="best", fontsize=10)
         bars = f"error bars: std over {'/'.join(map(str, seeds))} evaluation seeds" if seeds else "error bars: std over the evaluation seeds"
-        fig.text(0.5, -0.02, "; ".join(filter(None, ["test reward of the validation-selected checkpoint (QRPO)", bars,
-                                                      scale_note(scale) if scale else ""])), ha="center", va="top", fontsize=9)
+        footnote(fig, "; ".join(filter(None, ["test reward of the validation-selected checkpoint (QRPO)", bars, scale_note(scale) if scale else ""])))
         fig.tight_layout()
     return with_data(fig, df[[c for c in ("setting", "beta", "n_ref", "lr", "checkpoint", "reward_mean", "reward_std", "n_seeds") if c in df]]
                      .sort_values(["beta", "setting", "n_ref"]))
@@ -423,7 +428,7 @@ def figure3(df: pd.DataFrame, scale: dict | None = None):
 
 # %% ../nbs/11_reporting.ipynb #cb57bb18
 LENGTH_ORDER = ["DPO", "SimPO", "REBEL", "QRPO"]   # the paper's legend order in Figures 4 and 8
-LENGTH_YLABEL = "Implicit reward β·log π_θ/π_ref\n(raw; own y-scale per method)"
+LENGTH_YLABEL = "Implicit reward, not normalised\n(own y-scale per method)"
 LENGTH_NOTE = ("one panel per method, each on its own y-scale: the implicit reward β·log π_θ/π_ref is not normalised "
                "(SimPO's, ~100× the others', would flatten them on a shared axis); x: each completion's length standardised "
                "by its prompt's reference completions (shared axis); line: least-squares fit; large marker: the means; ρ: Pearson")
@@ -435,7 +440,7 @@ def _length_fits(pts: pd.DataFrame):
     if ok.empty: raise ValueError("no method has 3 or more points of varying length")
     return ok, length_bias(ok).set_index("method"), sorted(set(pts.method) - set(ok.method))
 
-def _length_panel(ax, g: pd.DataFrame, f, m: str, max_points: int = 1500, seed: int = 0) -> pd.DataFrame:
+def _length_panel(ax, g: pd.DataFrame, f, m: str, max_points: int = 1500, seed: int = 0, row: str = "") -> pd.DataFrame:
     "One method's cloud, fit line and mean marker; ρ in the title. Returns the plotted points."
     if len(g) > max_points: g = g.iloc[np.sort(np.random.default_rng(seed).choice(len(g), max_points, replace=False))]
     c, mk = METHOD_COLORS.get(m, "#555555"), METHOD_MARKERS.get(m, "o")
@@ -443,7 +448,7 @@ def _length_panel(ax, g: pd.DataFrame, f, m: str, max_points: int = 1500, seed: 
     xs = np.array([g.length_norm.min(), g.length_norm.max()])
     ax.plot(xs, f.slope * xs + f.intercept, color=c, lw=4)
     ax.scatter([f.x_mean], [f.y_mean], s=180, marker=mk, color=c, edgecolor="#333333", zorder=5)
-    ax.set_title(f"{m}, ρ = {f.rho:.2f}" if np.isfinite(f.rho) else f"{m}, ρ undefined:\nconstant implicit reward (π_ref, step 0)", fontsize=13)
+    ax.set_title(row + (f"{m}, ρ = {f.rho:.2f}" if np.isfinite(f.rho) else f"{m}, ρ undefined:\nconstant implicit reward (π_ref, step 0)"), fontsize=13)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
     return g.assign(slope=f.slope, intercept=f.intercept, rho=f.rho)[["method", "length_norm", "implicit_reward", "slope", "intercept", "rho"]]
 
@@ -460,11 +465,11 @@ def _length_grid(panels: dict, scale: dict | None, titles: bool):
                 if m not in fits.index:
                     ax.text(0.5, 0.5, f"{m}: " + ("too few points to fit" if m in dropped else "not in this panel"),
                             transform=ax.transAxes, ha="center", fontsize=10, color="#666666"); ax.set_yticks([]); continue
-                data.append(_length_panel(ax, pts[pts.method == m], fits.loc[m], m).assign(panel=t))
-            row[0].set_ylabel((f"{t}\n" if titles else "") + LENGTH_YLABEL, fontsize=11)
+                data.append(_length_panel(ax, pts[pts.method == m], fits.loc[m], m, row=f"{t}\n" if titles else "").assign(panel=t))
+            row[0].set_ylabel(LENGTH_YLABEL, fontsize=11)
             if dropped: row[0].text(0.01, 0.01, f"too few points to fit: {', '.join(dropped)}", transform=row[0].transAxes, fontsize=9, color="#666666")
         for ax in axes[-1]: ax.set_xlabel("Completion length\n(normalized)", fontsize=12)
-        if scale: fig.text(0.5, -0.02, scale_note(scale), ha="center", va="top", fontsize=9)
+        if scale: footnote(fig, scale_note(scale))
         fig.tight_layout()
     d = pd.concat(data, ignore_index=True)
     return with_data(fig, d[["panel"] + [c for c in d if c != "panel"]])
@@ -535,7 +540,7 @@ def figure6(logs: dict | None = None,  # label (e.g. "β = 0.01") -> trainer met
                 ax.set_title(f"log-ratio of {which} completions ({panel})"); ax.set_xlabel("gradient update steps")
                 ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
                 ax.axhline(0, color="#999999", lw=0.8); ax.legend(fontsize=10)
-        if scale: fig.text(0.5, -0.01, scale_note(scale), ha="center", va="top", fontsize=9)
+        if scale: footnote(fig, scale_note(scale))
         fig.tight_layout()
     return with_data(fig, data)
 
