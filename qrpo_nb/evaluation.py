@@ -18,7 +18,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'PAPER_MAX_MEAN_LENGTH', 'ALPACA_EVAL_2_JUDGE',
            'ALPACA_EVAL_PAPER_JUDGE', 'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult',
-           'lc_reward', 'online_eval', 'chat_token_length', 'model_family', 'eval_sampling', 'checkpoint_steps',
+           'lc_reward', 'online_eval', 'chat_token_length', 'model_family', 'eval_sampling', 'checkpoint_folders',
            'make_generate_fn', 'read_details', 'evaluate_run', 'best_per_setting', 'drop_long', 'select', 'length_bias',
            'implicit_rewards', 'completion_logps', 'length_bias_points', 'pair_logps', 'pair_logratios',
            'task_eval_pairs', 'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval',
@@ -262,7 +262,7 @@ def eval_sampling(*models,             # model names, paths or loaded models, tr
                      f"EVAL_SAMPLING ({sorted(EVAL_SAMPLING)}); pass temperature and top_p, or default=dict(temperature=..., top_p=...)")
 
 # %% ../nbs/10_evaluation.ipynb #6c2f21d4
-def checkpoint_steps(output_dir: str | Path) -> dict[int, Path]:
+def checkpoint_folders(output_dir: str | Path) -> dict[int, Path]:
     "`{step: path}` of the `checkpoint-{step}` folders of a training run, sorted by step."
     d = Path(output_dir)
     if not d.is_dir(): raise ValueError(f"no run folder {d}")
@@ -305,7 +305,7 @@ def read_details(details_dir: str | Path, step: int, split: str) -> pd.DataFrame
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 # %% ../nbs/10_evaluation.ipynb #db47aa6e
-def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_steps(output_dir)`)
+def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_folders(output_dir)`)
                  splits: dict,        # {"validation": rows, "test": rows}
                  make_generate: Callable | None,  # model or path -> generate_fn(prompts, seed); None: built from `tokenizer`
                  reward_fn: Callable,  # (rows, completions) -> rewards

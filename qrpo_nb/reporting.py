@@ -19,7 +19,7 @@ from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 # %% auto #0
 __all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
            'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'LENGTH_ORDER', 'LENGTH_YLABEL', 'LENGTH_NOTE', 'LOGRATIO_KEYS',
-           'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'FIGURE2_NOTE', 'SWEEP_ROWS', 'method_label',
+           'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'ITEM_SUFFIXES', 'FIGURE2_NOTE', 'SWEEP_ROWS', 'method_label',
            'published_results', 'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table',
            'paper_style', 'with_data', 'save_figure', 'footnote', 'label_overlaps', 'table2', 'initial_rows', 'table3',
            'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1',
@@ -593,15 +593,12 @@ SPEC_ITEMS = {"table1": "Table 1", "figure1": "Figure 1", "table2": "Table 2", "
               "figure8": "Figure 8", "table4": "Table 4", **{f"table{i}": f"Table {i}" for i in range(5, 17)},
               "figure9": "Figure 9", "figure10": "Figure 10", "figure11": "Figure 11"}
 
+ITEM_SUFFIXES = (".md", ".tex", ".png", ".pdf", ".csv")   # the files an item may have: `<item><suffix>`, nothing else
+
 def collect_items(out_dir: str | Path, items: Sequence[str] = ("table1", "table4", "figure5", "figure7")) -> dict[str, list[Path]]:
-    "Files in `out_dir` belonging to each item (by name: `table1*`, `table-1*`, `table_1*`; `fig` for figure)."
+    "The files of each item in `out_dir`: exactly `<item>.md/.tex/.png/.pdf/.csv` (the names every writer here uses)."
     out_dir = Path(out_dir)
-    found = {}
-    for it in items:
-        kind, num = re.fullmatch(r"(table|figure)(\d+)", it).groups()
-        pat = re.compile(rf"^(?:{kind}|{kind[:3]})[-_ ]?0*{num}(?!\d)", re.I)
-        found[it] = sorted(p for p in out_dir.glob("*") if p.is_file() and pat.match(p.name)) if out_dir.is_dir() else []
-    return found
+    return {it: sorted(p for s in ITEM_SUFFIXES if (p := out_dir / f"{it}{s}").is_file()) for it in items}
 
 # %% ../nbs/11_reporting.ipynb #665d4880
 import os

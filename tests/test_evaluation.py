@@ -274,7 +274,7 @@ def test_evaluate_run_builds_the_generator_and_shares_step0(tmp_path):
     """The template's path in library calls: saved checkpoints loaded by `load_model`, the paper's sampling from the
     checkpoint's config (model_type llama -> 0.6 / 0.9), step 0 computed once for two runs of one π_ref."""
     from qrpo_nb.data import get_task
-    from qrpo_nb.evaluation import checkpoint_steps, evaluate_run, read_details, reference_stats
+    from qrpo_nb.evaluation import checkpoint_folders, evaluate_run, read_details, reference_stats
     from qrpo_nb.models import tiny_llama
     task = get_task("cpu_chat", n_sft=0, n_train=0, n_eval=8)
     tok = task.tokenizer()
@@ -289,7 +289,7 @@ def test_evaluate_run_builds_the_generator_and_shares_step0(tmp_path):
         for step in (0, 5):
             model.save_pretrained(tmp_path / run / f"checkpoint-{step}")
         key = dict(model="tiny", dataset="cpu_chat", method=method, setting="offline", beta=0.1, lr=1e-6, n_ref=3)
-        evaluate_run(checkpoint_steps(tmp_path / run), splits, None, task.reward, key, store, seeds=(0, 1),
+        evaluate_run(checkpoint_folders(tmp_path / run), splits, None, task.reward, key, store, seeds=(0, 1),
                      length_fn=length_fn, ref_stats=stats, details_dir=tmp_path / run / "details", progress=False,
                      tokenizer=tok, generate_options=dict(max_new_tokens=4, progress=False),
                      step0_cache=tmp_path / "step0", ref_id="tiny-nosft")
@@ -326,3 +326,34 @@ p = pathlib.Path(d["--output_path"]) / d["--annotators_config"]; p.mkdir(parents
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     res = run_alpaca_eval(out, tmp_path / "ae", judge="paper")
     assert res["status"] == "ok" and res["judge"] == "alpaca_eval_gpt4_turbo_fn" and res["lc_winrate"] == 2.0
+
+
+def test_pair_logratios_on_the_chat_tasks_validation_pairs():
+    """Figure 6's points on the template's path: the CPU chat task's validation pairs (`task_eval_pairs`), its tokenizer
+    and chat template, a tiny Llama; each log-prob recomputed alone (no batching, no padding) from `encode_example`."""
+    import copy
+    import torch
+    from qrpo_nb.data import get_task, encode_example
+    from qrpo_nb.evaluation import pair_logps, pair_logratios, task_eval_pairs
+    from qrpo_nb.models import tiny_llama
+    task = get_task("cpu_chat", n_sft=4, n_train=4, n_eval=12)
+    tok = task.tokenizer()
+    valid = [r for r in task.eval_prompts().to_list() if r["split"] == "validation"]
+    pairs = task_eval_pairs(task, valid)
+    assert [p["prompt_id"] for p in pairs] == [r["prompt_id"] for r in valid] and len(pairs) == 6
+    ref = tiny_llama(len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                     num_key_value_heads=2, max_position_embeddings=256, seed=0)
+    pol = copy.deepcopy(ref)
+    with torch.no_grad(): pol.lm_head.weight.mul_(1.3)
+
+    def alone(model, prompt, completion):
+        e = encode_example(tok, prompt, completion)
+        ids = torch.tensor([e["input_ids"]]); m = torch.tensor(e["completion_mask"], dtype=torch.float)
+        with torch.no_grad(): lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+        return float((lp[:-1].gather(-1, ids[0, 1:, None])[:, 0] * m[1:]).sum())
+    want = {s: np.mean([alone(pol, p["prompt"], p[s]) - alone(ref, p["prompt"], p[s]) for p in pairs]) for s in ("chosen", "rejected")}
+    got = pair_logratios(pol, tok, pairs, pair_logps(ref, tok, pairs, batch_size=4), batch_size=4)
+    assert got["n_pairs"] == 6
+    for s in ("chosen", "rejected"):
+        assert abs(got[f"{s}_logratio"] - want[s]) < 1e-3, (s, got, want)
+    assert abs(want["chosen"]) > 1e-2   # the scaled head moves the log-probs: the check is not 0 == 0
