@@ -707,43 +707,44 @@ def reproduce(
             raise
         status[s] = "ran"; cpu[s] = json.loads(r.marker.read_text()).get("cpu_seconds")
         log(f"[{s}] done in {seconds[s]:.1f} s ({cpu[s]:.1f} CPU s; stage {at}, {time.time() - t_all:.0f} s so far)")
-    def chain(rs, k, stop=None):
-        for r in rs:
-            if stop is not None and stop.is_set(): return
-            run_one(r, k)
-    groups = {}
-    for r in todo:
-        if r.part is not None: groups.setdefault(r.part, []).append(r)
-    workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(groups))
-    if kernel is None and shared and workers > 1:   # parts side by side, one shared kernel per worker thread
-        _parallel_parts(list(groups.values()), workers, chain, log)
-        todo = [r for r in todo if r.part is None]     # the report, after every part
-    own = kernel is None and (kernel := runner_kernel(pr)) is not None   # a kernel this call starts, and stops
-    try: chain(todo, kernel)
-    finally:
-        if own: kernel.close()
+    workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(todo))
+    if kernel is None and shared and workers > 1:   # stages side by side as their inputs are ready, one shared kernel per worker
+        _parallel_stages(todo, workers, run_one)
+    else:
+        own = kernel is None and (kernel := runner_kernel(pr)) is not None   # a kernel this call starts, and stops
+        try:
+            for r in todo: run_one(r, kernel)
+        finally:
+            if own: kernel.close()
     _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu,
                                        "kernel": "shared" if kernel is not None else "fresh",
                                        "keys": {r.label: r.key for r in runs}})
     return {"status": status, "seconds": seconds, "cpu_seconds": cpu}
 
 # %% ../nbs/12_pipeline.ipynb #861c5625
-def _parallel_parts(groups: list, workers: int, chain: callable, log: callable) -> None:
-    "Run `chain(stage_runs, kernel, stop)` for each group on `workers` threads, each with its own `SharedKernel`."
-    import queue, threading
-    q, stop, errors = queue.Queue(), threading.Event(), []
-    for g in groups: q.put(g)
+def _parallel_stages(runs: list, workers: int, run_one: callable) -> None:
+    "Run `run_one(stage_run, kernel)` for `runs` (plan order) on `workers` threads, each with its own `SharedKernel`, a run once its upstream runs are done."
+    import threading
+    cv, errors, pending, done = threading.Condition(), [], list(runs), set()
+    mine = {r.label for r in runs}   # upstream runs outside `runs` are complete already
+    ready = lambda r: all(d in done or d not in mine for d in r.deps)
     _kernel_can_import_package(); _shared_engine()   # process-wide set-up before the threads start
     def work():
         k = SharedKernel()
         try:
-            while not stop.is_set():
-                try: g = q.get_nowait()
-                except queue.Empty: return
-                try: chain(g, k, stop)
-                except BaseException as e: errors.append(e); stop.set()
+            while True:
+                with cv:
+                    while not errors and pending and (r := next((x for x in pending if ready(x)), None)) is None: cv.wait()
+                    if errors or not pending: return
+                    pending.remove(r)
+                try: run_one(r, k)
+                except BaseException as e:
+                    with cv: errors.append(e); cv.notify_all()
+                    return
+                with cv: done.add(r.label); cv.notify_all()
         finally: k.close()
     ts = [threading.Thread(target=work, name=f"qrpo-worker-{i}", daemon=True) for i in range(workers)]
     for t in ts: t.start()
     for t in ts: t.join()
     if errors: raise errors[0]
+
