@@ -67,3 +67,32 @@ def test_warmup_leaves_plateau_in_every_cell():
     assert {r["cap"] for r in rows} == {"AVX512", "AVX2", "DEFAULT"} and {r["threads"] for r in rows} == {1, 2}
     bad = [r for r in rows if not (r["final_loss"] < MAX_LOSS and r["exact"] >= MIN_EXACT and r["constants"] >= MIN_CONSTANTS)]
     assert not bad, [{k: r[k] for k in ("cap", "threads", "seed", "final_loss", "exact", "constants")} for r in bad]
+
+
+def test_cpu_preset_chat_cells_map_to_tables_12_15():
+    "The cpu preset's four chat cells: two policies x two tasks, each part's tokenizer template, Figure 3 on cell 12 only, and the report's tables."
+    from qrpo_nb.pipeline import load_preset
+    from qrpo_nb.reporting import table_names_12_16
+    from qrpo_nb.models import TINY_MODELS
+    from qrpo_nb.data import TASKS
+    p = load_preset(ROOT / "presets" / "cpu.yaml")
+    cells = {n: (s["stages"]["sft"]["model"], s["common"]["task"], (s["stages"]["prepare"].get("options") or {}).get("chat_template", "tulu"))
+             for n, s in p["parts"].items() if n != "code"}
+    assert cells == {"chat": ("tiny", "cpu-chat", "tulu"), "chat-mistral": ("tiny-mistral", "cpu-chat", "mistral"),
+                     "feedback": ("tiny", "cpu-feedback", "tulu"), "feedback-mistral": ("tiny-mistral", "cpu-feedback", "mistral")}
+    assert all(m in TINY_MODELS and t in TASKS for m, t, _ in cells.values())
+    for n, s in p["parts"].items():   # the paper's chat settings and the four methods in every chat cell
+        if n == "code": continue
+        tr = s["stages"]["train"]
+        assert tr["settings"] == ["offline", "off-policy-best", "off-policy-random"] and set(tr["methods"]) == {"qrpo", "dpo", "simpo", "rebel"}
+    sc = p["parts"]["chat"]["stages"]["train"]["scaling"]   # Figure 3: the paper's design on chat data
+    assert sc["settings"] == ["offline", "off-policy-random"] and len(sc["betas"]) == 3 and sc["n_refs"] == [1, 2, 4, 8, 16]
+    assert p["parts"]["chat"]["stages"]["references"]["n_pool"] >= max(sc["n_refs"])
+    assert not any(s["stages"]["train"].get("scaling") for n, s in p["parts"].items() if n != "chat")
+    from qrpo_nb.reporting import PAPER_CHAT_TABLES
+    hint = {n: s["stands_for"] for n, s in p["parts"].items() if n != "code"}
+    assert hint == {"chat": "table12", "chat-mistral": "table13", "feedback": "table14", "feedback-mistral": "table15"}
+    match = {cells[n][:2]: PAPER_CHAT_TABLES[t] for n, t in hint.items()}
+    names = table_names_12_16([(m, t) for m, t, _ in cells.values()] + [("tiny", "cpu-code")], code_datasets=("cpu-code",), paper_match=match)
+    assert names == {"table12": ("tiny", "cpu-chat"), "table13": ("tiny-mistral", "cpu-chat"), "table14": ("tiny", "cpu-feedback"),
+                     "table15": ("tiny-mistral", "cpu-feedback"), "table16": ("tiny", "cpu-code")}
