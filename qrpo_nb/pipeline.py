@@ -403,16 +403,14 @@ def check_preset_keys(
 
 def _method_names(preset: dict) -> list[tuple[str, str]]:
     "(where, method) for every method a preset trains: each train stage's `methods` and `scaling.method`, the sweep's."
+    name = f"preset {preset.get('name')!r}"
+    secs = [(name + (f", part {part!r}" if part else "") + ": stages.train", (sec.get("stages") or {}).get("train") or {})
+            for part, sec in [(None, preset)] + list((preset.get("parts") or {}).items())] + [(f"{name}: sweep", preset.get("sweep") or {})]
     out = []
-    for part, sec in [(None, preset)] + list((preset.get("parts") or {}).items()):
-        tr = (sec.get("stages") or {}).get("train") or {}
-        at = f"preset {preset.get('name')!r}" + (f", part {part!r}" if part else "") + ": stages.train"
-        out += [(f"{at}.methods", m) for m in (tr.get("methods") or {})]
-        if isinstance(tr.get("scaling"), dict) and tr["scaling"].get("method"): out.append((f"{at}.scaling.method", tr["scaling"]["method"]))
-    sw = preset.get("sweep") or {}
-    out += [(f"preset {preset.get('name')!r}: sweep.methods", m) for m in (sw.get("methods") or {})]
-    if isinstance(sw.get("scaling"), dict) and sw["scaling"].get("method"):
-        out.append((f"preset {preset.get('name')!r}: sweep.scaling.method", sw["scaling"]["method"]))
+    for at, sec in secs:   # a train stage and the sweep have the same shape: `methods` and `scaling.method`
+        out += [(f"{at}.methods", m) for m in (sec.get("methods") or {})]
+        sc = sec.get("scaling")
+        if isinstance(sc, dict) and sc.get("method"): out.append((f"{at}.scaling.method", sc["method"]))
     return out
 
 def check_methods(
