@@ -17,24 +17,25 @@ import matplotlib.pyplot as plt
 from .evaluation import NO_JUDGE, length_bias, select, best_per_setting
 
 # %% auto #0
-__all__ = ['ASSETS', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES', 'PAPER_CONFIG',
-           'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'LENGTH_ORDER', 'LENGTH_YLABEL', 'LENGTH_NOTE', 'LOGRATIO_KEYS',
-           'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'ITEM_SUFFIXES', 'FIGURE2_NOTE', 'SWEEP_ROWS', 'method_label',
-           'published_results', 'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex', 'save_table',
-           'paper_style', 'with_data', 'save_figure', 'footnote', 'label_overlaps', 'table2', 'initial_rows', 'table3',
-           'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16', 'tables_12_16', 'figure1',
-           'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'figure6', 'code_figure', 'split_prefix',
-           'leetcode_texts', 'figures_9_11', 'collect_items', 'run_folder', 'run_line', 'pm_note', 'zero_note',
-           'ReportItem', 'write_report', 'build_report', 'read_parts', 'config_rows', 'parts_preset_tables',
-           'paper_match_of', 'write_exact_items', 'report_parts']
+__all__ = ['ASSETS', 'BASELINE_NAMES', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_COLORS', 'METHOD_MARKERS', 'CONFIG_TABLES',
+           'PAPER_CONFIG', 'PAPER_CHAT_TABLES', 'FIG3_COLORS', 'LENGTH_ORDER', 'LENGTH_YLABEL', 'LENGTH_NOTE',
+           'LOGRATIO_KEYS', 'VALIDATION_LOGRATIO_COLUMNS', 'SPEC_ITEMS', 'ITEM_SUFFIXES', 'FIGURE2_NOTE', 'SWEEP_ROWS',
+           'method_label', 'published_results', 'fmt_pm', 'scale_note', 'to_markdown', 'tex_escape', 'to_latex',
+           'save_table', 'paper_style', 'with_data', 'save_figure', 'footnote', 'label_overlaps', 'table2',
+           'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
+           'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'figure6',
+           'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11', 'collect_items', 'run_folder', 'run_line',
+           'pm_note', 'zero_note', 'ReportItem', 'write_report', 'build_report', 'read_parts', 'config_rows',
+           'parts_preset_tables', 'paper_match_of', 'write_exact_items', 'report_parts']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
 ASSETS = Path(str(importlib.resources.files("qrpo_nb") / "assets"))
 from .losses import method_labels
-# the registry's `LossSpec.label` is the one source of a method's name on figures and tables; the baselines beside it
-METHOD_NAMES = {"initial": "Initial", "base": "Initial", "sft": "SFT-chosen", "sft-chosen": "SFT-chosen",
-                "sft on correct": "SFT on correct", **method_labels()}
+# the registry's `LossSpec.label` is the one source of a method's name on figures and tables; beside it the two
+# baselines that are no loss: π_ref's rows (`initial_rows`) and the paper's SFT-on-chosen baseline (one key each)
+BASELINE_NAMES = {"initial": "Initial", "sft-chosen": "SFT-chosen"}
+METHOD_NAMES = {**BASELINE_NAMES, **method_labels()}
 METHOD_ORDER = ["Initial", "SFT-chosen", "SFT on correct", "REBEL", "DPO", "SimPO", "KTO", "DRO", "RPO", "MC-Z regression", "QRPO"]
 METHOD_COLORS = {"REBEL": "#77bb8b", "DPO": "#7f9fe6", "SimPO": "#a3d1f5", "QRPO": "#f0a045", "Initial": "#bbbbbb",
                  "SFT-chosen": "#999999", "SFT on correct": "#999999", "RPO": "#c38fd0", "MC-Z regression": "#d98c8c",
