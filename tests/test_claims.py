@@ -239,4 +239,7 @@ def test_several_chat_pairs_each_get_their_rows(tmp_path):
     assert "UltraFeedback): QRPO 0.1556" in by.loc["table3-lc_reward-tiny-cpu-feedback", "paper"]   # published_results.csv
     assert by.loc["figure4-dpo-tiny-cpu-chat", "verdict"] == "confirmed"
     assert by.loc["figure4-dpo-tiny-cpu-feedback", "verdict"] == "not confirmed at this scale"
+    # Figure 8's Llama 8B / UltraFeedback legend (paper/figure8-length-bias-llama-ultrafeedback.png): DPO 0.19, QRPO 0.29
+    assert by.loc["figure4-dpo-tiny-cpu-feedback", "paper"].startswith("Figure 8 (Llama / UltraFeedback): ρ DPO +0.19 vs QRPO +0.29")
+    assert by.loc["figure4-dpo-tiny-cpu-chat", "paper"].startswith("Figure 4 (Llama / Magpie-Air): ρ DPO +0.49 vs QRPO -0.16")
     assert C.paper_pair("tiny-chatml-mistral", "ultrafeedback") == ("Mistral-7B-Instruct-v0.2", "UltraFeedback")   # by name
