@@ -24,7 +24,8 @@ __all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_A
            'plot_star_graphs', 'save_value_model', 'load_value_model', 'generate_guided', 'code_run_folders',
            'pool_labels', 'pool_examples', 'fit_pool_value_model', 'step_kl', 'sample_with_kl', 'compare_on_task',
            'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl', 'last_boxed', 'gsm8k_gold',
-           'normalise_math_answer', 'extract_answer', 'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward']
+           'normalise_math_answer', 'extract_answer', 'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward',
+           'reward_kl_table', 'report_extras']
 
 # %% ../nbs/13_qsharp.ipynb #0fe13f80
 @dataclass
@@ -1110,3 +1111,30 @@ QSHARP_PAPER = {  # the Q♯ paper's math setting (Zhou et al., NeurIPS 2025, Se
     "eta": 0.1, "top_k": 20, "samples_per_prompt": 16, "rounds": 2, "eval_samples": 8,
     "value_training": {"lr": 2e-5, "weight_decay": 0.01, "schedule": "constant", "max_grad_norm": 5.0, "batch_size": 32, "epochs": 5},
 }
+
+# %% ../nbs/13_qsharp.ipynb #c0b10b75
+def reward_kl_table(summary) -> str:
+    "The reward–KL summary as a markdown table (mean ± std over seeds)."
+    lines = ["| method | reward | η or β | test reward | KL(π‖π_ref) | seeds |", "|---|---|---|---|---|---|"]
+    for _, w in summary.iterrows():
+        lines.append(f"| {w.method} | {w.reward} | {'—' if not math.isfinite(w.eta) else f'{w.eta:g}'} | "
+                     f"{w.reward_mean:.3f} ± {0 if w.reward_std != w.reward_std else w.reward_std:.3f} | {w.kl_mean:.3f} | {int(w.seeds)} |")
+    return "\n".join(lines) + "\n"
+
+def report_extras(figures_dir, parts: dict) -> list:
+    "Report items for the parts that ran the qsharp stage: the reward–KL figure, CSV and table, copied into `figures_dir`."
+    import shutil, pandas as pd
+    from qrpo_nb.reporting import ReportItem
+    out, items = Path(figures_dir), []
+    for name, p in parts.items():
+        done = sorted({f.parent for ev in p.get("evs", []) for f in Path(ev).parents[1].glob("qsharp/*/_COMPLETE")})
+        done = [d for d in done if (d / "qsharp_reward_kl_summary.csv").exists()]
+        if not done: continue
+        src, sfx = done[-1], (f"-{name}" if name and len(parts) > 1 else "")
+        out.mkdir(parents=True, exist_ok=True)
+        s = pd.read_csv(src / "qsharp_reward_kl_summary.csv")
+        files = [out / f"qsharp_reward_kl{sfx}.csv", out / f"qsharp_reward_kl{sfx}.md"]
+        s.to_csv(files[0], index=False); files[1].write_text(reward_kl_table(s))
+        if (src / "qsharp_reward_kl.png").exists(): shutil.copyfile(src / "qsharp_reward_kl.png", out / f"qsharp_reward_kl{sfx}.png"); files.insert(0, out / f"qsharp_reward_kl{sfx}.png")
+        items.append(ReportItem(f"qsharp_reward_kl{sfx}", files, str(src), "Q♯ (R, R_q), CD and QRPO on the same π_ref: test reward against KL(π‖π_ref), mean ± std over seeds"))
+    return items
