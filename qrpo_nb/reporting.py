@@ -959,6 +959,9 @@ def report_parts(figures_dir: str | Path,  # where the report goes (paper_figure
             for it in mine: sources.setdefault(it, p["source"] if len(kin) == 1 else run_folder(*(d for k in kin for d in parts[k]["evs"]), relative_to=base) + f" ({', '.join(kin)})")
             sources.setdefault("table11" if p["code"] else "table10", f"preset (part {n})")
         sources["figure8"] = run_folder(*(d for p in parts.values() for d in p["evs"]), relative_to=base) + f" ({', '.join(parts)})"
+        cell_part = {(_model_of(p), p["task"]): p for p in parts.values()}   # each of Tables 12-16 from the part that ran its cell
+        for name, cell in table_names_12_16(list(cell_part), tuple(parts[n]["task"] for n in code), paper_match_of(parts, preset)).items():
+            sources[name] = cell_part[cell]["source"]
         scale = {"preset": preset.get("name"), "model": ", ".join(dict.fromkeys(_model_of(p) for p in parts.values())),
                  **{p["task"]: f"{p['cfg']['prepare'].get('n_train')} train / {p['cfg']['prepare'].get('n_eval')} eval prompts, {len(p['runs'])} runs"
                     for p in parts.values()}}
