@@ -449,7 +449,7 @@ def _length_panel(ax, g: pd.DataFrame, f, m: str, max_points: int = 1500, seed: 
     xs = np.array([g.length_norm.min(), g.length_norm.max()])
     ax.plot(xs, f.slope * xs + f.intercept, color=c, lw=4)
     ax.scatter([f.x_mean], [f.y_mean], s=180, marker=mk, color=c, edgecolor="#333333", zorder=5)
-    ax.set_title(row + (f"{m}, ρ = {f.rho:.2f}" if np.isfinite(f.rho) else f"{m}, ρ undefined:\nconstant implicit reward (π_ref, step 0)"), fontsize=13)
+    ax.set_title(row + (f"{m}, ρ = {f.rho:.2f}" if np.isfinite(f.rho) else f"{m}, ρ undefined\n(constant: π_ref, step 0)"), fontsize=13)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
     return g.assign(slope=f.slope, intercept=f.intercept, rho=f.rho)[["method", "length_norm", "implicit_reward", "slope", "intercept", "rho"]]
 
