@@ -198,11 +198,7 @@ def require(*modules: str) -> None:
                                f"(export its notebook into qrpo_nb/ first)")
 
 # %% ../nbs/12_pipeline.ipynb #010e3455
-PAPER_TASKS = {  # task -> (qrpo_nb.data loader, train split, test split)
-    "magpie-air": ("load_magpie_air", "train", "test"),
-    "ultrafeedback": ("load_ultrafeedback", "train_prefs", "test_prefs"),
-    "leetcode": ("load_leetcode", "train", "test"),
-}
+PAPER_TASKS = ("magpie-air", "ultrafeedback", "leetcode")   # the paper's datasets: tasks of `qrpo_nb.data.TASKS`, in its (the presets') spelling
 
 REWARD_BUILDERS = {  # name -> (tokenizer builder, LlamaConfig fields): small config-built sequence classifiers
     "tiny-classifier": ("llama3-instruct", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
