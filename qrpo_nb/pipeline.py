@@ -162,7 +162,7 @@ STAGES = {s.name: s for s in [
           outputs=("runs.json",)),
     Stage("evaluate", "07_evaluate.ipynb", ("prepare", "sft", "rewards", "train"),
           ("qrpo_nb.models", "qrpo_nb.generation", "qrpo_nb.evaluation"),
-          outputs=("summary.csv", "selected.csv", "length_points.parquet")),
+          outputs=("summary.csv", "selected.csv", "length_points.parquet", "validation_logratios.csv")),
     Stage("report", "08_report.ipynb", ("evaluate", "train"), ("qrpo_nb.reporting", "qrpo_nb.theory", "qrpo_nb.losses"),
           always=True, outputs=("{figures_dir}/REPORT.md",)),
 ]}
@@ -723,6 +723,8 @@ def _parallel_stages(runs: list, workers: int, run_one: callable) -> None:
     mine = {r.label for r in runs}   # upstream runs outside `runs` are complete already
     ready = lambda r: all(d in done or d not in mine for d in r.deps)
     _kernel_can_import_package(); _shared_engine()   # process-wide set-up before the threads start
+    for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # the kernels inherit it: `workers` kernels share the cores, not each all of them
+        os.environ.setdefault(v, str(max(1, (os.cpu_count() or 1) // workers)))
     def work():
         k = SharedKernel()
         try:

@@ -1112,7 +1112,7 @@ QSHARP_PAPER = {  # the Q♯ paper's math setting (Zhou et al., NeurIPS 2025, Se
     "value_training": {"lr": 2e-5, "weight_decay": 0.01, "schedule": "constant", "max_grad_norm": 5.0, "batch_size": 32, "epochs": 5},
 }
 
-# %% ../nbs/13_qsharp.ipynb #c0b10b75
+# %% ../nbs/13_qsharp.ipynb #b732c4f5
 def reward_kl_table(summary) -> str:
     "The reward–KL summary as a markdown table (mean ± std over seeds)."
     lines = ["| method | reward | η or β | test reward | KL(π‖π_ref) | seeds |", "|---|---|---|---|---|---|"]

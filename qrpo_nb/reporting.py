@@ -869,7 +869,7 @@ def _length_points_of(parts, chat, code):
         if not evs: continue
         if len(evs) == 1: pts = pd.read_parquet(evs[0] / "length_points.parquet")
         else:   # one folder per π_ref: each method's points from the folder holding the part's selected setting
-            win = select(p["summary"]).set_index("method")["setting"]
+            win = select(p["summary"], max_mean_length=(p["cfg"].get("evaluate") or {}).get("max_mean_length")).set_index("method")["setting"]
             pts = pd.concat([d[d.method.isin([m for m, st in pd.read_csv(ev / "selected.csv").set_index("method")["setting"].items()
                                               if win.get(m) == st])]
                              for ev in evs for d in [pd.read_parquet(ev / "length_points.parquet")]], ignore_index=True)
@@ -963,7 +963,7 @@ def report_parts(figures_dir: str | Path,  # where the report goes (paper_figure
         for name, cell in table_names_12_16(list(cell_part), tuple(parts[n]["task"] for n in code), paper_match_of(parts, preset)).items():
             sources[name] = cell_part[cell]["source"]
         scale = {"preset": preset.get("name"), "model": ", ".join(dict.fromkeys(_model_of(p) for p in parts.values())),
-                 **{p["task"]: f"{p['cfg']['prepare'].get('n_train')} train / {p['cfg']['prepare'].get('n_eval')} eval prompts, {len(p['runs'])} runs"
+                 **{f"{_model_of(p)} / {p['task']}": f"{p['cfg']['prepare'].get('n_train')} train / {p['cfg']['prepare'].get('n_eval')} eval prompts, {len(p['runs'])} runs"
                     for p in parts.values()}}
     else:
         p = parts[""]
