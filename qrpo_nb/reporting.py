@@ -869,7 +869,7 @@ def _length_points_of(parts, chat, code):
         if not evs: continue
         if len(evs) == 1: pts = pd.read_parquet(evs[0] / "length_points.parquet")
         else:   # one folder per π_ref: each method's points from the folder holding the part's selected setting
-            win = select(p["summary"], max_mean_length=(p["cfg"].get("evaluate") or {}).get("max_mean_length")).set_index("method")["setting"]
+            win = select(p["summary"], max_mean_length=p["cfg"]["evaluate"].get("max_mean_length")).set_index("method")["setting"]
             pts = pd.concat([d[d.method.isin([m for m, st in pd.read_csv(ev / "selected.csv").set_index("method")["setting"].items()
                                               if win.get(m) == st])]
                              for ev in evs for d in [pd.read_parquet(ev / "length_points.parquet")]], ignore_index=True)
