@@ -31,6 +31,26 @@ def _uniform(shape, generator, like: torch.Tensor) -> torch.Tensor:
     rng = np.random.default_rng(generator)
     return torch.from_numpy(rng.random(shape)).to(dtype=like.dtype, device=like.device)
 
+# %% ../nbs/00_quantile.ipynb #b7d4dd00
+def _below_equal(rr, ref, valid, m):
+    "Counts #{r_j < r} and #{r_j = r} over the valid references `ref` (B, n) of each reward in `rr` (B, k), as `rr`'s dtype."
+    dtype = rr.dtype
+    B, k, n = rr.shape[0], rr.shape[1], ref.shape[1]
+    if k > 16:  # many samples per row: sort each row (missing last as +inf), count by binary search
+        srt = torch.sort(torch.where(valid, ref, torch.full((), math.inf, dtype=dtype, device=rr.device)), dim=1).values
+        le = torch.minimum(torch.searchsorted(srt, rr, right=True), m[:, None])   # #{r_j <= r}
+        lt = torch.searchsorted(srt, rr, right=False)                              # #{r_j < r}
+        below, equal = lt.to(dtype), (le - lt).to(dtype)
+    else:       # (B, k, n) comparisons, in chunks of rows that keep the temporaries near 2^22 elements
+        step = max(1, (1 << 22) // max(1, k * n))
+        below = torch.empty((B, k), dtype=dtype, device=rr.device); equal = torch.empty_like(below)
+        for i in range(0, B, step):
+            refc, vc, rc = ref[i:i + step, None, :], valid[i:i + step, None, :], rr[i:i + step, :, None]
+            below[i:i + step] = ((refc < rc) & vc).sum(-1).to(dtype)
+            equal[i:i + step] = ((refc == rc) & vc).sum(-1).to(dtype)
+    return below, equal
+
+# %% ../nbs/00_quantile.ipynb #e8deeeef
 def quantile_reward(
     rewards,               # (B,) rewards of the samples, or (B, k) several samples per prompt (torch or numpy)
     ref_rewards,           # (B, n) reference rewards of each sample's prompt; NaN marks a missing one
@@ -60,19 +80,7 @@ def quantile_reward(
     m = valid.sum(1)                                                   # (B,)
     if (m == 0).any(): raise ValueError(f"no reference reward for rows {(m == 0).nonzero().flatten().tolist()}")
     rr = (r if r.ndim == 2 else r[:, None]).contiguous()              # (B, k)
-    B, k, n = rr.shape[0], rr.shape[1], ref.shape[1]
-    if k > 16:  # many samples per row: sort each row (missing last as +inf), count by binary search
-        srt = torch.sort(torch.where(valid, ref, torch.full((), math.inf, dtype=dtype, device=r.device)), dim=1).values
-        le = torch.minimum(torch.searchsorted(srt, rr, right=True), m[:, None])   # #{r_j <= r}
-        lt = torch.searchsorted(srt, rr, right=False)                              # #{r_j < r}
-        below, equal = lt.to(dtype), (le - lt).to(dtype)
-    else:       # (B, k, n) comparisons, in chunks of rows that keep the temporaries near 2^22 elements
-        step = max(1, (1 << 22) // max(1, k * n))
-        below = torch.empty((B, k), dtype=dtype, device=r.device); equal = torch.empty_like(below)
-        for i in range(0, B, step):
-            refc, vc, rc = ref[i:i + step, None, :], valid[i:i + step, None, :], rr[i:i + step, :, None]
-            below[i:i + step] = ((refc < rc) & vc).sum(-1).to(dtype)
-            equal[i:i + step] = ((refc == rc) & vc).sum(-1).to(dtype)
+    below, equal = _below_equal(rr, ref, valid, m)
     u = torch.ones_like(below) if tie_break == "none" else _uniform(tuple(below.shape), generator, below)
     q = (below + u * equal) / m[:, None].to(dtype)
     q = q if r.ndim == 2 else q[:, 0]
@@ -94,6 +102,7 @@ UNBOUNDED_ENDS = {"identity": (False, False), "log": (True, False), "square": (F
 CLAMPS = ("half", "paper", "eps", "none")
 _NORMAL = ("normal_icdf", "scaled_normal_icdf")
 
+# %% ../nbs/00_quantile.ipynb #61de8380
 def _canon(transform):
     "A transform's registry name (the authors' hyphenated spelling accepted); callables pass through."
     return transform.replace("-", "_") if isinstance(transform, str) else transform
@@ -120,6 +129,36 @@ def _clip(t, lo, hi):
         return torch.clamp(t, torch.as_tensor(lo, dtype=t.dtype, device=t.device), torch.as_tensor(hi, dtype=t.dtype, device=t.device))
     return np.clip(t, lo, hi)
 
+# %% ../nbs/00_quantile.ipynb #f900b453
+def _infinite_ends(transform, f, t):
+    "Whether `f` is infinite at 0 and at 1: from `UNBOUNDED_ENDS` for a name, by evaluating a callable at its ends."
+    if isinstance(transform, str): return UNBOUNDED_ENDS[transform]
+    ends = torch.tensor([0., 1.], dtype=t.dtype, device=t.device) if _is_t(t) else np.array([0., 1.])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fe = f(ends)
+    fe = fe.detach().cpu().numpy() if _is_t(fe) else np.asarray(fe, dtype=np.float64)
+    return tuple(not np.isfinite(v) for v in fe)
+
+def _clamp_bounds(t, n, clamp, eps, lo_inf, hi_inf):
+    "The interval `clamp` keeps `t` in, for a transform infinite at 0 (`lo_inf`) and/or at 1 (`hi_inf`)."
+    nn = None if n is None else _per_row(n, t, "n")
+    if nn is not None:
+        nmin = float(nn) if isinstance(nn, float) else float(nn.min())
+        if nmin < 1: raise ValueError(f"n must be >= 1, got {nmin:g}")
+    if clamp == "paper":
+        if nn is None: raise ValueError("clamp='paper' clamps to [1/n, (n-1)/n]: pass n (the prompt's number of reference rewards)")
+        if hi_inf and nmin < 2:
+            raise ValueError(f"clamp='paper' for a transform infinite at 1 needs n >= 2: the authors' [1/n, (n-1)/n] "
+                             f"is empty at n = 1 (got n = {nmin:g}); use clamp='half' or more reference rewards")
+        return (1 / nn if lo_inf else 0.), ((nn - 1) / nn if hi_inf else 1.)
+    else:
+        if clamp == "half" and nn is not None: e = 1 / (2 * nn)
+        else:
+            e = eps
+            if not 0 < e < 0.5: raise ValueError(f"clamping margin must be in (0, 0.5), got {e}")
+        return (e if lo_inf else 0.), (1 - e if hi_inf else 1.)
+
+# %% ../nbs/00_quantile.ipynb #a536f141
 def apply_transform(
     rq,                      # quantile rewards in [0, 1] (torch or numpy), (B,) or (B, k)
     transform="identity",    # a name of `TRANSFORMS` (hyphens accepted) or a callable f on [0, 1]
@@ -141,35 +180,13 @@ def apply_transform(
         raise ValueError("scaled_normal_icdf is sigma * Phi^{-1}(t): mu must be 0")
     mu_, sg_ = _per_row(mu, t, "mu"), _per_row(sigma, t, "sigma")
     if (np.asarray(sg_.cpu() if _is_t(sg_) else sg_) < 0).any(): raise ValueError("sigma must be >= 0")
-    if isinstance(transform, str): lo_inf, hi_inf = UNBOUNDED_ENDS[transform]
-    else:                                    # a callable: look at its ends
-        ends = torch.tensor([0., 1.], dtype=t.dtype, device=t.device) if _is_t(t) else np.array([0., 1.])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fe = f(ends)
-        fe = fe.detach().cpu().numpy() if _is_t(fe) else np.asarray(fe, dtype=np.float64)
-        lo_inf, hi_inf = (not np.isfinite(v) for v in fe)
-    if clamp != "none" and (lo_inf or hi_inf):
-        nn = None if n is None else _per_row(n, t, "n")
-        if nn is not None:
-            nmin = float(nn) if isinstance(nn, float) else float(nn.min())
-            if nmin < 1: raise ValueError(f"n must be >= 1, got {nmin:g}")
-        if clamp == "paper":
-            if nn is None: raise ValueError("clamp='paper' clamps to [1/n, (n-1)/n]: pass n (the prompt's number of reference rewards)")
-            if hi_inf and nmin < 2:
-                raise ValueError(f"clamp='paper' for a transform infinite at 1 needs n >= 2: the authors' [1/n, (n-1)/n] "
-                                 f"is empty at n = 1 (got n = {nmin:g}); use clamp='half' or more reference rewards")
-            lo, hi = (1 / nn if lo_inf else 0.), ((nn - 1) / nn if hi_inf else 1.)
-        else:
-            if clamp == "half" and nn is not None: e = 1 / (2 * nn)
-            else:
-                e = eps
-                if not 0 < e < 0.5: raise ValueError(f"clamping margin must be in (0, 0.5), got {e}")
-            lo, hi = (e if lo_inf else 0.), (1 - e if hi_inf else 1.)
-        t = _clip(t, lo, hi)
+    lo_inf, hi_inf = _infinite_ends(transform, f, t)
+    if clamp != "none" and (lo_inf or hi_inf): t = _clip(t, *_clamp_bounds(t, n, clamp, eps, lo_inf, hi_inf))
     out = f(t)
     if transform in _NORMAL: out = mu_ + sg_ * out
     return out
 
+# %% ../nbs/00_quantile.ipynb #c7296382
 def reference_std(ref_rewards,   # (B, n) reference rewards of each prompt (NaN = missing), torch or numpy
                  ) -> np.ndarray:
     "Per-prompt sample standard deviation (ddof 1) of the reference rewards, NaN where fewer than 2 are present."
@@ -264,6 +281,7 @@ def _argmax(fun, grid):
     res = optimize.minimize_scalar(lambda x: -fun(x), bounds=(a, c), method="bounded", options={"xatol": 1e-12})
     return (res.x, -res.fun) if -res.fun > vals[i] else (grid[i], vals[i])
 
+# %% ../nbs/00_quantile.ipynb #f8841dd8
 def quad_log_partition(
     f: Callable,           # f(t) on [0, 1] (variable="t"), or h(z) = f(Φ(z)) on the real line (variable="z")
     beta: float,           # KL weight β > 0
