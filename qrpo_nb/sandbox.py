@@ -148,7 +148,7 @@ def sandbox_layers(isolation: str = 'auto') -> dict:
               'seccomp': sandbox_server.seccomp_program() is not None}  # (each worker also reports whether its kernel took it)
     lost = [k for k, v in layers.items() if v is False]
     if lost: warnings.warn(f"sandbox running without: {', '.join(lost)}" + ('' if bw_ok else f' (bubblewrap: {why})'), RuntimeWarning, stacklevel=2)
-    _LAYERS[isolation] = _LAYERS['auto' if isolation == 'auto' else isolation] = layers
+    _LAYERS[isolation] = layers  # one entry per isolation asked for (`auto` is not also filed under the mode it found)
     return layers
 
 # %% ../nbs/04_sandbox.ipynb #1d574b5f
