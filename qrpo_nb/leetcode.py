@@ -14,7 +14,7 @@ __all__ = ['LEETCODE_PREFIX', 'PAPER_PREFIX', 'LEETCODE_PROTOCOLS', 'LEETCODE_SY
            'leetcode_job', 'leetcode_reward', 'job_pass_rates', 'leetcode_rewards']
 
 # %% ../nbs/04b_leetcode.ipynb #89d072c8
-LEETCODE_PREFIX = '''import bisect
+_LEETCODE_IMPORTS = '''import bisect
 import collections
 import functools
 import heapq
@@ -34,7 +34,10 @@ from queue import PriorityQueue, Queue
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 
-class ListNode:
+'''
+
+# %% ../nbs/04b_leetcode.ipynb #65d97d8e
+_LEETCODE_LISTS = '''class ListNode:
     def __init__(self, val=0, next=None):
         self.val = val
         self.next = next
@@ -55,7 +58,10 @@ def is_same_list(p: Optional[ListNode], q: Optional[ListNode]) -> bool:
     return p is None and q is None
 
 
-class TreeNode:
+'''
+
+# %% ../nbs/04b_leetcode.ipynb #931d301e
+_LEETCODE_TREES = '''class TreeNode:
     def __init__(self, val=0, left=None, right=None):
         self.val = val
         self.left = left
@@ -85,7 +91,10 @@ def is_same_tree(p: Optional[TreeNode], q: Optional[TreeNode]) -> bool:
     return p.val == q.val and is_same_tree(p.left, q.left) and is_same_tree(p.right, q.right)
 
 
-class Node:
+'''
+
+# %% ../nbs/04b_leetcode.ipynb #e6e108d5
+_LEETCODE_NODES = '''class Node:
     def __init__(self, val: int = 0, left=None, right=None, random=None, next=None, neighbors=None, children=None):
         self.val = val
         self.left = left
@@ -95,9 +104,10 @@ class Node:
         self.neighbors = neighbors if neighbors is not None else []
         self.children = children if children is not None else []
 '''
+LEETCODE_PREFIX = _LEETCODE_IMPORTS + _LEETCODE_LISTS + _LEETCODE_TREES + _LEETCODE_NODES
 
 # %% ../nbs/04b_leetcode.ipynb #cc925977
-PAPER_PREFIX = """import collections
+_PAPER_IMPORTS = """import collections
 import itertools
 import functools
 import math
@@ -120,7 +130,10 @@ from collections import Counter
 
 inf = float('inf')
 
-class ListNode:
+"""
+
+# %% ../nbs/04b_leetcode.ipynb #ec09ba6f
+_PAPER_LISTS = """class ListNode:
     def __init__(self, val=0, next=None):
         self.val = val
         self.next = next
@@ -143,7 +156,10 @@ def is_same_list(p1, p2):
         return False
     return p1.val == p2.val and is_same_list(p1.next, p2.next)
 
-class TreeNode:
+"""
+
+# %% ../nbs/04b_leetcode.ipynb #6cc22f59
+_PAPER_TREES = """class TreeNode:
     def __init__(self, val=0, left=None, right=None):
         self.val = val
         self.left = left
@@ -178,7 +194,10 @@ def is_same_tree(p, q):
     else:
         return is_same_tree(p.left, q.left) and is_same_tree(p.right, q.right)
 
-class Node:
+"""
+
+# %% ../nbs/04b_leetcode.ipynb #4355cd8a
+_PAPER_NODES = """class Node:
     def __init__(self, val=0, left=None, right=None, random=None):
         self.val = val
         self.left = left
@@ -189,6 +208,7 @@ class CategoryHandler:
     def haveSameCategory(self, a: int, b: int) -> bool:
         pass
 """
+PAPER_PREFIX = _PAPER_IMPORTS + _PAPER_LISTS + _PAPER_TREES + _PAPER_NODES
 
 # %% ../nbs/04b_leetcode.ipynb #b0520d8f
 @dataclass(frozen=True)
