@@ -10,29 +10,29 @@ from .pipeline import *
 from .sweep import *
 
 # the pipeline's and the sweep's names are this module's too (`from qrpo_nb.cli import *` included)
-_all_ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'RUNNER_KERNELS', 'PATH_KEYS',
-         'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS',
-         'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir',
-         'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require',
-         'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
-         'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
-         'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES',
-         'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS',
-         'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job',
-         'slurm_script', 'emit_slurm', 'sweep']
+_all_ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES',
+         'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
+         'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir',
+         'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs',
+         'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key',
+         'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys',
+         'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce',
+         'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
+         'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
+         'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
 
 
 # %% auto #0
-__all__ = ['ENV_HELP', 'main', 'PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'RUNNER_KERNELS',
-           'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES',
-           'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir',
-           'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules',
-           'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
-           'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
-           'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES',
-           'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS',
-           'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job',
-           'slurm_script', 'emit_slurm', 'sweep']
+__all__ = ['ENV_HELP', 'main', 'PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES',
+           'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
+           'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir',
+           'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs',
+           'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key',
+           'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys',
+           'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce',
+           'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
+           'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
+           'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
 
 # %% ../nbs/12b_cli.ipynb #4a8559cf
 ENV_HELP = """environment:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduce", help="run (or resume) the pipeline of a preset")
     r.add_argument("--preset", default="cpu", help="smoke, cpu, gpu, paper, or a YAML path")
-    r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGE_ORDER)}")
+    r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGE_ORDER)} (optional: {','.join(OPTIONAL_STAGES)}, where the preset lists it)")
     r.add_argument("--force", action="store_true", help="re-run the selected stages and what follows them")
     r.add_argument("--runs-dir", default="runs"); r.add_argument("--figures-dir", default=None)
     r.add_argument("--templates", default=None); r.add_argument("--verbose", action="store_true")

@@ -12,13 +12,13 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES',
-           'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET',
-           'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers',
-           'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward',
-           'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
-           'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
-           'StageError', 'run_stage', 'reproduce']
+__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES', 'RUNNER_KERNELS',
+           'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES',
+           'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir',
+           'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules',
+           'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
+           'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
+           'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #8a7e1bcc
 PACKAGE_DIR = (Path(__file__) if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin)).resolve().parent
@@ -52,6 +52,7 @@ def default_figures_dir() -> Path:
 # %% ../nbs/12_pipeline.ipynb #766f9821
 STAGE_ORDER = ("prepare", "sft", "references", "rewards", "pairs", "train", "evaluate", "report")
 PART_STAGES = STAGE_ORDER[:-1]   # what each part of a multi-part preset runs; the report covers every part
+OPTIONAL_STAGES = ("qsharp",)    # run only by a preset (or a part) whose `stages` list them; the others plan as without them
 
 def _check_parts(data: dict, p) -> None:
     "A multi-part preset: `parts` maps part name -> {common, stages (no report)}; the top level keeps `report` only."
@@ -66,8 +67,9 @@ def _check_parts(data: dict, p) -> None:
             raise ValueError(f"preset {p}: part name {name!r} must be letters, digits, '-' or '_'")
         if not isinstance(part, dict) or not isinstance(part.get("stages") or {}, dict):
             raise ValueError(f"preset {p}: part {name!r} must be a mapping with 'common' and 'stages' mappings")
-        bad = set(part.get("stages") or {}) - set(PART_STAGES)
-        if bad: raise ValueError(f"preset {p}: part {name!r}: unknown stage(s) {sorted(bad)}; a part runs {list(PART_STAGES)}")
+        bad = set(part.get("stages") or {}) - set(PART_STAGES) - set(OPTIONAL_STAGES)
+        if bad: raise ValueError(f"preset {p}: part {name!r}: unknown stage(s) {sorted(bad)}; a part runs {list(PART_STAGES)}, "
+                                 f"and the optional {list(OPTIONAL_STAGES)} where it lists them")
 
 RUNNER_KERNELS = ("fresh", "shared")   # preset `runner: {kernel: ...}`; fresh (a new kernel per stage) is the default
 
@@ -130,9 +132,10 @@ def load_preset(
     stages = data.get("stages", {})
     if not isinstance(stages, dict):
         raise ValueError(f"preset {p}: 'stages' must be a mapping of stage name -> parameters")
-    unknown = set(stages) - set(STAGE_ORDER)
+    unknown = set(stages) - set(STAGE_ORDER) - set(OPTIONAL_STAGES)
     if unknown:
-        raise ValueError(f"preset {p}: unknown stage(s) {sorted(unknown)}; known stages: {list(STAGE_ORDER)}")
+        raise ValueError(f"preset {p}: unknown stage(s) {sorted(unknown)}; known stages: {list(STAGE_ORDER)}, "
+                         f"optional: {list(OPTIONAL_STAGES)}")
     _check_parts(data, p)
     _check_runner(data.get("runner"), p)
     return data
@@ -163,6 +166,9 @@ STAGES = {s.name: s for s in [
     Stage("evaluate", "07_evaluate.ipynb", ("prepare", "sft", "rewards", "train"),
           ("qrpo_nb.models", "qrpo_nb.generation", "qrpo_nb.evaluation"),
           outputs=("summary.csv", "selected.csv", "length_points.parquet", "validation_logratios.csv")),
+    # optional (issue 14): Q-sharp's value-guided decoding beside QRPO on the same pi_ref, after the train stage
+    Stage("qsharp", "09_qsharp.ipynb", ("prepare", "sft", "rewards", "train"), ("qrpo_nb.qsharp",),
+          outputs=("qsharp_reward_kl.csv", "qsharp_reward_kl_summary.csv", "qsharp_reward_kl.png")),
     Stage("report", "08_report.ipynb", ("evaluate", "train"), ("qrpo_nb.reporting", "qrpo_nb.theory", "qrpo_nb.losses"),
           always=True, outputs=("{figures_dir}/REPORT.md",)),
 ]}
@@ -447,7 +453,7 @@ def plan(
     templates: str | os.PathLike | None = None, # templates folder whose parameters the preset's keys must be
     check_params: bool = True,      # fail on a preset key that is not a parameter of its stage's template
 ) -> list[StageRun]:
-    "Resolve every stage of `preset` to its key, run folder and parameters (stages 2-7 once per π_ref)."
+    "Resolve every stage of `preset` to its key, run folder and parameters (stages 2-7, and the optional ones a part lists, once per π_ref)."
     preset = normalise_numbers(preset)   # a dict built in code gets the same keys as its YAML file
     if check_params: check_preset_keys(preset, templates); check_methods(preset)
     takes = _template_takes(templates)
@@ -468,10 +474,13 @@ def plan(
         cfgs = {n: _only_taken(preset, n, part, takes) for n in PART_STAGES}
         have = {"prepare": add("prepare", cfgs["prepare"], part, None, {})}
         refs = split_by_ref(cfgs, where)
+        extra = [n for n in OPTIONAL_STAGES if n in ((preset["parts"][part] if part else preset).get("stages") or {})]
         for ref, c in refs.items():   # both π_ref: labels "<stage>@init" and "<stage>@sft"
             for n in PER_REF_STAGES:
                 have[n] = add(n, c[n], part, ref if len(refs) > 1 else None, have)
-            report_ups.update({have[d].label: have[d] for d in STAGES["report"].deps})
+            for n in extra:   # an optional stage the part lists: after its inputs, once per π_ref; the report reads it
+                have[n] = add(n, _only_taken(preset, n, part, takes), part, ref if len(refs) > 1 else None, have)
+            report_ups.update({have[d].label: have[d] for d in STAGES["report"].deps + tuple(extra)})
     cfg = _only_taken(preset, "report", None, takes)
     key = stage_key(cfg, {u: r.key for u, r in report_ups.items()})
     d = root/"report"/key
@@ -670,9 +679,11 @@ def reproduce(
         pr = sweep_as_parts(pr)
     runs = plan(pr, runs_dir, figures_dir, templates)   # in execution order; labels are "<stage>" or "<part>/<stage>"
     by = {r.label: r for r in runs}
-    sel = list(STAGE_ORDER) if not stages else list(stages)
+    sel = list(STAGES) if not stages else list(stages)
     bad = [s for s in sel if s not in STAGES]
-    if bad: raise ValueError(f"unknown stage(s) {bad}; known stages: {list(STAGE_ORDER)}")
+    if bad: raise ValueError(f"unknown stage(s) {bad}; known stages: {list(STAGE_ORDER)}, optional: {list(OPTIONAL_STAGES)}")
+    absent = [s for s in sel if s in OPTIONAL_STAGES and not any(r.stage.name == s for r in runs)]
+    if stages and absent: raise ValueError(f"stage(s) {absent} are optional and no part of preset {pr['name']!r} lists them in its stages")
     forced = set()
     if force:
         for r in runs:

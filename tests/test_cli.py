@@ -417,3 +417,32 @@ def test_every_template_names_its_kernel():
     for st in STAGES.values():
         ks = nbformat.read(templates_dir() / st.notebook, as_version=4).metadata.get("kernelspec") or {}
         assert ks.get("name") == "python3" and ks.get("language") == "python", (st.notebook, ks)
+
+
+def _keys(preset):
+    from qrpo_nb.cli import sweep_as_parts
+    pr = sweep_as_parts(preset) if preset.get("reproduce") == "sweep" else preset
+    return {r.label: (r.key, sorted(r.params["inputs"])) for r in plan(pr, "/tmp/qrpo-test-plan", "/tmp/qrpo-test-figs")}
+
+
+@pytest.mark.parametrize("name", ["cpu", "paper", "paper-mini", "smoke"])
+def test_optional_stage_leaves_every_other_key_unchanged(name, monkeypatch):
+    """Issue 14: the optional `qsharp` stage changes nothing where it is not listed. (1) A shipped preset plans the same
+    labels, keys and inputs as a planner that knows no optional stage (OPTIONAL_STAGES emptied, `qsharp` removed from
+    STAGES); (2) listing `qsharp` in one part adds that part's qsharp run(s) and changes the report's key only."""
+    import qrpo_nb.pipeline as P
+    pre = load_preset(name)
+    now = _keys(pre)
+    assert not any("qsharp" in lab for lab in now)
+    with monkeypatch.context() as m:
+        m.setattr(P, "OPTIONAL_STAGES", ())
+        m.setattr(P, "STAGES", {k: v for k, v in P.STAGES.items() if k != "qsharp"})
+        assert _keys(pre) == now
+    if pre.get("parts"): pre["parts"][next(iter(pre["parts"]))]["stages"]["qsharp"] = {}
+    elif pre.get("reproduce") == "sweep": pre["stages"]["qsharp"] = {}   # every block of the sweep lists it
+    else: pre["stages"]["qsharp"] = {}
+    more = _keys(pre)
+    added = [lab for lab in more if lab not in now]
+    assert added and all(lab.split("/")[-1].split("@")[0] == "qsharp" for lab in added), added
+    assert {k: v for k, v in more.items() if k in now and k != "report"} == {k: v for k, v in now.items() if k != "report"}
+    assert more["report"][0] != now["report"][0] and set(more["report"][1]) == set(now["report"][1]) | set(added)
