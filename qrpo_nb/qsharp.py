@@ -23,9 +23,9 @@ __all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_A
            'star_split', 'star_pairs', 'train_star_policy', 'star_branch_accuracy', 'star_experiment',
            'plot_star_graphs', 'save_value_model', 'load_value_model', 'generate_guided', 'code_run_folders',
            'pool_labels', 'pool_examples', 'fit_pool_value_model', 'step_kl', 'sample_with_kl', 'compare_on_task',
-           'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl', 'last_boxed', 'gsm8k_gold',
-           'normalise_math_answer', 'extract_answer', 'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward',
-           'reward_kl_table', 'report_extras']
+           'selection_frame', 'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl', 'guided_rollins',
+           'pool_rollout_targets', 'last_boxed', 'gsm8k_gold', 'normalise_math_answer', 'extract_answer',
+           'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward', 'reward_kl_table', 'report_extras']
 
 # %% ../nbs/13_qsharp.ipynb #0fe13f80
 @dataclass
@@ -480,9 +480,13 @@ def round1_targets(prompt_ids: list, # per prompt its token ids (the rendered pr
     return _drop_constant(out)
 
 @torch.no_grad()
-def rollout_targets(model, prompt_ids: list, rollins: list, reward_fn, *, max_new_tokens: int, eos_token_id: int,
-                    pad_token_id: int=0, seed: int=0, batch_size: int=32) -> tuple[list, list]:
-    "Later rounds: cut each roll-in (prompt i, completion ids) at h ~ U{0..|y|−1}, roll out from π_ref, label by `reward_fn(i, completion_ids)`."
+def rollout_targets(model, prompt_ids: list, rollins: list, reward_fn, *, max_new_tokens: int, eos_token_id: int | list,
+                    pad_token_id: int=0, seed: int=0, batch_size: int=32, batched: bool=False,
+                    max_length: int | None=None) -> tuple[list, list]:
+    """Later rounds: cut each roll-in (prompt i, completion ids) at h ~ U{0..|y|−1}, roll out from π_ref, label by
+    `reward_fn(i, completion_ids)` (`batched`: `reward_fn(indices, completions)` once, returning one label each);
+    `max_length` caps each completion (roll-in part + roll-out) before it is scored."""
+    stops = list(eos_token_id) if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]
     g, jobs = np.random.default_rng(seed), []
     for i, ys in enumerate(rollins):
         for y in ys: jobs.append((i, list(prompt_ids[i]) + list(y[:int(g.integers(0, max(len(y), 1)))]), len(prompt_ids[i])))
@@ -493,11 +497,17 @@ def rollout_targets(model, prompt_ids: list, rollins: list, reward_fn, *, max_ne
         ids = torch.full((len(batch), width), pad_token_id); mask = torch.zeros_like(ids)
         for r, (_, s, _) in enumerate(batch): ids[r, width - len(s):] = torch.tensor(s); mask[r, width - len(s):] = 1
         gen = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), do_sample=True, top_k=0, max_new_tokens=max_new_tokens,
-                             eos_token_id=eos_token_id, pad_token_id=pad_token_id)[:, width:].tolist()
+                             eos_token_id=stops if len(stops) > 1 else stops[0], pad_token_id=pad_token_id)[:, width:].tolist()
         for (i, s, n0), y in zip(batch, gen):
-            y = y[:y.index(eos_token_id) + 1] if eos_token_id in y else y
-            full = s + y
-            out.append({"prompt_index": i, "ids": full, "start": len(s), "label": float(reward_fn(i, full[n0:]))})
+            k = next((j for j, t in enumerate(y) if t in stops), None)
+            full = s + (y[:k + 1] if k is not None else y)
+            if max_length is not None: full = full[:n0 + max_length]
+            out.append({"prompt_index": i, "ids": full, "start": len(s),
+                        "label": None if batched else float(reward_fn(i, full[n0:]))})
+    if batched and out:
+        labels = reward_fn([e["prompt_index"] for e in out], [e["ids"][len(prompt_ids[e["prompt_index"]]):] for e in out])
+        if len(labels) != len(out): raise ValueError(f"reward_fn returned {len(labels)} labels for {len(out)} roll-outs")
+        for e, l in zip(out, labels): e["label"] = float(l)
     return _drop_constant(out)
 
 def value_batch(examples: list, pad_token_id: int=0):
@@ -811,32 +821,51 @@ def pool_labels(rewards: Sequence[float], reward: str="R") -> list:
     if reward == "Rq": return [float((r <= x).mean()) for x in r]
     raise ValueError(f"reward must be 'R' or 'Rq', got {reward!r}")
 
+def _pool_prompt_ids(tokenizer, row) -> tuple[list, list]:
+    from qrpo_nb.data import encode_example
+    enc = [encode_example(tokenizer, row["prompt"], c) for c in row["completions"]]
+    n_p = enc[0]["completion_mask"].index(1)
+    return enc[0]["input_ids"][:n_p], [e["input_ids"][n_p:] for e in enc]
+
 def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0) -> tuple[list, list]:
     "Round-1 value-model targets from stored reference pools (`prompt`, `completions`, `rewards`): (examples, dropped)."
-    from qrpo_nb.data import encode_example
     xs, ys, rs = [], [], []
     for i, row in enumerate(pools):
         for col in ("prompt", "completions", "rewards"):
             if col not in row: raise ValueError(f"pool row {i}: missing column {col!r}")
         if len(row["completions"]) != len(row["rewards"]):
             raise ValueError(f"pool row {i}: {len(row['completions'])} completions but {len(row['rewards'])} rewards")
-        enc = [encode_example(tokenizer, row["prompt"], c) for c in row["completions"]]
-        n_p = enc[0]["completion_mask"].index(1)
-        xs.append(enc[0]["input_ids"][:n_p]); ys.append([e["input_ids"][n_p:] for e in enc])
-        rs.append(pool_labels(row["rewards"], reward))
+        x, y = _pool_prompt_ids(tokenizer, row)
+        xs.append(x); ys.append(y); rs.append(pool_labels(row["rewards"], reward))
     return round1_targets(xs, ys, rs, seed=seed)
 
 def fit_pool_value_model(ref_model, tokenizer, pools: list, reward: str="R", kind: str="q", output: str="histogram",
-                         n_atoms: int=11, epochs: int=5, lr: float=1e-3, batch_size: int=32, seed: int=0) -> tuple:
-    "A value model on a copy of π_ref (zero head: round 1 decodes π_ref) fitted to the pools' round-1 targets: (vm, info)."
+                         n_atoms: int=11, epochs: int=5, lr: float=1e-3, batch_size: int=32, seed: int=0, *,
+                         rounds: int=1, reward_fn=None, rollin_eta: float=0.1, rollin_samples: int | None=None,
+                         top_k: int | None=20, max_new_tokens: int=48, gen_batch_size: int=64) -> tuple:
+    """A value model on a copy of π_ref (zero head: round 1 decodes π_ref) fitted to the pools' round-1 targets: (vm, info).
+    `rounds` > 1 (the Q♯ paper: 2): each later round rolls in with the previous round's guided policy at `rollin_eta`
+    (`pool_rollout_targets`, `reward_fn(rows, texts)` scoring the roll-outs), adds its targets to the data, and fits a
+    fresh value model on all of them."""
+    if rounds < 1: raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if rounds > 1 and reward_fn is None: raise ValueError("rounds > 1 roll out from π_ref: give reward_fn(rows, completions)")
     examples, dropped = pool_examples(tokenizer, pools, reward, seed)
-    torch.manual_seed(seed)
-    vm = ValueModel(copy.deepcopy(ref_model), kind, output, n_atoms)
-    t0 = time.perf_counter()
-    hist = train_value_model(vm, examples, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                             pad_token_id=tokenizer.pad_token_id or 0)
+    per_round, t0 = [], time.perf_counter()
+    for rnd in range(1, rounds + 1):
+        if rnd > 1:
+            new, drop_r, _ = pool_rollout_targets(ref_model, vm, tokenizer, pools, reward, reward_fn, eta=rollin_eta, n=rollin_samples,
+                                                  top_k=top_k, max_new_tokens=max_new_tokens, seed=seed + rnd, batch_size=gen_batch_size)
+            examples = examples + new
+        torch.manual_seed(seed)
+        vm = ValueModel(copy.deepcopy(ref_model), kind, output, n_atoms)
+        hist = train_value_model(vm, examples, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                 pad_token_id=tokenizer.pad_token_id or 0)
+        per_round.append({"round": rnd, "n_examples": len(examples), "new_examples": len(examples) - sum(r["new_examples"] for r in per_round),
+                          "dropped_prompts": len(dropped) if rnd == 1 else len(drop_r), "loss": hist,
+                          "seconds": time.perf_counter() - t0})
     return vm, {"reward": reward, "n_examples": len(examples), "dropped_prompts": len(dropped), "loss": hist,
-                "seconds": time.perf_counter() - t0}
+                "seconds": time.perf_counter() - t0, "rounds": per_round}
+
 
 # %% ../nbs/13_qsharp.ipynb #c6d1c487
 def _left_pad(seqs: list, pad: int, device) -> tuple[Tensor, Tensor]:
@@ -898,50 +927,96 @@ def _last_checkpoint(output_dir) -> Path:
     return steps[-1][1]
 
 def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=(0.1, 0.3, 1.0), seeds: Sequence[int]=(0, 1, 2),
-                    split: str="test", cd: bool=True, methods: Sequence[str]=("qrpo",), temperature: float=1.0, top_p: float=1.0,
-                    max_new_tokens: int=48, batch_size: int=64, top_k: int | None=20, max_prompts: int | None=None,
-                    reward_fn=None, progress=print):
-    "Test reward and KL(π‖π_ref) of π_ref, Q♯ (per value model: reward name -> ValueModel), CD and trained runs: a frame."
+                    splits: Sequence[str]=("validation", "test"), cd: bool=True, methods: Sequence[str]=("qrpo",),
+                    checkpoints: str="all", temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=48, batch_size: int=64,
+                    top_k: int | None=20, max_prompts: int | None=None, reward_fn=None, progress=print, split: str | None=None):
+    """Reward and KL(π‖π_ref) on each split of π_ref, Q♯ (per value model: reward name -> ValueModel), CD and the trained
+    runs (`checkpoints="all"`: every saved checkpoint, the selection's candidates; `"last"`): one row per seed."""
     import datasets, pandas as pd
     from transformers import AutoTokenizer
     from qrpo_nb.models import load_model
     from qrpo_nb.pipeline import task_reward
+    from qrpo_nb.evaluation import checkpoint_folders
+    if split is not None: splits = (split,)
     if not etas or any(not e > 0 for e in etas): raise ValueError(f"etas must be positive numbers, got {etas}")
+    if checkpoints not in ("all", "last"): raise ValueError(f"checkpoints must be 'all' or 'last', got {checkpoints!r}")
     info = json.loads((Path(folders["prepare"]) / "task.json").read_text())
     reward_fn = reward_fn or task_reward(info["task"], info["options"])
-    rows = [r for r in datasets.load_from_disk(str(Path(folders["prepare"]) / "eval_prompts")) if r["split"] == split][:max_prompts]
-    if not rows: raise ValueError(f"no evaluation prompts with split {split!r}")
+    every = datasets.load_from_disk(str(Path(folders["prepare"]) / "eval_prompts")).to_list()
+    rows = {sp: [r for r in every if r["split"] == sp][:max_prompts] for sp in splits}
+    for sp, rs in rows.items():
+        if not rs: raise ValueError(f"no evaluation prompts with split {sp!r}")
     tok = AutoTokenizer.from_pretrained(str(Path(folders["sft"]) / "model"))
     ref = load_model(str(Path(folders["sft"]) / "model")).eval()
     opts = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    jobs = [("pi_ref", "-", math.inf, dict(ref_model=ref), ref)]
+    jobs = [("pi_ref", "-", math.inf, 0, dict(ref_model=ref), lambda: ref)]
     for name, vm in value_models.items():
-        jobs += [("qsharp", name, e, dict(value_model=vm.eval(), eta=e, top_k=top_k), ref) for e in etas]
-        if cd and name == "R": jobs += [("cd", name, e, dict(value_model=vm.eval(), eta=e, top_k=top_k, mode="cd"), ref) for e in etas]
+        jobs += [("qsharp", name, e, 0, dict(value_model=vm.eval(), eta=e, top_k=top_k), lambda: ref) for e in etas]
+        if cd and name == "R": jobs += [("cd", name, e, 0, dict(value_model=vm.eval(), eta=e, top_k=top_k, mode="cd"), lambda: ref) for e in etas]
     if "train" in folders:
         for r in json.loads((Path(folders["train"]) / "runs.json").read_text()):
             if r["method"] in methods and r.get("group", "main") == "main":
-                pol = load_model(str(_last_checkpoint(r["output_dir"]))).eval()
-                jobs.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), dict(ref_model=ref), pol))
+                cks = checkpoint_folders(r["output_dir"]) if checkpoints == "all" else dict([_last_step(r["output_dir"])])
+                for step, path in cks.items():
+                    jobs.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), int(step), dict(ref_model=ref),
+                                 lambda p=path: load_model(str(p)).eval()))
     out = []
-    for method, rname, eta, kw, model in jobs:
-        t0 = time.perf_counter()
-        for s in seeds:
-            got = sample_with_kl(model, tok, rows, seed=s, **opts, **kw)
-            rew = reward_fn(rows, [g["completion"] for g in got])
-            out.append({"method": method, "reward": rname, "eta": eta, "seed": s, "split": split, "n_prompts": len(rows),
-                        "test_reward": float(np.mean(rew)), "kl": float(np.mean([g["kl"] for g in got])),
-                        "length": float(np.mean([g["length"] for g in got]))})
-        if progress: progress(f"{method} {rname} eta={eta}: reward {np.mean([o['test_reward'] for o in out[-len(seeds):]]):.3f}, "
-                              f"KL {np.mean([o['kl'] for o in out[-len(seeds):]]):.3f} ({time.perf_counter() - t0:.0f} s)")
+    for method, rname, eta, step, kw, get_model in jobs:
+        t0, model = time.perf_counter(), get_model()
+        for sp in splits:
+            for s in seeds:
+                got = sample_with_kl(model, tok, rows[sp], seed=s, **opts, **kw)
+                rew = reward_fn(rows[sp], [g["completion"] for g in got])
+                out.append({"method": method, "reward": rname, "eta": eta, "checkpoint": step, "seed": s, "split": sp,
+                            "n_prompts": len(rows[sp]), "score": float(np.mean(rew)), "kl": float(np.mean([g["kl"] for g in got])),
+                            "length": float(np.mean([g["length"] for g in got]))})
+        if progress:
+            last = [o for o in out[-len(seeds) * len(splits):] if o["split"] == splits[-1]]
+            progress(f"{method} {rname} eta={eta} checkpoint {step}: {splits[-1]} reward {np.mean([o['score'] for o in last]):.3f}, "
+                     f"KL {np.mean([o['kl'] for o in last]):.3f} ({time.perf_counter() - t0:.0f} s)")
     return pd.DataFrame(out)
 
-def reward_kl_summary(df):
-    "Mean ± std over seeds of test reward and KL per (method, reward, η)."
-    g = df.groupby(["method", "reward", "eta"], sort=False)
-    s = g.agg(reward_mean=("test_reward", "mean"), reward_std=("test_reward", "std"), kl_mean=("kl", "mean"),
-              kl_std=("kl", "std"), length=("length", "mean"), seeds=("seed", "nunique")).reset_index()
-    return s
+def _last_step(output_dir):
+    p = _last_checkpoint(output_dir); return int(p.name.split("-")[1]), p
+
+def selection_frame(df, dataset: str="task"):
+    "The comparison's rows in `evaluation.summarise`'s layout: a method per (method, reward), its η or β the setting and the β."
+    from qrpo_nb.evaluation import summarise
+    score = "score" if "score" in df else "test_reward"
+    t = df.assign(model="pi_ref", dataset=dataset, method=df["method"] + ":" + df["reward"], setting=df["eta"].map(lambda e: f"{e:g}"),
+                  beta=df["eta"], lr=0.0, checkpoint=df["checkpoint"] if "checkpoint" in df else 0,
+                  split=df["split"] if "split" in df else "test")
+    t = t.drop(columns=["reward"]).rename(columns={score: "reward"})
+    return summarise(t, metrics=("reward", "kl", "length"), by=["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split"])
+
+def reward_kl_summary(df, valid: str="validation", test: str="test", k_reward: float=2.0):
+    """One point per (method, reward, η or β) on `test`: mean ± std over seeds of reward and KL, at the checkpoint chosen
+    on `valid` (`evaluation.best_per_setting`, as every table of the package), and `selected`: the η or β the paper's
+    selection (`evaluation.select`) picks per method on `valid`. Without `valid` rows: every point on test, none selected."""
+    import pandas as pd
+    from qrpo_nb.evaluation import best_per_setting, select
+    summ = selection_frame(df)
+    keys = ["method", "setting", "checkpoint"]
+    if valid in set(summ.split):
+        best = best_per_setting(summ, "reward", split=valid)[keys + ["reward_mean", "reward_std"]]
+        best = best.rename(columns={"reward_mean": "valid_reward_mean", "reward_std": "valid_reward_std"})
+        pts = best.merge(summ[summ.split == test], on=keys, how="left")
+        chosen = select(summ, k_reward=k_reward)
+        pick = set(zip(chosen.method, chosen.setting, chosen.checkpoint))
+        pts["selected"] = [(m, s, c) in pick for m, s, c in zip(pts.method, pts.setting, pts.checkpoint)]
+    else:
+        pts = summ[summ.split == test].copy()
+        last = pts.groupby(["method", "setting"]).checkpoint.transform("max")
+        pts = pts[pts.checkpoint == last]; pts["selected"] = False
+        pts["valid_reward_mean"] = float("nan"); pts["valid_reward_std"] = float("nan")
+    m = pts.method.str.split(":", n=1)
+    out = pd.DataFrame({"method": m.str[0], "reward": m.str[1], "eta": pts.beta.astype(float), "checkpoint": pts.checkpoint.astype(int),
+                        "reward_mean": pts.reward_mean, "reward_std": pts.reward_std, "kl_mean": pts.kl_mean, "kl_std": pts.kl_std,
+                        "length": pts.length_mean, "seeds": pts.n_seeds, "valid_reward_mean": pts.valid_reward_mean,
+                        "valid_reward_std": pts.valid_reward_std, "selected": pts.selected.astype(bool)})
+    order = {m: i for i, m in enumerate(dict.fromkeys(df["method"] + ":" + df["reward"]))}
+    out["_o"] = (out.method + ":" + out.reward).map(order)
+    return out.sort_values(["_o", "eta"], ascending=[True, False]).drop(columns="_o").reset_index(drop=True)
 
 def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
     "Test reward against KL(π‖π_ref), mean ± std over seeds, one line per (method, reward), η/β written beside each point."
@@ -954,8 +1029,13 @@ def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
         ax.errorbar(g.kl_mean, g.reward_mean, xerr=g.kl_std, yerr=g.reward_std, marker="o", capsize=3, color=f"C{i}",
                     label=labels.get((m, r), f"{m} ({r})"))
         for _, w in g.iterrows(): ax.annotate(f"{w.eta:g}", (w.kl_mean, w.reward_mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if "selected" in g and g.selected.astype(bool).any():
+            sel = g[g.selected.astype(bool)]
+            ax.scatter(sel.kl_mean, sel.reward_mean, s=160, facecolors="none", edgecolors=f"C{i}", linewidths=1.5)
     if len(ref): ax.errorbar(ref.kl_mean, ref.reward_mean, yerr=ref.reward_std, marker="*", ms=10, color="k", ls="", label="π_ref")
     ax.set_xscale("symlog", linthresh=0.1); ax.set_xlabel("KL(π ‖ π_ref), nats per completion"); ax.set_ylabel("test reward")
+    if "selected" in summary and summary.selected.astype(bool).any():
+        ax.scatter([], [], s=160, facecolors="none", edgecolors="grey", label="selected on validation")
     ax.grid(alpha=.3); ax.legend(fontsize=8); ax.set_title(title, fontsize=10)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=130)
@@ -972,6 +1052,46 @@ def ahead_at_equal_kl(summary, a=("qsharp", "Rq"), b=("qrpo", "Rq")) -> dict:
         ra, sa = np.interp(xv, x, A.reward_mean), np.interp(xv, x, A.reward_std.fillna(0))
         rows.append({"kl": w.kl_mean, "eta_b": w.eta, "diff": ra - w.reward_mean, "spread": math.hypot(sa, w.reward_std if w.reward_std == w.reward_std else 0)})
     return {"a": a, "b": b, "points": rows}
+
+# %% ../nbs/13_qsharp.ipynb #60e2a579
+@torch.no_grad()
+def guided_rollins(model, value_model: ValueModel, prompt_ids: list, n: int, *, eta: float, stop_ids: list, pad_token_id: int=0,
+                   top_k: int | None=20, max_new_tokens: int=48, seed: int=0, batch_size: int=64) -> list:
+    "`n` completions per prompt (token ids through the first stop token) from `model` guided by `value_model` at η (T = 1)."
+    jobs = [(i, list(x)) for i, x in enumerate(prompt_ids) for _ in range(n)]
+    out, dev = [[] for _ in prompt_ids], next(model.parameters()).device
+    torch.manual_seed(seed)
+    for b in range(0, len(jobs), batch_size):
+        chunk = jobs[b:b + batch_size]
+        ids, mask = _left_pad([x for _, x in chunk], pad_token_id, dev)
+        seqs, _ = guided_generate(model, value_model, ids, mask, eta=eta, top_k=top_k, max_new_tokens=max_new_tokens,
+                                  eos_token_id=list(stop_ids), pad_token_id=pad_token_id)
+        for (i, _), y in zip(chunk, seqs[:, ids.shape[1]:].tolist()):
+            k = next((j for j, t in enumerate(y) if t in stop_ids), None)
+            out[i].append(y[:k + 1] if k is not None else y)
+    return out
+
+def pool_rollout_targets(ref_model, value_model: ValueModel, tokenizer, pools: list, reward: str="R", reward_fn=None, *, eta: float,
+                         n: int | None=None, top_k: int | None=20, max_new_tokens: int=48, seed: int=0, batch_size: int=64) -> tuple:
+    "A later round's targets on the pools' prompts: (examples, dropped prompt indices, roll-ins); `n` defaults to the pool size."
+    from qrpo_nb.generation import stop_token_ids
+    if reward_fn is None: raise ValueError("give reward_fn(rows, completions) to score the roll-outs")
+    if reward not in ("R", "Rq"): raise ValueError(f"reward must be 'R' or 'Rq', got {reward!r}")
+    stops = stop_token_ids(ref_model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    xs = [_pool_prompt_ids(tokenizer, row)[0] for row in pools]
+    n = n or len(pools[0]["completions"])
+    rollins = guided_rollins(ref_model, value_model, xs, n, eta=eta, stop_ids=stops, pad_token_id=pad, top_k=top_k,
+                             max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
+    def label(idx, comps):
+        texts = [tokenizer.decode([t for t in c if t not in stops], skip_special_tokens=True) for c in comps]
+        r = reward_fn([pools[i] for i in idx], texts)
+        if reward == "R": return [float(x) for x in r]
+        return [float((np.asarray(pools[i]["rewards"], float) <= x).mean()) for i, x in zip(idx, r)]
+    ex, dropped = rollout_targets(ref_model, xs, rollins, label, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                                  pad_token_id=pad, seed=seed + 1, batch_size=batch_size, batched=True, max_length=max_new_tokens)
+    return ex, dropped, rollins
+
 
 # %% ../nbs/13_qsharp.ipynb #57fac54c
 import re
@@ -1114,11 +1234,17 @@ QSHARP_PAPER = {  # the Q♯ paper's math setting (Zhou et al., NeurIPS 2025, Se
 
 # %% ../nbs/13_qsharp.ipynb #b732c4f5
 def reward_kl_table(summary) -> str:
-    "The reward–KL summary as a markdown table (mean ± std over seeds)."
-    lines = ["| method | reward | η or β | test reward | KL(π‖π_ref) | seeds |", "|---|---|---|---|---|---|"]
+    "The reward–KL summary as a markdown table (mean ± std over seeds); ✓ marks each method's point selected on validation."
+    has_v = "valid_reward_mean" in summary and summary.valid_reward_mean.notna().any()
+    lines = ["| method | reward | η or β | checkpoint | test reward | KL(π‖π_ref) | seeds |" + (" validation reward | selected |" if has_v else ""),
+             "|---|---|---|---|---|---|---|" + ("---|---|" if has_v else "")]
+    sd = lambda x: 0 if x != x else x
     for _, w in summary.iterrows():
-        lines.append(f"| {w.method} | {w.reward} | {'—' if not math.isfinite(w.eta) else f'{w.eta:g}'} | "
-                     f"{w.reward_mean:.3f} ± {0 if w.reward_std != w.reward_std else w.reward_std:.3f} | {w.kl_mean:.3f} | {int(w.seeds)} |")
+        ck = w.get("checkpoint", float("nan"))
+        line = (f"| {w.method} | {w.reward} | {'—' if not math.isfinite(w.eta) else f'{w.eta:g}'} | {'—' if ck != ck else int(ck)} | "
+                f"{w.reward_mean:.3f} ± {sd(w.reward_std):.3f} | {w.kl_mean:.3f} | {int(w.seeds)} |")
+        if has_v: line += f" {w.valid_reward_mean:.3f} ± {sd(w.valid_reward_std):.3f} | {'✓' if bool(w.get('selected', False)) else ''} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 def report_extras(figures_dir, parts: dict) -> list:
@@ -1136,5 +1262,5 @@ def report_extras(figures_dir, parts: dict) -> list:
         files = [out / f"qsharp_reward_kl{sfx}.csv", out / f"qsharp_reward_kl{sfx}.md"]
         s.to_csv(files[0], index=False); files[1].write_text(reward_kl_table(s))
         if (src / "qsharp_reward_kl.png").exists(): shutil.copyfile(src / "qsharp_reward_kl.png", out / f"qsharp_reward_kl{sfx}.png"); files.insert(0, out / f"qsharp_reward_kl{sfx}.png")
-        items.append(ReportItem(f"qsharp_reward_kl{sfx}", files, str(src), "Q♯ (R, R_q), CD and QRPO on the same π_ref: test reward against KL(π‖π_ref), mean ± std over seeds"))
+        items.append(ReportItem(f"qsharp_reward_kl{sfx}", files, str(src), "Q♯ (R, R_q), CD and QRPO on the same π_ref: test reward against KL(π‖π_ref), mean ± std over seeds, checkpoints and η/β chosen on validation"))
     return items
