@@ -19,7 +19,7 @@ from .reporting import (ReportItem, METHOD_COLORS, figure4, fmt_pm, method_label
 
 # %% auto #0
 __all__ = ['POINTWISE', 'run_id', 'load_evaluation', 'rivals_table', 'win_scores', 'bootstrap_se', 'win_rates', 'win_rate_figure',
-           'length_points', 'build_extras', 'report_extras']
+           'length_points', 'build_extras', 'bench_section', 'report_extras']
 
 # %% ../nbs/11b_bench.ipynb #cc8215ad
 POINTWISE = tuple(n for n, s in LOSSES.items() if getattr(s, "pointwise_rewards", False) and getattr(s, "offline", False))
@@ -150,6 +150,22 @@ def build_extras(out_dir, *eval_dirs, n_boot: int = 2000) -> list:
     return items
 
 # %% ../nbs/11b_bench.ipynb #3cb9bc17
-def report_extras(figures_dir, parts: dict) -> list:
-    "The report stage's hook (`extras: [qrpo_nb.bench:report_extras]`): `build_extras` over every part's evaluate folders (`reporting.read_parts`)."
-    return build_extras(figures_dir, *[d for p in parts.values() for d in p["evs"]])
+def bench_section(figures_dir, items) -> str:
+    "REPORT.md's bench section: each part's win rates against π_ref (from the `bench_winrate*.csv` the items list), '' if none."
+    lines = []
+    for it in items:
+        csv = next((Path(f) for f in it.files if Path(f).name == f"{it.item}.csv"), None) if it.item.startswith("bench_winrate") else None
+        if csv is None or not csv.exists(): continue
+        wr = pd.read_csv(csv)
+        lines += ["", f"{it.source}: " + ", ".join(f"{l} {100 * r:.1f} ± {100 * s:.1f}%" for l, r, s in zip(wr.label, wr.win_rate, wr.se))
+                  + f" ({int(wr.n_prompts.max())} test prompts; [{csv.stem}.md]({csv.stem}.md))."]
+    if not lines: return ""
+    return "\n".join(["", "## The pointwise rivals: win rate against π_ref", "",
+                      "Reward as judge, ties ½ (RPO's Table III in small); ± bootstrap SE over test prompts.", *lines]) + "\n"
+
+def report_extras(figures_dir, parts: dict):
+    "The report stage's hook (`extras: [qrpo_nb.bench:report_extras]`): `build_extras` over every part's evaluate folders (`reporting.read_parts`), and its section."
+    from qrpo_nb.reporting import ReportExtra
+    items = build_extras(figures_dir, *[d for p in parts.values() for d in p["evs"]])
+    return ReportExtra(items, bench_section(figures_dir, items))
+

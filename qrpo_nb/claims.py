@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['VERDICTS', 'K_SE', 'RUN_KEYS', 'RIVALS', 'LABEL', 'PAPER_CODE', 'PAPER_CHAT', 'PAPER_RHO', 'PAPER_SHARES', 'RULE',
-           'verdict', 'paired_bootstrap', 'per_prompt', 'align', 'Part', 'load_part', 'split_groups',
-           'candidate_details', 'selected_details', 'Claim', 'paper_pair', 'code_beats', 'code_improves', 'chat_best',
-           'scaling_claims', 'length_bias_claims', 'improvement_share_claim', 'kl_order_claim', 'mc_logz_claim',
-           'compute_claims', 'claims_frame', 'claims_markdown', 'write_claims', 'report_section',
-           'paper_match_from_parts', 'report_extras', 'plant_eval_dir']
+__all__ = ['VERDICTS', 'K_SE', 'RUN_KEYS', 'RIVALS', 'LABEL', 'PAPER_CODE', 'PAPER_CHAT', 'RUN_SD', 'RUN_SD_SOURCE', 'PAPER_RHO',
+           'PAPER_SHARES', 'RULE', 'verdict', 'paired_bootstrap', 'per_prompt', 'align', 'Part', 'load_part',
+           'split_groups', 'candidate_details', 'selected_details', 'Claim', 'paper_pair', 'code_beats',
+           'code_improves', 'chat_best', 'combine_runs', 'scaling_claims', 'length_bias_claims',
+           'improvement_share_claim', 'kl_order_claim', 'mc_logz_claim', 'compute_claims', 'claims_frame',
+           'claims_markdown', 'write_claims', 'report_section', 'paper_match_from_parts', 'report_extras',
+           'plant_eval_dir']
 
 # %% ../nbs/11a_claims.ipynb #88312d9a
 VERDICTS = ("confirmed", "not confirmed at this scale", "contradicted", "not testable here")
@@ -223,33 +224,53 @@ def _fmt(x, se=None, digits=2):
     if x is None or not np.isfinite(x): return "—"
     return f"{x:+.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None and np.isfinite(se) else "")
 
-def code_beats(part: Part | None, rival: str, *, n_boot: int = 2000, seed: int = 0) -> Claim:
-    "Table 2: QRPO's test pass rate minus `rival`'s (points), paired bootstrap over the test prompts."
+def _parts(part) -> list:
+    "A part, or its replicates (the same part trained again with other training seeds or pins), as a list of `Part`s."
+    return [] if part is None else [p for p in part if p is not None] if isinstance(part, (list, tuple)) else [part]
+
+def _paired_points(p: Part, a: str, b: str, n_boot: int, seed: int) -> dict:
+    "One run of the code part: `a`'s and `b`'s selected test pass rates (points), paired over prompts: means, effect, bootstrap SE."
+    da, db = selected_details(p, a), selected_details(p, b)
+    arr = align({"a": per_prompt(da) * 100, "b": per_prompt(db) * 100})
+    est, se = paired_bootstrap(arr, lambda x: x["a"].mean() - x["b"].mean(), n_boot, seed)
+    return dict(a=arr["a"].mean(), b=arr["b"].mean(), est=est, se=se, n=len(arr["a"]), seeds=da.seed.nunique())
+
+def _code_claim(part, a: str, b: str, base: dict, n_boot: int, seed: int, run_sd: float | None) -> Claim:
+    "A code-task comparison over one run or several (`combine_runs`), its SE widened by the run-to-run SD."
+    runs = _parts(part)
+    if not runs: return Claim.untestable("no code part in this run", **base)
+    try: res = [_paired_points(p, a, b, n_boot, seed) for p in runs]
+    except (LookupError, ValueError) as e: return Claim.untestable(str(e), **base)
+    tau0 = RUN_SD.get(base["id"], 0.0) if run_sd is None else float(run_sd)
+    est, se, tau = combine_runs([r["est"] for r in res], [r["se"] for r in res], tau0)
+    k, lab = len(res), LABEL[b] if b != "initial" else "π_ref"
+    per = " (per run: " + ", ".join(f"{r['est']:+.1f}" for r in res) + ")" if k > 1 else ""
+    spread = ("; SE prompts only (run_sd 0: the paper's)" if tau == 0 else
+              f"; SE = sqrt(bootstrap SE² + τ²/{k}), run-to-run SD τ = {tau:.1f} points "
+              + ("(the spread of these runs)" if k > 1 and tau > tau0 else f"(carried: {RUN_SD_SOURCE})"))
+    note = "; ".join(filter(None, [_step0_note(p, a, b) for p in runs]))
+    return Claim.make(**base, effect=est, se=se, note=note,
+                      ours=f"QRPO {np.mean([r['a'] for r in res]):.1f} vs {lab} {np.mean([r['b'] for r in res]):.1f} %: {_fmt(est, se, 1)} points"
+                           + (f" over {k} training runs{per}" if k > 1 else ""),
+                      how=f"selected checkpoints' test pass rates, {res[0]['n']} prompts × {res[0]['seeds']} seeds, paired bootstrap ({n_boot}) over prompts"
+                          + (f", {k} training runs" if k > 1 else "") + spread)
+
+def code_beats(part: Part | Sequence[Part] | None, rival: str, *, n_boot: int = 2000, seed: int = 0,
+               run_sd: float | None = None,   # run-to-run SD of the effect (points); None: `RUN_SD`'s; 0: prompts only (the paper's)
+              ) -> Claim:
+    "Table 2: QRPO's test pass rate minus `rival`'s (points), paired bootstrap over the test prompts, widened by the run-to-run SD."
     lab = LABEL[rival]
     q, r = _published("qrpo", "table2", "avg_pass_pct", *PAPER_CODE), _published(rival, "table2", "avg_pass_pct", *PAPER_CODE)
     base = dict(id=f"table2-{rival}", claim=f"QRPO reaches a higher test pass rate than {lab} on the code task.",
                 paper=f"Table 2 (Llama 8B / LeetCode): QRPO {q:.1f} vs {lab} {r:.1f} % ({q - r:+.1f} points)")
-    if part is None: return Claim.untestable("no code part in this run", **base)
-    try: dq, dr = selected_details(part, "qrpo"), selected_details(part, rival)
-    except (LookupError, ValueError) as e: return Claim.untestable(str(e), **base)
-    arr = align({"q": per_prompt(dq) * 100, "r": per_prompt(dr) * 100})
-    est, se = paired_bootstrap(arr, lambda x: x["q"].mean() - x["r"].mean(), n_boot, seed)
-    return Claim.make(**base, effect=est, se=se, note=_step0_note(part, "qrpo", rival),
-                      ours=f"QRPO {arr['q'].mean():.1f} vs {lab} {arr['r'].mean():.1f} %: {_fmt(est, se, 1)} points",
-                      how=f"selected checkpoints' test pass rates, {len(arr['q'])} prompts × {dq.seed.nunique()} seeds, paired bootstrap ({n_boot}) over prompts")
+    return _code_claim(part, "qrpo", rival, base, n_boot, seed, run_sd)
 
-def code_improves(part: Part | None, *, n_boot: int = 2000, seed: int = 0) -> Claim:
+def code_improves(part: Part | Sequence[Part] | None, *, n_boot: int = 2000, seed: int = 0, run_sd: float | None = None) -> Claim:
     "Table 2: QRPO's selected checkpoint passes more tests than π_ref (step 0)."
     q, i = _published("qrpo", "table2", "avg_pass_pct", *PAPER_CODE), _published("initial", "table2", "avg_pass_pct", *PAPER_CODE)
     base = dict(id="table2-initial", claim="QRPO training raises the code task's test pass rate over the initial model.",
                 paper=f"Table 2 (Llama 8B / LeetCode): QRPO {q:.1f} vs initial {i:.1f} % ({q - i:+.1f} points)")
-    if part is None: return Claim.untestable("no code part in this run", **base)
-    try: dq, d0 = selected_details(part, "qrpo"), selected_details(part, "initial")
-    except (LookupError, ValueError) as e: return Claim.untestable(str(e), **base)
-    arr = align({"q": per_prompt(dq) * 100, "r": per_prompt(d0) * 100})
-    est, se = paired_bootstrap(arr, lambda x: x["q"].mean() - x["r"].mean(), n_boot, seed)
-    return Claim.make(**base, effect=est, se=se, note=_step0_note(part, "qrpo", "initial"), ours=f"QRPO {arr['q'].mean():.1f} vs π_ref {arr['r'].mean():.1f} %: {_fmt(est, se, 1)} points",
-                      how=f"selected checkpoint vs step 0, test pass rates, {len(arr['q'])} prompts, paired bootstrap ({n_boot})")
+    return _code_claim(part, "qrpo", "initial", base, n_boot, seed, run_sd)
 
 def chat_best(part: Part | None, *, metric: str = "lc_reward", n_boot: int = 2000, seed: int = 0,
               paper_match: dict | None = None,  # {(model, dataset): (paper model, paper dataset)}; default `paper_pair`'s guess
@@ -289,6 +310,23 @@ def chat_best(part: Part | None, *, metric: str = "lc_reward", n_boot: int = 200
                               note="; ".join(filter(None, ["a tie within 2 SE is allowed by 'best or tied' but does not confirm it" if tie else "",
                                                            _step0_note(part, "qrpo", best, group=g)]))))
     return out
+
+# %% ../nbs/11a_claims.ipynb #1daae9a0
+# measured run-to-run SD of each code claim's effect (points): see RUN_SD_SOURCE
+RUN_SD = {"table2-dpo": 0.0, "table2-simpo": 0.0, "table2-rebel": 0.0, "table2-initial": 0.0}
+RUN_SD_SOURCE = "not measured yet"
+
+def combine_runs(ests: Sequence[float],   # each run's effect
+                 ses: Sequence[float],    # each run's bootstrap SE (over prompts)
+                 run_sd: float = 0.0,     # the carried run-to-run SD (a floor for the runs' own spread)
+                ) -> tuple[float, float, float]:
+    "(effect, SE, τ) of one comparison over k runs: the mean effect; SE² = (mean bootstrap SE)² + τ²/k, τ = max(runs' SD, run_sd)."
+    e, s = np.asarray(ests, float), np.asarray(ses, float)
+    if len(e) == 0 or len(e) != len(s): raise ValueError(f"need one SE per effect and at least one run, got {len(e)} and {len(s)}")
+    if not np.isfinite(run_sd) or run_sd < 0: raise ValueError(f"run_sd must be finite and >= 0, got {run_sd}")
+    tau = max(float(e.std(ddof=1)) if len(e) >= 2 else 0.0, float(run_sd))
+    return float(e.mean()), float(math.sqrt(s.mean() ** 2 + tau ** 2 / len(e))), tau
+
 
 # %% ../nbs/11a_claims.ipynb #40f1f504
 def _scaling_part(parts: Sequence):
@@ -493,11 +531,16 @@ def mc_logz_claim(beta: float = 0.1, N: int = 50, reps: int = 400, n_seeds: int 
 def compute_claims(code: Sequence | None = None,   # the code part's evaluate folders
                    chat: Sequence | None = None,   # the chat part's evaluate folders
                    *, max_mean_length: float | None = None,  # the chat selection's length filter (as Table 3's)
-                   paper_match: dict | None = None, n_boot: int = 2000, seed: int = 0) -> list[Claim]:
+                   paper_match: dict | None = None, n_boot: int = 2000, seed: int = 0,
+                   code_replicates: Sequence = (),  # the code part trained again (other training seeds / pins): each its evaluate folders
+                   run_sd: dict | None = None,      # claim id -> run-to-run SD; None: `RUN_SD`; {}: prompts only (the paper's SE)
+                  ) -> list[Claim]:
     "Every claim of the table from the run's evaluate folders (absent parts give 'not testable here') and the theory."
     cp, hp = load_part(code), load_part(chat, max_mean_length)
-    out = [code_beats(cp, r, n_boot=n_boot, seed=seed) for r in RIVALS]
-    out.append(code_improves(cp, n_boot=n_boot, seed=seed))
+    cps = _parts([cp, *(load_part(r) for r in code_replicates)])
+    sd = (lambda cid: None) if run_sd is None else (lambda cid: run_sd.get(cid, 0.0))
+    out = [code_beats(cps, r, n_boot=n_boot, seed=seed, run_sd=sd(f"table2-{r}")) for r in RIVALS]
+    out.append(code_improves(cps, n_boot=n_boot, seed=seed, run_sd=sd("table2-initial")))
     out += chat_best(hp, n_boot=n_boot, seed=seed, paper_match=paper_match)
     out += scaling_claims([("chat", hp), ("code", cp)], n_boot=max(200, n_boot // 2), seed=seed)
     out += (length_bias_claims(hp, n_boot=n_boot, seed=seed, paper_match=paper_match) if hp is not None or cp is None
@@ -512,7 +555,9 @@ RULE = ("Verdicts come from `qrpo_nb.claims.verdict`, never by hand. Each claim 
         "2 SE (an equality claim is confirmed within it, contradicted beyond it); each row says what its tolerance is. "
         "SEs of effects between methods: paired bootstrap over the test prompts (each prompt's value is its mean over "
         "the evaluation seeds; one resample draws the same prompts for every method), on the selected checkpoints "
-        "(`evaluation.select`, the selection of Tables 2 and 3).")
+        "(`evaluation.select`, the selection of Tables 2 and 3). The code task's comparisons also carry the run-to-run SD τ "
+        "of training (measured: training again with other seeds or thread counts moves them more than other prompts do): "
+        "SE = sqrt(bootstrap SE² + τ²/k) over k training runs; each row says its τ and where it was measured.")
 
 def _cell(s) -> str: return str(s).replace("|", "\\|").replace("\n", " ")
 
@@ -590,9 +635,9 @@ def paper_match_from_parts(parts: dict) -> dict | None:
         out[md] = tuple(c or g for c, g in zip(cue, PAPER_CHAT_TABLES[t]))
     return out or None
 
-def report_extras(figures_dir, parts: dict, n_boot: int = 2000) -> list:
-    "The report stage's hook (`extras: [qrpo_nb.claims:report_extras]`): CLAIMS.md over every part, as one report item."
-    from qrpo_nb.reporting import ReportItem, run_folder
+def report_extras(figures_dir, parts: dict, n_boot: int = 2000):
+    "The report stage's hook (`extras: [qrpo_nb.claims:report_extras]`): CLAIMS.md over every part, one report item and REPORT.md's claims section."
+    from qrpo_nb.reporting import ReportExtra, ReportItem, run_folder
     code = [d for p in parts.values() if p["code"] for d in p["evs"]]
     chat = [d for p in parts.values() if not p["code"] for d in p["evs"]]
     mml = next((p["cfg"].get("evaluate", {}).get("max_mean_length") for p in parts.values() if not p["code"]), None)
@@ -601,7 +646,7 @@ def report_extras(figures_dir, parts: dict, n_boot: int = 2000) -> list:
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
     note = f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + " (the rule and each effect ± SE in CLAIMS.md)"
     src = run_folder(*code, *chat, relative_to=Path(figures_dir).resolve().parent) if code or chat else "theory"
-    return [ReportItem("claims", [p, p.parent / "claims.csv"], src, note)]
+    return ReportExtra([ReportItem("claims", [p, p.parent / "claims.csv"], src, note)], report_section(claims))
 
 # %% ../nbs/11a_claims.ipynb #d277609f
 def plant_eval_dir(root, task: str = "cpu-code", means: dict | None = None,  # method -> mean reward at its selected step

@@ -25,8 +25,8 @@ __all__ = ['ASSETS', 'BASELINE_NAMES', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_C
            'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
            'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'figure6',
            'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11', 'collect_items', 'run_folder', 'run_line',
-           'pm_note', 'zero_note', 'ReportItem', 'write_report', 'build_report', 'read_parts', 'config_rows',
-           'parts_preset_tables', 'paper_match_of', 'write_exact_items', 'report_parts']
+           'pm_note', 'zero_note', 'ReportItem', 'ReportExtra', 'as_extra', 'write_report', 'build_report',
+           'read_parts', 'config_rows', 'parts_preset_tables', 'paper_match_of', 'write_exact_items', 'report_parts']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
@@ -645,11 +645,25 @@ class ReportItem:
     "One indexed item of the report."
     item: str; files: list = field(default_factory=list); source: str = ""; note: str = ""
 
+@dataclass
+class ReportExtra:
+    "What a report extra returns: its indexed items and a REPORT.md section (Markdown appended after the index, '' for none)."
+    items: list = field(default_factory=list); section: str = ""
+
+def as_extra(built) -> ReportExtra:
+    "A builder's return value as a `ReportExtra`: itself, or a plain list of `ReportItem`s (no section; the older form)."
+    if isinstance(built, ReportExtra): return built
+    items = list(built)
+    wrong = sorted({type(x).__name__ for x in items if not isinstance(x, ReportItem)})
+    if wrong: raise TypeError(f"a report extra returns a ReportExtra or a list of ReportItem, got items of type {wrong}")
+    return ReportExtra(items)
+
 def write_report(items: Sequence[ReportItem], out_dir: str | Path, scale: dict | None = None,
                  run: str = "", alpaca_status: str = NO_JUDGE, title: str = "QRPO reproduction report",
                  repeats: Sequence[int] | None = None,  # evaluation repeats per checkpoint in this run (`n_seeds`)
+                 sections: Sequence[str] = (),  # further sections (the extras'), appended after the index in this order
                 ) -> Path:
-    "Write `REPORT.md`: scale, run folder, what ± means, AlpacaEval status, and an index of every SPEC §6 item."
+    "Write `REPORT.md`: scale, run folder, what ± means, AlpacaEval status, an index of every SPEC §6 item, then `sections`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     by = {it.item: it for it in items}
     lines = [f"# {title}", "", scale_note(scale), "", f"Run: {run_line(run, out)}", "",
@@ -666,7 +680,7 @@ def write_report(items: Sequence[ReportItem], out_dir: str | Path, scale: dict |
         files = ", ".join(f"[{Path(f).name}]({Path(f).name})" for f in it.files) or "—"
         note = it.note or ("" if it.files else "not produced")
         lines.append(f"| {name} | {files} | {it.source or '—'} | {note} |")
-    p = out / "REPORT.md"; p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    p = out / "REPORT.md"; p.write_text("\n".join(lines) + "\n" + "".join(sections), encoding="utf-8")
     return p
 
 def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
@@ -682,7 +696,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  logs: dict | None = None,  # Figure 6's second row: trainer logs (label -> records or metrics.jsonl)
                  validation_logratios: pd.DataFrame | None = None,  # Figure 6's first row (the paper's): `VALIDATION_LOGRATIO_COLUMNS`
                  scaling_part: str | None = None,  # where Figure 3's scaling runs came from (e.g. "chat part (cpu-chat)")
-                 extras: Sequence = (),  # extra item builders: each `builder(out_dir) -> list[ReportItem]` (benches, Q♯ ...)
+                 extras: Sequence = (),  # extra builders: each `builder(out_dir) -> ReportExtra` or a list of ReportItem (benches, claims, Q♯ ...)
                  leetcode: tuple[str, str] | None = None,  # (prompt, prefix) for Figures 9–11; default from qrpo_nb.leetcode
                  figure4_key: str | None = None,  # the `length_points` panel of Figure 4 (default: the first)
                  sources: dict | None = None,  # {item: source} where an item comes from a part of the run, not all of it
@@ -762,16 +776,20 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
         try:
             for k, v in figures_9_11(*leetcode, out).items(): items.append(ReportItem(k, v, lsrc))
         except ValueError as e: items += [ReportItem(k, [], lsrc, f"not produced: {e}") for k in ("figure9", "figure10", "figure11")]
-    for build in extras:   # extra items (benchmarks, the Q♯ comparison ...): a failing builder is reported, not fatal
-        try: items += list(build(out))
-        except (ValueError, KeyError, FileNotFoundError) as e: items.append(ReportItem(getattr(build, "item", getattr(build, "__name__", "extra")), [], "—", f"not produced: {e}"))
+    sections = []
+    for build in extras:   # extra items and sections (benchmarks, claims, the Q♯ comparison ...): a failing builder is reported, not fatal
+        try: got = as_extra(build(out))
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            items.append(ReportItem(getattr(build, "item", getattr(build, "__name__", "extra")), [], "—", f"not produced: {e}")); continue
+        items += got.items
+        if got.section: sections.append(got.section)
     for k, v in collect_items(out).items():
         items.append(ReportItem(k, v, "theory notebook" if k != "table1" else "losses notebook (loss registry)",
                                 "" if v else "not found in the folder: run its notebook"))
     for it in items:
         if it.item in (sources or {}) and it.files: it.source = sources[it.item]
     repeats = sorted(int(x) for x in summary["n_seeds"].dropna().unique()) if summary is not None and "n_seeds" in summary else None
-    return write_report(items, out, scale, run, ae_status, repeats=repeats)
+    return write_report(items, out, scale, run, ae_status, repeats=repeats, sections=sections)
 
 # %% ../nbs/11_reporting.ipynb #d5a11eb2
 def read_parts(inputs: dict,  # the report stage's inputs: "<stage>" or "<part>/<stage>" (optionally "@<π_ref>") -> folder
@@ -932,7 +950,7 @@ def report_parts(figures_dir: str | Path,  # where the report goes (paper_figure
                  preset: dict,  # the resolved preset
                  out_dir: str | Path = ".",  # the report stage's own folder (part of `Run:`)
                  task: str = "cpu-code",  # a single-part preset's task when its prepare stage names none
-                 extras: Sequence = (),  # extra item builders `fn(figures_dir, parts) -> list[ReportItem]` or "module:function"
+                 extras: Sequence = (),  # extra builders `fn(figures_dir, parts) -> ReportExtra | list[ReportItem]` or "module:function"
                  exact_items: bool = True,  # regenerate Table 1, Table 4, Figures 5 and 7 first
                 ) -> Path:
     "The report stage: read every part, pick each item's inputs and source, and `build_report` into `figures_dir`."

@@ -81,7 +81,7 @@ def test_bootstrap_se_matches_closed_form(tmp_path):
     for m, mu in (("qrpo", 0.55), ("dpo", 0.5)):
         rows += write_run(tmp_path, key(m), mu + diff + rng.normal(0, sigma, (3, P)))
     summarise(pd.DataFrame(rows)).to_csv(tmp_path / "summary.csv", index=False)
-    c = C.code_beats(C.load_part([tmp_path]), "dpo", n_boot=3000, seed=1)
+    c = C.code_beats(C.load_part([tmp_path]), "dpo", n_boot=3000, seed=1, run_sd=0.0)   # prompts only: the bootstrap alone
     closed = 100 * math.sqrt(2 * sigma ** 2 / (3 * P))
     assert abs(c.se - closed) < 0.08 * closed, (c.se, closed)
     assert abs(c.effect - 5.0) < 3 * closed
@@ -94,7 +94,7 @@ def test_bootstrap_se_matches_closed_form(tmp_path):
 def test_planted_code_verdicts(tmp_path):
     """QRPO 0.6: DPO 0.4 (QRPO ahead by 20 points, ~6 SE), SimPO 0.8 (behind by 20), REBEL = QRPO (a null), chat absent."""
     ev = code_dir(tmp_path / "code", {"qrpo": 0.6, "dpo": 0.4, "simpo": 0.8}, null_of=("qrpo", "rebel"))
-    by = {c.id: c for c in C.compute_claims(code=[ev], n_boot=500)}
+    by = {c.id: c for c in C.compute_claims(code=[ev], n_boot=500, run_sd={})}   # one planted run: no training luck to carry
     assert by["table2-dpo"].verdict == "confirmed", by["table2-dpo"]
     assert by["table2-simpo"].verdict == "contradicted", by["table2-simpo"]
     assert by["table2-rebel"].verdict == "not confirmed at this scale", by["table2-rebel"]
@@ -231,7 +231,9 @@ def test_several_chat_pairs_each_get_their_rows(tmp_path):
                           summary=pd.concat([pd.read_csv(d / "summary.csv") for d in dirs]))}
     assert C.paper_match_from_parts(parts) == {("tiny", "cpu-chat"): ("Llama-3.1-Tulu-3-8B-SFT", "Magpie-Air"),
                                                ("tiny", "cpu-feedback"): ("Llama-3.1-Tulu-3-8B-SFT", "UltraFeedback")}
-    (item,) = C.report_extras(tmp_path / "figs", parts, n_boot=300)
+    ex = C.report_extras(tmp_path / "figs", parts, n_boot=300)
+    (item,) = ex.items
+    assert ex.section.startswith("\n## The paper's claims") and ex.section == C.report_section(tmp_path / "figs")
     assert item.item == "claims" and (tmp_path / "figs" / "CLAIMS.md").exists()
     by = pd.read_csv(tmp_path / "figs" / "claims.csv", keep_default_na=False).set_index("id")
     assert by.loc["table3-lc_reward-tiny-cpu-chat", "verdict"] == "confirmed"
