@@ -48,15 +48,46 @@ def render_prompt(tokenizer, prompt) -> list[int]:
     raise ValueError("a chat prompt needs a tokenizer with a chat template (set tokenizer.chat_template)")
 
 # %% ../nbs/07_generation.ipynb #e3f6dc95
+def _nucleus_keep(sorted_lp: torch.Tensor, top_p: float) -> torch.Tensor:
+    "Kept positions of log-probs sorted in descending order: those whose strictly-more-likely mass is below `top_p`."
+    e = sorted_lp.exp()
+    return (e.cumsum(-1) - e) < top_p  # the top token is always kept
+
+def _nucleus_topk(logp, top_p, k):
+    "The nucleus mask from the `k` largest log-probs, and which rows it settles exactly (else: sort them fully)."
+    val, idx = logp.topk(k, dim=-1)
+    idx, pos = idx.sort(-1)  # ties in the stable full sort's order: lowest index first
+    val, o = torch.sort(val.gather(-1, pos), dim=-1, descending=True, stable=True)
+    idx = idx.gather(-1, o)
+    kp = _nucleus_keep(val, top_p)
+    n_keep = kp.sum(-1, keepdim=True)
+    prefix = (kp == (torch.arange(k, device=logp.device) < n_keep)).all(-1)  # kept positions are the first n_keep
+    no_tie = val[:, -1] < val.gather(-1, n_keep - 1)[:, 0]                   # no tie group runs from the kept ones past k
+    e = val.exp()
+    past = (e.cumsum(-1)[:, -1] - e[:, -1]) >= top_p + 1e-4                  # every token past the k-th is outside, with margin
+    return torch.zeros_like(logp, dtype=torch.bool).scatter(-1, idx, kp), prefix & no_tie & past, float(e.sum(-1).min())
+
 def nucleus_logprobs(scores: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:
-    "Log-probabilities of temperature-scaled `scores` (B, V) restricted and renormalised to the top-p nucleus."
+    """Log-probabilities of temperature-scaled `scores` (B, V) restricted and renormalised to the top-p nucleus.
+    A token is kept when the mass of the tokens sorted before it stays below `top_p` (the top one always is). The
+    sorted prefix comes from `topk` (k = 1,024, then 8,192) for rows where that provably covers the nucleus, else from
+    a full sort: the same kept set and bit-identical log-probs, except which of several tokens tied at the nucleus'
+    edge are kept (topk: lowest index first; a full sort: torch's unspecified tie order)."""
     logp = torch.log_softmax(scores.float() / temperature, dim=-1)
     if top_p >= 1.0: return logp
-    sorted_lp, order = logp.sort(dim=-1, descending=True)
-    mass_before = sorted_lp.exp().cumsum(-1) - sorted_lp.exp()  # mass of strictly more likely tokens
-    drop_sorted = mass_before >= top_p                            # the top token is always kept
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return torch.log_softmax(logp.masked_fill(drop, -math.inf), dim=-1)
+    V = logp.shape[-1]
+    keep, todo = torch.zeros_like(logp, dtype=torch.bool), torch.ones(logp.shape[0], dtype=torch.bool, device=logp.device)
+    for k in (1024, 8192):
+        if k >= V or not bool(todo.any()): break
+        rows = todo.nonzero()[:, 0]
+        m, ok, mass = _nucleus_topk(logp[rows], top_p, k)
+        keep[rows[ok]] = m[ok]; todo[rows[ok]] = False
+        if mass < top_p / 4: break  # flat rows: a larger k will not cover them either
+    if bool(todo.any()):
+        rows = todo.nonzero()[:, 0]
+        s, order = logp[rows].sort(dim=-1, descending=True)  # the reference sort (ties in torch's order)
+        keep[rows] = torch.zeros_like(s, dtype=torch.bool).scatter(-1, order, _nucleus_keep(s, top_p))
+    return torch.log_softmax(logp.masked_fill(~keep, -math.inf), dim=-1)
 
 class SeededSampler:
     "Logits processor drawing each row from its own seeded stream (temperature, top-p, Gumbel-max)."
