@@ -916,17 +916,32 @@ def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None, # d
     acc.wait_for_everyone()
 
 # %% ../nbs/09_trainer.ipynb #ff508583
-def _save_state(acc, out:Path, step:int, state:dict):
-    "Full resume state (model, optimiser, schedule, RNG) in `state/step-{step}`; older complete states are removed."
+def _save_state(acc, out:Path, step:int, state:dict, final:bool=False):
+    """Full resume state (model, optimiser, schedule, RNG) in `state/step-{step}`; older complete states are removed
+    once it is complete. `final`: the run is over and `checkpoint-{step}` holds its weights, so the state is that
+    record only (no optimiser: 3x the model's size in fp32, nothing left to resume); a resume reads the weights back."""
     d = out / "state" / f"step-{step}"
-    acc.save_state(str(d))
+    if not final: acc.save_state(str(d))
     acc.wait_for_everyone()
     if acc.is_main_process:
+        d.mkdir(parents=True, exist_ok=True)
+        if final: (d / "FINAL").write_text(f"checkpoint-{step}")
         (d / "trainer_state.json").write_text(json.dumps(state, indent=1))
         (d / "COMPLETE").write_text(str(step))
         for p in (out / "state").glob("step-*"):
             if p != d: shutil.rmtree(p, ignore_errors=True)
     acc.wait_for_everyone()
+
+def _load_final_weights(acc, net, ckpt:Path):
+    "A finished run's weights, read back from its last checkpoint into the wrapped model (tied weights are saved once)."
+    from safetensors.torch import load_file
+    sd = {}
+    for f in sorted(ckpt.glob("*.safetensors")): sd.update(load_file(str(f)))
+    inner = acc.unwrap_model(net).model
+    missing, unexpected = inner.load_state_dict(sd, strict=False)
+    tied = set(getattr(inner, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+    if unexpected or set(missing) - tied: raise RuntimeError(f"Missing key(s) {missing} / Unexpected key(s) {unexpected} in {ckpt}")
+    if hasattr(inner, "tie_weights"): inner.tie_weights()
 
 def _check_resumable(out:Path, config:TrainConfig, data_fp:str, model_fp:str):
     "Before any compute: a saved state in `out` must come from the same configuration, data and model architecture."
@@ -1022,7 +1037,9 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         st = json.loads((s_dir / "trainer_state.json").read_text())
         if st.get("config_key") != config.key():
             raise ValueError(f"{out} holds a run with another configuration (key {st.get('config_key')} != {config.key()}); use a new output_dir")
-        try: acc.load_state(str(s_dir))
+        try:
+            if (s_dir / "FINAL").exists(): _load_final_weights(acc, net, out / (s_dir / "FINAL").read_text().strip())
+            else: acc.load_state(str(s_dir))
         except RuntimeError as e:
             if "size mismatch" not in str(e) and "Missing key" not in str(e) and "Unexpected key" not in str(e): raise
             raise ValueError(f"{out} holds the state of another model (its weights do not fit this one): use a new "
@@ -1093,7 +1110,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         s1 = step + 1
         if s1 in ckpts: _save_checkpoint(acc, net, tokenizer, out / f"checkpoint-{s1}", state_dict(s1), save_dtype, value_keys)
         if config.save_state and (s1 in ckpts or (config.state_every and s1 % config.state_every == 0) or s1 == last_step):
-            _save_state(acc, out, s1, state_dict(s1))
+            _save_state(acc, out, s1, state_dict(s1), final=s1 == T and s1 in ckpts)
     bar.close()
     if acc.is_main_process:
         _write_csv(out)

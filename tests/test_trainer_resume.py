@@ -55,6 +55,19 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path):
     assert [r["loss"] for r in la] == [r["loss"] for r in lb] and [r["grad_norm"] for r in la] == [r["grad_norm"] for r in lb]
     assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == sorted(f"checkpoint-{s}" for s in (0, 4, 8, 12))
 
+    # a finished run keeps no optimiser state (its last checkpoint holds the weights): one small record, no *.bin
+    for run in ("full", "killed"):
+        states = sorted((tmp_path / run / "state").iterdir())
+        assert [d.name for d in states] == [f"step-{steps}"], states
+        assert sorted(f.name for f in states[0].iterdir()) == ["COMPLETE", "FINAL", "trainer_state.json"]
+    # started again, the finished run resumes at its end: nothing retrained, rewritten or lost
+    ck = tmp_path / "full" / f"checkpoint-{steps}" / "model.safetensors"
+    mtime, log = ck.stat().st_mtime, (tmp_path / "full" / "metrics.jsonl").read_text()
+    p = subprocess.run(cmd(full), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert f"resuming from step {steps}" in p.stdout
+    assert ck.stat().st_mtime == mtime and (tmp_path / "full" / "metrics.jsonl").read_text() == log
+
 
 @pytest.mark.parametrize("train,msg", [(dict(beta=0.0), "beta must be > 0"), (dict(loss="nope"), "unknown loss 'nope'"),
                                        (dict(batch_size=6, micro_batch_size=4), "not divisible by micro_batch_size"),
