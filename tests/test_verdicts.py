@@ -84,6 +84,27 @@ def test_carried_run_sd_has_its_provenance():
     assert "bench" in C.RUN_SD_SOURCE or "test_verdicts" in C.RUN_SD_SOURCE, C.RUN_SD_SOURCE
 
 
+def test_cpu_preset_pins_the_kernels():
+    "The cpu preset's kernels: one thread each, ATen's kernels capped at AVX2, MKL's CNR path AVX2 strict (bench_determinism)."
+    from qrpo_nb.pipeline import load_preset, runner_env
+    r = load_preset(ROOT / "presets" / "cpu.yaml")["runner"]
+    pins = {k: v for k, (v, _) in runner_env(r, r["workers"], {}).items()}
+    assert pins == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}, pins
+
+
+def test_pinned_training_is_bit_identical_at_1_and_2_threads():
+    """A short real training (SFT then QRPO, the code task's tiny model) in two processes: every dispatcher capped at AVX2
+    at 1 thread, and the preset's pins at 2 threads: the same weights, bit for bit (benchmarks/bench_determinism.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_determinism import run_in_subprocess, AVX2_ALL
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        a = run_in_subprocess(dict(OMP_NUM_THREADS=1, **AVX2_ALL), f"{d}/a", 8, 2)
+        b = run_in_subprocess(dict(OMP_NUM_THREADS=2, ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AVX2,STRICT"), f"{d}/b", 8, 2)
+    assert a["cap"] == b["cap"] == "AVX2" and (a["threads"], b["threads"]) == (1, 2)
+    assert (a["sft"], a["qrpo"]) == (b["sft"], b["qrpo"]), (a, b)
+
+
 # ---- the matrix (slow): the cpu preset's code part trained in each cell ----------------------------------------------
 AVX2 = dict(ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AVX2,STRICT", ONEDNN_MAX_CPU_ISA="AVX2")
 CELLS = {   # name -> (training seed, environment)
