@@ -960,9 +960,13 @@ def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=
                 for step, path in cks.items():
                     jobs.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), int(step), dict(ref_model=ref),
                                  lambda p=path: load_model(str(p)).eval()))
-    out = []
+    out, ref_sd = [], ref.state_dict()
     for method, rname, eta, step, kw, get_model in jobs:
         t0, model = time.perf_counter(), get_model()
+        if method != "pi_ref" and model is not ref and _same_weights(model, ref_sd):   # e.g. checkpoint-0: π_ref's samples, seed for seed
+            out += [dict(o, method=method, reward=rname, eta=eta, checkpoint=step) for o in out if o["method"] == "pi_ref"]
+            if progress: progress(f"{method} {rname} eta={eta} checkpoint {step}: the weights of π_ref, its rows reused")
+            continue
         for sp in splits:
             for s in seeds:
                 got = sample_with_kl(model, tok, rows[sp], seed=s, **opts, **kw)
@@ -975,6 +979,10 @@ def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=
             progress(f"{method} {rname} eta={eta} checkpoint {step}: {splits[-1]} reward {np.mean([o['score'] for o in last]):.3f}, "
                      f"KL {np.mean([o['kl'] for o in last]):.3f} ({time.perf_counter() - t0:.0f} s)")
     return pd.DataFrame(out)
+
+def _same_weights(model, state_dict) -> bool:
+    sd = model.state_dict()
+    return sd.keys() == state_dict.keys() and all(torch.equal(sd[k], state_dict[k]) for k in sd)
 
 def _last_step(output_dir):
     p = _last_checkpoint(output_dir); return int(p.name.split("-")[1]), p
