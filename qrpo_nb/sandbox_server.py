@@ -55,6 +55,7 @@ def read_exact(fd, n, deadline=None, poke=None):
         buf += chunk
     return bytes(buf)
 
+# %% ../nbs/04a_sandbox_server.ipynb #024eaba5
 def recv(fd, deadline=None, poke=None):
     "One frame's JSON value."
     n = struct.unpack('>I', read_exact(fd, 4, deadline, poke))[0]
@@ -91,6 +92,7 @@ _VIEWS = {type({}.keys()): '$dk', type({}.values()): '$dv', type({}.items()): '$
 
 _BIG = 1 << 256  # ints beyond this cross as hex: decimal conversion is quadratic (2**3e6 took 17 s each way)
 
+# %% ../nbs/04a_sandbox_server.ipynb #e24087a1
 def encode(x, depth=0):
     """Tagged plain data for a value computed in the candidate's process (TypeError for what cannot cross). Subclasses
     of builtins cross as their stored value (an int whose `__index__`, a float whose `__float__`, a list whose
@@ -130,6 +132,7 @@ def encode(x, depth=0):
         return {'$it': out}
     raise TypeError(f'cannot return a value of type {t.__name__} from the sandbox')
 
+# %% ../nbs/04a_sandbox_server.ipynb #a45d60f7
 class Shape:
     "A linked list ('$ln': values) or tree ('$tn' level order, '$tx' structural) as plain values; equals only its own kind."
     def __init__(self, tag, vals): self.tag, self.vals = tag, vals
@@ -149,6 +152,7 @@ def _build_tree(nodes, ns):
         node.left, node.right = next(kids, None), next(kids, None)
     return made[0]
 
+# %% ../nbs/04a_sandbox_server.ipynb #70756cff
 def decode(x, ns=None):
     "Rebuild builtins from the tagged form; linked lists/trees with the (trusted) helpers in `ns` when given."
     if isinstance(x, list): return [decode(v, ns) for v in x]
@@ -182,6 +186,7 @@ def _hashable(x):
     if isinstance(x, list): return tuple(_hashable(v) for v in x)
     return x
 
+# %% ../nbs/04a_sandbox_server.ipynb #ac19ef93
 def normalise(x):
     "Plain comparable form: linked lists and trees become Shapes (never equal to a plain list)."
     t = type(x)
@@ -237,6 +242,7 @@ _RET_ALLOW, _RET_EPERM, _RET_ENOSYS = 0x7FFF0000, 0x00050001, 0x00050026
 _SELF_ONLY = {'setpriority': [(0, 0), (1, 0)], 'ioprio_set': [(0, 1), (1, 0)], 'sched_setparam': [(0, 0)],
               'sched_setscheduler': [(0, 0)], 'sched_setaffinity': [(0, 0)], 'sched_setattr': [(0, 0)], 'prlimit64': [(0, 0)]}
 
+# %% ../nbs/04a_sandbox_server.ipynb #8c5cfc70
 def seccomp_program(arch=None) -> bytes | None:
     "The candidates' BPF filter for this machine's architecture (None where no table exists)."
     audit, deny, special, selfonly = _ARCH.get(arch or platform.machine(), (None, None, None, None))
@@ -315,6 +321,7 @@ def descendants(kids, root, exclude):
             out.append(c); todo.append(c)
     return out
 
+# %% ../nbs/04a_sandbox_server.ipynb #4f758dfd
 def proc_status(pid) -> dict:
     "Fields of /proc/pid/status ({} when it is gone)."
     try:
@@ -352,6 +359,7 @@ def sweep(me, keep):
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
+# %% ../nbs/04a_sandbox_server.ipynb #14338c1a
 def remove_tree(p, max_steps=10 ** 7):
     """Remove directory `p` and everything under it, at any depth and path length: one directory open at a time,
     every call relative to it, no recursion (`shutil.rmtree` recurses, and a candidate's 3000-deep tree raised
@@ -397,6 +405,7 @@ def remove_tree(p, max_steps=10 ** 7):
     try: os.rmdir(p)
     except OSError: pass
 
+# %% ../nbs/04a_sandbox_server.ipynb #432bc24e
 def _restore(base, st):
     "Give the place `base` back its own extended attributes (none) and times, as recorded in `st`."
     try: names = os.listxattr(base)
@@ -441,6 +450,7 @@ def _error(e):
     names = [c.__name__ for c in type(e).__mro__ if c.__module__ == 'builtins' and issubclass(c, BaseException)]
     return {'error': f'{type(e).__name__}: {str(e)[:300]}', 'etype': names}
 
+# %% ../nbs/04a_sandbox_server.ipynb #6e1d3e58
 def candidate_main(sock_fd, job, workdir):
     "Process A: load the candidate's code, then answer the tester's calls with plain data."
     os.chdir(workdir)  # (its environment, PATH, HOME, TMPDIR and LANG only, was set once by the zygote)
@@ -507,6 +517,7 @@ class Remote:
         if 'error' in rep: raise remote_exception(rep)
         return decode(rep['value'], self.link.ns)
 
+# %% ../nbs/04a_sandbox_server.ipynb #ecab1ec2
 class Link:
     "The tester's side of the pipe to the candidate: batched requests, answers streamed back in order."
     def __init__(self, fd, ns): self.fd, self.ns, self.seq, self.cache = fd, ns, 0, {}
@@ -537,6 +548,7 @@ _UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_
 class NotLiteral(Exception):
     pass
 
+# %% ../nbs/04a_sandbox_server.ipynb #40e9d402
 def literal_value(node, ns):
     """The value of a literal expression (constants, containers, arithmetic on them, `list_node`/`tree_node` of them),
     as Python would compute it, with the helpers from the trusted `ns`; NotLiteral for any other expression."""
@@ -566,6 +578,7 @@ def walk(tree):
             elif isinstance(v, AST): out.append(v)
     return out
 
+# %% ../nbs/04a_sandbox_server.ipynb #cf415793
 def literal_calls(nodes, names, ns):
     "The calls of `names` with literal arguments among a test's syntax nodes, as batch items (in `ast.walk` order)."
     items = []
@@ -631,6 +644,7 @@ def _function_locals(tree) -> set:
         out |= {id(x) for x in nodes if type(x) is ast.Name and x.id in names}
     return out
 
+# %% ../nbs/04a_sandbox_server.ipynb #b8350041
 def _inert_tree(tree) -> bool:
     imported, allowed, unused = set(), set(), set()  # names bound by imports; where they may appear; never usable
     for node in walk(tree):
@@ -705,6 +719,7 @@ def report(fd, msg):
     if SIGNALLED: msg['signalled'] = sorted(set(SIGNALLED))
     send(fd, msg)
 
+# %% ../nbs/04a_sandbox_server.ipynb #634b11fe
 def tester_main(sock_fd, out_fd, job, start):
     "Process B: trusted test code; the candidate's results arrive as plain data and are compared here."
     ns = {'__name__': '__main__', '__builtins__': builtins}
@@ -826,6 +841,7 @@ def _spare():
     os.close(theirs.detach())
     return mine, pid
 
+# %% ../nbs/04a_sandbox_server.ipynb #1fe80b34
 def zygote_main(ctl, workdir, filtered=True):
     "Z: forks candidate processes; it never receives code, tests or expected values."
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
@@ -851,6 +867,7 @@ def send_with_fd(sock, obj, fd):
     socket.send_fds(sock, [b'J'], [fd])
     send(sock.fileno(), obj)
 
+# %% ../nbs/04a_sandbox_server.ipynb #b1826a30
 class Tester:
     "The server's handle on one tester process B: forked (from the server) before its job, used for one segment, killed."
     def __init__(self, memory_mb, fsize_mb, nofile):
@@ -904,6 +921,7 @@ def alive(pid, strict=False):
     except (OSError, ChildProcessError, ValueError):
         return False
 
+# %% ../nbs/04a_sandbox_server.ipynb #14d9148b
 class Server:
     "The server's state: the zygote, the next tester, the writable places."
     def __init__(self, scratch, host_in, host_out):
@@ -1049,6 +1067,7 @@ class Server:
             if self.tester is None: self.tester = Tester(*self.last_key)
         os._exit(0)
 
+# %% ../nbs/04a_sandbox_server.ipynb #add84b43
 _WARM_TEST = '''
 import math
 def check(candidate):
@@ -1074,6 +1093,7 @@ def warm_up(rounds=30):
         pack({'result': 0, 'outcome': 'passed', 'detail': '', 'next': 1})
         remote_exception({'error': 'ValueError: x', 'etype': ['ValueError']})
 
+# %% ../nbs/04a_sandbox_server.ipynb #60b1603c
 def main():
     scratch, host_in, host_out = sys.argv[1], int(sys.argv[3]), int(sys.argv[4])  # (argv[2]: the pool's tag)
     # Python's own SIGINT handler would let a candidate's os.kill(1, SIGINT) raise KeyboardInterrupt in the server
