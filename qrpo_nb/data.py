@@ -6,6 +6,7 @@
 from __future__ import annotations
 import ast, collections, functools, importlib.resources, json, logging, math, os, random, re
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
@@ -207,6 +208,7 @@ def prompt_ids(tokenizer, messages) -> list[int]:
         if ids[:1] != [bos] and _adds_bos(tokenizer): ids = [bos] + ids
     return ids
 
+# %% ../nbs/05_data.ipynb #f1e109b1
 def encode_example(tokenizer, # a Hugging Face tokenizer with a chat template and an EOS token
                    messages, # the prompt: chat messages (or a user string)
                    completion:str, # the completion text (with or without trailing EOS text)
@@ -224,6 +226,7 @@ def encode_example(tokenizer, # a Hugging Face tokenizer with a chat template an
         raise ValueError(f"prompt + completion + EOS is {len(ids)} tokens > max_length {max_length}")
     return {"input_ids": ids, "completion_mask": [0] * len(p) + [1] * (len(c) + 1)}
 
+# %% ../nbs/05_data.ipynb #a0a19f6f
 def pad_batch(examples, pad_token_id:int, side:str="right") -> dict:
     "Pad encoded examples into tensors; `attention_mask` comes from lengths, so an EOS equal to pad stays visible."
     import torch
@@ -252,6 +255,7 @@ LENGTH_COUNTS = {"encode": example_length, "conversation": conversation_length}
 # rows the paper keeps after its filters (App. L.3: length <= 2,048 and, for LeetCode, >= 20 tests): (train, test)
 PAPER_FILTERED_COUNTS = {"magpie_air": (97_812, 1_992), "ultrafeedback": (61_024, 1_995), "leetcode": (2_563, 223)}
 
+# %% ../nbs/05_data.ipynb #e21bafb4
 def filter_by_length(ds:Dataset, tokenizer, max_length:int=2048,
                      completion_columns=None, # default: those of chosen / rejected / completion / solution present
                      verbose:bool=True,
@@ -273,6 +277,7 @@ def filter_by_length(ds:Dataset, tokenizer, max_length:int=2048,
     if verbose: print(f"{what} (<= {max_length} tokens, {count}): kept {counts['kept']} of {counts['total']}, dropped {counts['dropped']}")
     return ds.select(keep), counts
 
+# %% ../nbs/05_data.ipynb #5541a88a
 def paper_length_filter(splits:dict, # split name -> Dataset (train and test: the paper filters both)
                         tokenizer, # the reward model's tokenizer (the paper's count), or a path to load it from
                         max_length:int=2048, # the paper's limit
@@ -383,6 +388,7 @@ def corrupt_ops(ops, rng) -> list:
         if code_expression(new) != code_expression(ops): return new
     raise RuntimeError("could not corrupt the program")  # unreachable in practice
 
+# %% ../nbs/05_data.ipynb #99d9352c
 def swap_last_op(ops, rng) -> list:
     "The systematic near miss: the last step replaced by its neighbour (`+`/`-`, `max`/`min`, `abs`/negate, ...)."
     new = [tuple(o) for o in ops]
@@ -414,6 +420,7 @@ CHAT_NOUNS = ["tree", "house", "road", "bird", "boat", "light", "wall", "cat", "
 _CHAT_SENTENCES = ["The {t} is {w}.", "I like the {w} {t}.", "It is {w} and {w2}.", "People say the {t} is {w}.",
                    "There is a {w} {n} near the {t}.", "Every {n} here looks {w}.", "We walked to the {w} {n}."]
 
+# %% ../nbs/05_data.ipynb #bf843f87
 def chat_reward(row, text:str) -> float:
     "The `cpu_chat` reward of a completion for a prompt row (with `topic` and `keywords`)."
     if text is None: raise ValueError("chat_reward: completion is None")
@@ -423,6 +430,7 @@ def chat_reward(row, text:str) -> float:
     return (cover + 0.1 * (row["topic"] in words) + 0.3 * min(len(words), 30) / 30
             - 0.5 * (1 - len(set(words)) / len(words)) - 0.2 * (not text.strip().endswith(".")))
 
+# %% ../nbs/05_data.ipynb #07a86931
 def generate_chat_prompts(n:int, seed:int=0) -> list[dict]:
     "`n` distinct `cpu_chat` prompts (topic + three required words), deterministic by seed."
     if n > len(CHAT_TOPICS) * 4960: raise ValueError("n exceeds the number of distinct chat prompts")
@@ -496,6 +504,7 @@ CPU_MISTRAL_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] =
                         "{% else %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% endif %}{% endfor %}")
 CPU_CHAT_TEMPLATES = {"tulu": CPU_CHAT_TEMPLATE, "mistral": CPU_MISTRAL_TEMPLATE}  # a CPU task's `chat_template` option
 
+# %% ../nbs/05_data.ipynb #c1418174
 def _cpu_corpus(seed=0):
     probs = generate_code_problems(3000, seed=seed + 1000)
     texts = [p["query"] for p in probs] + [r["completion"] for r in code_sft_rows(probs, p_wrong=0.5, seed=seed)]
@@ -517,6 +526,7 @@ def build_cpu_tokenizer(vocab_size:int=768, seed:int=0) -> PreTrainedTokenizerFa
     tok.chat_template = CPU_CHAT_TEMPLATE
     return tok
 
+# %% ../nbs/05_data.ipynb #5f542f9d
 def asset_path(*parts) -> Path:
     "A file or folder under the package's `assets`."
     return Path(str(importlib.resources.files("qrpo_nb"))) / "assets" / Path(*parts)
@@ -555,6 +565,7 @@ def _grammar_steps(code):
             if isinstance(n, ast.Constant) and (type(n.value) is not int or abs(n.value) > 10**6): return None
     return [(t, compile(ast.Expression(v), "<completion>", "eval")) for t, v in steps]
 
+# %% ../nbs/05_data.ipynb #0cb45a28
 def _grammar_pass_rate(completion:str, tests) -> float:
     "TEMPORARY fallback reward (no sandbox): pass rate of a solution written in the task's grammar, else 0."
     m = _FENCE.search(completion or "")
@@ -571,6 +582,7 @@ def _grammar_pass_rate(completion:str, tests) -> float:
         except Exception: pass
     return ok / len(tests)
 
+# %% ../nbs/05_data.ipynb #8f5a06aa
 CODE_REWARD_BACKENDS = ("sandbox", "grammar")  # the real sandbox (`qrpo_nb.leetcode.leetcode_rewards`), or the grammar check, chosen explicitly
 
 def code_rewards(rows, completions, backend:str="sandbox", # "sandbox" or "grammar" (an explicit choice, logged)
@@ -612,37 +624,54 @@ class CodeTask:
     def _prompt_row(self, p):
         return dict(prompt_id=p["task_id"], prompt=[{"role": "user", "content": p["query"]}],
                     tests=p["input_output"], **{k: p[k] for k in _CODE_FIELDS})
-    def sft_data(self) -> Dataset:
-        "Warm-up SFT rows `prompt`, `completion` (a share `p_wrong` of near misses)."
-        rows = code_sft_rows(self._pool("sft"), self.p_wrong, seed=self.seed, near_miss=self.near_miss)
-        return Dataset.from_list([dict(prompt=r["prompt"], completion=r["completion"]) for r in rows])
-    def train_prompts(self) -> Dataset:
-        "Training prompts with their tests (reference completions are generated from them)."
-        return Dataset.from_list([self._prompt_row(p) for p in self._pool("train")])
-    def preference_data(self) -> Dataset:
-        "Offline pairs on the training prompts: the solution vs a near miss (rewards to be annotated)."
-        rng = random.Random(self.seed + 1)
-        out = []
-        for p in self._pool("train"):
-            bad = corrupt_ops([(i, None if k < 0 else k) for i, k in p["ops"]], rng)
-            r = self._prompt_row(p)
-            out.append(_pref_row(r.pop("prompt_id"), r.pop("prompt"), p["response"], code_solution(bad), r))
-        return typed_pairs(Dataset.from_list(out))
-    def eval_prompts(self) -> Dataset:
-        "Evaluation prompts with `split` = validation / test, halves stratified by difficulty."
-        ds = Dataset.from_list([self._prompt_row(p) for p in self._pool("eval")])
-        return eval_split(ds, seed=self.seed, stratify="difficulty")
-    def reward(self, rows, completions) -> list[float]:
-        "Sandbox pass rate of each completion on its row's tests."
-        return code_rewards(rows, completions, backend=self.reward_backend, protocol="ours")
-    def tokenizer(self): return cpu_tokenizer(self.chat_template)
-    def model_config(self) -> dict:
-        "Config of the tiny Llama for this task (`qrpo_nb.models.tiny_llama(**cfg)`)."
-        tok = self.tokenizer()
-        return dict(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                    max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                    initializer_range=getattr(self, "initializer_range", 0.02))  # ChatTask shares this method: Llama's 0.02
 
+# %% ../nbs/05_data.ipynb #9482c44a
+@patch
+def sft_data(self:CodeTask) -> Dataset:
+    "Warm-up SFT rows `prompt`, `completion` (a share `p_wrong` of near misses)."
+    rows = code_sft_rows(self._pool("sft"), self.p_wrong, seed=self.seed, near_miss=self.near_miss)
+    return Dataset.from_list([dict(prompt=r["prompt"], completion=r["completion"]) for r in rows])
+
+@patch
+def train_prompts(self:CodeTask) -> Dataset:
+    "Training prompts with their tests (reference completions are generated from them)."
+    return Dataset.from_list([self._prompt_row(p) for p in self._pool("train")])
+
+@patch
+def preference_data(self:CodeTask) -> Dataset:
+    "Offline pairs on the training prompts: the solution vs a near miss (rewards to be annotated)."
+    rng = random.Random(self.seed + 1)
+    out = []
+    for p in self._pool("train"):
+        bad = corrupt_ops([(i, None if k < 0 else k) for i, k in p["ops"]], rng)
+        r = self._prompt_row(p)
+        out.append(_pref_row(r.pop("prompt_id"), r.pop("prompt"), p["response"], code_solution(bad), r))
+    return typed_pairs(Dataset.from_list(out))
+
+# %% ../nbs/05_data.ipynb #0b6521a5
+@patch
+def eval_prompts(self:CodeTask) -> Dataset:
+    "Evaluation prompts with `split` = validation / test, halves stratified by difficulty."
+    ds = Dataset.from_list([self._prompt_row(p) for p in self._pool("eval")])
+    return eval_split(ds, seed=self.seed, stratify="difficulty")
+
+@patch
+def reward(self:CodeTask, rows, completions) -> list[float]:
+    "Sandbox pass rate of each completion on its row's tests."
+    return code_rewards(rows, completions, backend=self.reward_backend, protocol="ours")
+
+@patch
+def tokenizer(self:CodeTask): return cpu_tokenizer(self.chat_template)
+
+@patch
+def model_config(self:CodeTask) -> dict:
+    "Config of the tiny Llama for this task (`qrpo_nb.models.tiny_llama(**cfg)`)."
+    tok = self.tokenizer()
+    return dict(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                initializer_range=getattr(self, "initializer_range", 0.02))  # ChatTask shares this method: Llama's 0.02
+
+# %% ../nbs/05_data.ipynb #218e335c
 class _GeneratedChat:
     "Mixin of the generated CPU chat tasks: prompts by `_generate`, warm-up answers by `_respond`, the reward `_score`."
     _keys = () # the prompt-row fields the offline pairs keep (what the reward reads)
@@ -670,6 +699,7 @@ class _GeneratedChat:
     def tokenizer(self): return cpu_tokenizer(self.chat_template)
     model_config = CodeTask.model_config
 
+# %% ../nbs/05_data.ipynb #ab268fed
 @dataclass
 class ChatTask(_GeneratedChat):
     "The CPU chat task (Magpie-Air's stand-in): write about a topic with three given words, scored by `chat_reward`."
@@ -698,6 +728,7 @@ class FeedbackTask(_GeneratedChat):
     _score = staticmethod(feedback_reward)
     def _respond(self, r, rng): return feedback_response(r, rng, self.p_follow)
 
+# %% ../nbs/05_data.ipynb #2a255535
 class _LengthFiltered:
     "Mixin: each split loaded once, then (when `length_tokenizer` is set) the paper's length filter, counts in `length_counts`."
     def _split(self, split):
@@ -734,6 +765,7 @@ class LeetCodeTask(_LengthFiltered):
     def eval_prompts(self) -> Dataset: return eval_split(self._split("test"), seed=self.seed, stratify="difficulty")
     def reward(self, rows, completions) -> list[float]: return code_rewards(rows, completions, backend="sandbox", protocol=self.protocol)
 
+# %% ../nbs/05_data.ipynb #6b5fd1cd
 @dataclass
 class ChatDatasetTask(_LengthFiltered):
     "A paper chat dataset (Magpie-Air or UltraFeedback): pairs, SFT on chosen, eval halves; the reward is a reward model."
@@ -763,6 +795,7 @@ class ChatDatasetTask(_LengthFiltered):
         if self.reward_fn is None: raise ValueError(f"{self.name}: its reward is a reward model (ArmoRM in the paper): pass reward_fn=")
         return list(self.reward_fn(rows, completions))
 
+# %% ../nbs/05_data.ipynb #77549016
 # one spelling per task, the presets' (hyphens); `get_task` also reads "cpu_code", "magpie_air" (underscores), here only
 TASKS = {"cpu-code": CodeTask, "cpu-chat": ChatTask, "cpu-feedback": FeedbackTask, "leetcode": LeetCodeTask,
          "magpie-air": functools.partial(ChatDatasetTask, dataset="magpie_air", name="magpie-air"),
