@@ -6,6 +6,11 @@ costs), and vLLM when it is installed (with a CUDA device). Default model: the `
 tokenizer; `--model PATH` takes any causal LM folder (its tokenizer must be beside it).
 
     python benchmarks/bench_generation.py [--model PATH] [--prompts 8] [--n 4] [--max-new-tokens 32] [--device cpu] [--threads 1]
+    python benchmarks/bench_generation.py --nucleus [--threads 1]
+
+`--nucleus`: the top-p step alone, `nucleus_logprobs` (topk when it covers the nucleus) against the full sort it
+replaced, side by side in one run, at V = 128,256 (Llama-3) and V = 256, on peaky, bf16 and flat logits: CPU
+seconds (user+sys) and wall, and that both give identical log-probs where no tie crosses the nucleus' edge.
 """
 import argparse, importlib.util, os, sys, tempfile, time
 from pathlib import Path
@@ -57,6 +62,35 @@ def plain_hf(model, tok, prompts, n, max_new_tokens, batch_size):
     return total
 
 
+def _full_sort_nucleus(scores, temperature, top_p):
+    "The full-sort nucleus `nucleus_logprobs` replaced (sort all V every token)."
+    import math
+    logp = torch.log_softmax(scores.float() / temperature, dim=-1)
+    s, order = logp.sort(dim=-1, descending=True)
+    drop = torch.zeros_like(logp, dtype=torch.bool).scatter(-1, order, (s.exp().cumsum(-1) - s.exp()) >= top_p)
+    return torch.log_softmax(logp.masked_fill(drop, -math.inf), dim=-1)
+
+
+def bench_nucleus(repeats=20, batch=12, temperature=0.6, top_p=0.9):
+    from qrpo_nb.generation import nucleus_logprobs
+    g = torch.Generator().manual_seed(0)
+    print(f"nucleus step: batch {batch}, temperature {temperature}, top-p {top_p}, {repeats} calls each, "
+          f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}\n")
+    print(f"(V = 256: {200 * repeats} calls each)")
+    print(f"{'V':>7s} {'logits':8s} {'full sort CPU s':>16s} {'topk CPU s':>11s} {'ratio':>6s} {'wall ratio':>10s} identical")
+    for V in (128256, 256):
+        for kind, scale in (("peaky", 6.0), ("bf16", 4.0), ("flat", 0.05)):
+            x = torch.randn(batch, V, generator=g) * scale
+            if kind == "bf16": x = x.bfloat16().float()
+            res = []
+            for f in (_full_sort_nucleus, nucleus_logprobs):
+                c0, w0 = sum(os.times()[:2]), time.perf_counter()
+                for _ in range(repeats if V > 10000 else 200 * repeats): out = f(x, temperature, top_p)
+                res.append((sum(os.times()[:2]) - c0, time.perf_counter() - w0, out))
+            (ca, wa, a), (cb, wb, b) = res
+            print(f"{V:7d} {kind:8s} {ca:16.3f} {cb:11.3f} {ca / max(cb, 1e-9):5.1f}x {wa / wb:9.1f}x {'yes' if torch.equal(a, b) else 'ties at the edge: same kept count ' + str(torch.equal(a.isfinite().sum(-1), b.isfinite().sum(-1)))}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None); ap.add_argument("--device", default="cpu")
@@ -64,8 +98,10 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=32); ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--batch-sizes", default="1,32")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 suits a tiny model on a busy box)")
+    ap.add_argument("--nucleus", action="store_true", help="time the top-p step alone (topk vs full sort)")
     args = ap.parse_args()
     if args.device == "cpu": torch.set_num_threads(args.threads)
+    if args.nucleus: return bench_nucleus()
     torch.manual_seed(0)
     model, tok, path = load(args)
     prompts = prompts_for(args, tok)

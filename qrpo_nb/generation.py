@@ -76,6 +76,10 @@ def nucleus_logprobs(scores: torch.Tensor, temperature: float = 1.0, top_p: floa
     logp = torch.log_softmax(scores.float() / temperature, dim=-1)
     if top_p >= 1.0: return logp
     V = logp.shape[-1]
+    if V <= 1024:  # a small vocabulary: the full sort costs less than the checks
+        s, order = logp.sort(dim=-1, descending=True)
+        keep = torch.zeros_like(logp, dtype=torch.bool).scatter(-1, order, _nucleus_keep(s, top_p))
+        return torch.log_softmax(logp.masked_fill(~keep, -math.inf), dim=-1)
     keep, todo = torch.zeros_like(logp, dtype=torch.bool), torch.ones(logp.shape[0], dtype=torch.bool, device=logp.device)
     for k in (1024, 8192):
         if k >= V or not bool(todo.any()): break
