@@ -43,6 +43,7 @@ def table4(
         rows.append(dict(name=name, f=f_tex, Z=z_tex, betas=list(betas), log_Z=exact, log_Z_quad=quad, max_rel_err=rel))
     return rows
 
+# %% ../nbs/01_theory.ipynb #dbe86afd
 def _fmt_logz(lz):
     "Z from log Z, as a number or, when huge, as e^{log Z}."
     return f"{math.exp(lz):.6g}" if lz < 300 else f"e^{lz:.1f}"
@@ -140,6 +141,7 @@ def show_figure(fig, dpi: int = 90, close: bool = True):
     if close: plt.close(fig)
     display(Image(data=buf.getvalue(), format="png"))
 
+# %% ../nbs/01_theory.ipynb #c49d860c
 def figure5(
     path=None,                          # output path (PNG and PDF written); None: only return the figure
     betas=(0.1, 0.01, 0.001),           # the right panel's β
