@@ -11,25 +11,28 @@ from .sweep import *
 
 # the pipeline's and the sweep's names are this module's too (`from qrpo_nb.cli import *` included)
 _all_ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES',
-         'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
-         'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir',
-         'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs',
-         'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key',
-         'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys',
-         'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce',
-         'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
-         'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
-         'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
+         'RUNNER_KERNELS', 'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS',
+         'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET',
+         'KERNEL_VARS', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir',
+         'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require',
+         'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
+         'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
+         'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
+         'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
+         'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs',
+         'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job',
+         'slurm_script', 'emit_slurm', 'sweep']
 
 
 # %% auto #0
 __all__ = ['ENV_HELP', 'main', 'PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES',
-           'RUNNER_KERNELS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
-           'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir',
-           'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs',
-           'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key',
-           'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys',
-           'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce',
+           'RUNNER_KERNELS', 'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
+           'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'KERNEL_VARS', 'in_checkout',
+           'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset',
+           'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward',
+           'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
+           'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
+           'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'StageError', 'run_stage', 'reproduce',
            'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
            'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
            'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']

@@ -5,6 +5,7 @@
 # %% ../nbs/12_pipeline.ipynb #4a22361f
 from __future__ import annotations
 import argparse, datetime as _dt, difflib, hashlib, importlib.util, json, os, re, resource, shlex, shutil, sys, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -13,12 +14,13 @@ import yaml
 
 # %% auto #0
 __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES', 'RUNNER_KERNELS',
-           'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES',
-           'PLANNER_KEYS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir',
-           'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules',
-           'require', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
-           'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
-           'SharedKernel', 'runner_kernel', 'StageError', 'run_stage', 'reproduce']
+           'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
+           'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'KERNEL_VARS', 'in_checkout', 'templates_dir',
+           'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage',
+           'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer',
+           'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters',
+           'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env',
+           'pinned_env', 'describe_pins', 'StageError', 'run_stage', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #8a7e1bcc
 PACKAGE_DIR = (Path(__file__) if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin)).resolve().parent
@@ -72,13 +74,27 @@ def _check_parts(data: dict, p) -> None:
                                  f"and the optional {list(OPTIONAL_STAGES)} where it lists them")
 
 RUNNER_KERNELS = ("fresh", "shared")   # preset `runner: {kernel: ...}`; fresh (a new kernel per stage) is the default
+RUNNER_KEYS = ("kernel", "workers", "env", "threads")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")   # what `runner.threads` sets in every kernel
+
+def _check_pins(runner: dict, p) -> None:
+    "`runner.env` maps variable names to strings or numbers; `runner.threads` is a positive integer, not also in env."
+    env, t = runner.get("env") or {}, runner.get("threads")
+    ok = isinstance(env, dict) and all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+                                       and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in env.items())
+    if not ok: raise ValueError(f"preset {p}: runner.env must map variable names to strings or numbers, got {env!r}")
+    if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 1):
+        raise ValueError(f"preset {p}: runner.threads must be a positive integer, got {t!r}")
+    both = sorted(set(env) & set(THREAD_VARS)) if t is not None else []
+    if both: raise ValueError(f"preset {p}: runner.threads sets {list(THREAD_VARS)} and runner.env sets {both} too: keep one")
 
 def _check_runner(runner, p) -> None:
-    "A preset's `runner` section: {kernel: fresh|shared}."
+    "A preset's `runner` section: {kernel: fresh|shared, workers: n, env: {NAME: value}, threads: n}."
     if runner is None: return
     if not isinstance(runner, dict): raise ValueError(f"preset {p}: 'runner' must be a mapping like {{kernel: shared}}, got {runner!r}")
-    bad = set(runner) - {"kernel", "workers"}
-    if bad: raise ValueError(f"preset {p}: unknown runner key(s) {sorted(bad)}; known: ['kernel', 'workers']")
+    bad = set(runner) - set(RUNNER_KEYS)
+    if bad: raise ValueError(f"preset {p}: unknown runner key(s) {sorted(bad)}; known: {list(RUNNER_KEYS)}")
+    _check_pins(runner, p)
     if runner.get("kernel", "fresh") not in RUNNER_KERNELS:
         raise ValueError(f"preset {p}: runner.kernel must be one of {list(RUNNER_KERNELS)}, got {runner.get('kernel')!r}")
     w = runner.get("workers", 1)
@@ -525,7 +541,8 @@ def _shared_engine():
 
 class SharedKernel:
     "One Jupyter kernel that runs many stages, reset before each (`runner: {kernel: shared}`)."
-    def __init__(self, kernel_name: str = "python3"): self.kernel_name, self.km, self.starts = kernel_name, None, 0; _shared_engine()
+    def __init__(self, kernel_name: str = "python3"):
+        self.kernel_name, self.km, self.starts, self.env = kernel_name, None, 0, {}; _shared_engine()
 
     def alive(self) -> bool:
         from nbclient.util import run_sync
@@ -535,6 +552,7 @@ class SharedKernel:
         from nbclient import NotebookClient
         import nbformat
         _kernel_can_import_package()
+        self.env = kernel_env()   # what it inherits: the reset restores exactly this environment before every stage
         c = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.kernel_name, startup_timeout=120, extra_arguments=KERNEL_QUIET)
         c.km = c.create_kernel_manager(); c.start_new_kernel()
         self.km, self.starts = c.km, self.starts + 1
@@ -587,6 +605,56 @@ def runner_kernel(preset: dict) -> SharedKernel | None:
     "The shared kernel a preset asks for (`runner: {kernel: shared}`), else None (a fresh kernel per stage)."
     return SharedKernel() if (preset.get("runner") or {}).get("kernel", "fresh") == "shared" else None
 
+# %% ../nbs/12_pipeline.ipynb #78f340cb
+KERNEL_VARS = THREAD_VARS + ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")   # recorded with every stage
+_PINNED: dict = {}   # name -> (value, source) of the pins in force (inside `pinned_env`)
+_USER = "your environment"
+
+def _users(k: str, environ) -> bool:
+    "Whether `environ[k]` is the user's own value, not one an enclosing `pinned_env` set from a preset."
+    v, src = _PINNED.get(k, (None, _USER))
+    return k in environ and (environ[k] != v or src.startswith(_USER))
+
+def runner_env(
+    runner: dict | None,   # a preset's `runner` section
+    workers: int = 1,      # kernels running side by side (the default thread count is cores // workers)
+    environ=None,          # the environment the run starts from (default `os.environ`)
+) -> dict[str, tuple[str, str]]:
+    "{name: (value, source)} for every variable the run's kernels start with, by the precedence above."
+    environ, r = os.environ if environ is None else environ, runner or {}
+    want = {}
+    if r.get("threads") is not None: want.update({v: (str(r["threads"]), "runner.threads") for v in THREAD_VARS})
+    elif workers > 1:
+        n = os.cpu_count() or 1
+        want.update({v: (str(max(1, n // workers)), f"{n} cores // {workers} workers") for v in THREAD_VARS})
+    want.update({k: (str(v), "runner.env") for k, v in (r.get("env") or {}).items()})
+    for k, (v, src) in list(want.items()):
+        if _users(k, environ):   # the user's own value wins, and says what it overrides
+            want[k] = (environ[k], _USER + (f" (the preset's {src}: {v})" if environ[k] != v else ""))
+    return want
+
+def kernel_env() -> dict[str, str]:
+    "The values a kernel started now inherits, of `KERNEL_VARS` and every pinned name."
+    return {k: os.environ[k] for k in dict.fromkeys(KERNEL_VARS + tuple(_PINNED)) if k in os.environ}
+
+@contextmanager
+def pinned_env(pins: dict):
+    "`pins` of `runner_env` in this process's environment while the block runs (kernels started in it inherit them), then restored."
+    old, prev = {k: os.environ.get(k) for k in pins}, {k: _PINNED.get(k) for k in pins}
+    for k, (v, src) in pins.items(): os.environ[k] = v; _PINNED[k] = (v, src)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+        for k, v in prev.items():
+            if v is None: _PINNED.pop(k, None)
+            else: _PINNED[k] = v
+
+def describe_pins(pins: dict) -> str:
+    "One log line: NAME=value (source), ..."
+    return ", ".join(f"{k}={v} ({s})" for k, (v, s) in pins.items())
+
 # %% ../nbs/12_pipeline.ipynb #fa167fe7
 class StageError(RuntimeError):
     "A stage could not run or its notebook failed."
@@ -631,6 +699,7 @@ def run_stage(
         for f in ("_FAILED", "_COMPLETE"): (run.out_dir/f).unlink(missing_ok=True)
         _write_atomic(run.out_dir/"config.json", {"stage": st.name, "key": run.key, "params": run.params})
     _kernel_can_import_package()
+    env = kernel_env()   # what a fresh kernel inherits; a shared kernel's is the one it started with
     cpu_now = kernel.cpu_seconds if kernel is not None else _children_cpu
     t0, c0 = time.time(), cpu_now()
     nb_out = Path(notebook_out) if notebook_out else run.notebook_out
@@ -638,7 +707,7 @@ def run_stage(
         if kernel is not None:
             if kernel.alive(): c0 = kernel.cpu_seconds()
             else: kernel.reset(run.out_dir); c0 = 0.0   # a new kernel: its start-up counts, as a fresh kernel's does
-            kernel.execute(tpl, nb_out, run.params, run.out_dir, log_output=log_output)
+            kernel.execute(tpl, nb_out, run.params, run.out_dir, log_output=log_output); env = dict(kernel.env)
         else:
             pm.execute_notebook(str(tpl), str(nb_out), parameters=run.params, cwd=str(run.out_dir),
                                 kernel_name=kernel_name or "python3", progress_bar=False, log_output=log_output,
@@ -655,6 +724,7 @@ def run_stage(
     if marker:
         _write_atomic(run.marker, {"stage": st.name, "key": run.key, "seconds": round(secs, 2),
                                    "cpu_seconds": round(cpu_now() - c0, 2), "kernel": "shared" if kernel else "fresh",
+                                   "env": env,
                                    "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                                    "notebook": str(nb_out)})
     return secs
@@ -713,16 +783,23 @@ def reproduce(
         status[s] = "ran"; cpu[s] = json.loads(r.marker.read_text()).get("cpu_seconds")
         log(f"[{s}] done in {seconds[s]:.1f} s ({cpu[s]:.1f} CPU s; stage {at}, {time.time() - t_all:.0f} s so far)")
     workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(todo))
-    if kernel is None and shared and workers > 1:   # stages side by side as their inputs are ready, one shared kernel per worker
-        _parallel_stages(todo, workers, run_one)
-    else:
-        own = kernel is None and (kernel := runner_kernel(pr)) is not None   # a kernel this call starts, and stops
-        try:
-            for r in todo: run_one(r, kernel)
-        finally:
-            if own: kernel.close()
+    parallel = kernel is None and shared and workers > 1
+    pins = runner_env(pr.get("runner"), workers if parallel else 1)
+    if pins: log(f"[runner] every kernel starts with {describe_pins(pins)}")
+    if kernel is not None and kernel.alive() and any(kernel.env.get(k) != v for k, (v, _) in pins.items()):
+        log("[runner] the shared kernel given was started without these pins: restarting it"); kernel.close()
+    with pinned_env(pins):
+        if parallel:   # stages side by side as their inputs are ready, one shared kernel per worker
+            _parallel_stages(todo, workers, run_one)
+        else:
+            own = kernel is None and (kernel := runner_kernel(pr)) is not None   # a kernel this call starts, and stops
+            try:
+                for r in todo: run_one(r, kernel)
+            finally:
+                if own: kernel.close()
     _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu,
-                                       "kernel": "shared" if kernel is not None else "fresh",
+                                       "kernel": "shared" if kernel is not None or parallel else "fresh",
+                                       "env": {k: {"value": v, "source": s} for k, (v, s) in pins.items()},
                                        "keys": {r.label: r.key for r in runs}})
     return {"status": status, "seconds": seconds, "cpu_seconds": cpu}
 
@@ -733,9 +810,7 @@ def _parallel_stages(runs: list, workers: int, run_one: callable) -> None:
     cv, errors, pending, done = threading.Condition(), [], list(runs), set()
     mine = {r.label for r in runs}   # upstream runs outside `runs` are complete already
     ready = lambda r: all(d in done or d not in mine for d in r.deps)
-    _kernel_can_import_package(); _shared_engine()   # process-wide set-up before the threads start
-    for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # the kernels inherit it: `workers` kernels share the cores, not each all of them
-        os.environ.setdefault(v, str(max(1, (os.cpu_count() or 1) // workers)))
+    _kernel_can_import_package(); _shared_engine()   # process-wide set-up before the threads start (the pins: `reproduce`)
     def work():
         k = SharedKernel()
         try:

@@ -185,7 +185,8 @@ def write_jobs(
             prev[s] = d/s
         if write:
             d.mkdir(parents=True, exist_ok=True)
-            _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params})
+            _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params,
+                                         "runner": preset.get("runner") or {}})   # its env / threads pins reach `run-job`
         out.append(d)
     return out
 
@@ -235,14 +236,15 @@ def run_job(
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if job_status(d) == "complete": return "complete"
     try:
-        for s in spec["stages"]:
-            if rank != 0 and s not in DISTRIBUTED_STAGES: continue   # evaluation etc. run once, on rank 0
-            p = spec["params"][s]
-            run = StageRun(STAGES[s], spec["id"], Path(p["out_dir"]), p)
-            if run.complete: continue
-            nb = run.out_dir/(run.stage.notebook if world == 1 else f"{Path(run.stage.notebook).stem}.rank{rank}.ipynb")
-            run.out_dir.mkdir(parents=True, exist_ok=True)
-            run_stage(run, templates, marker=rank == 0, notebook_out=nb, check_modules=check_modules, kernel=kernel)
+        with pinned_env(runner_env(spec.get("runner"))):   # the preset's pins (already set when `sweep` runs it: the same values)
+            for s in spec["stages"]:
+                if rank != 0 and s not in DISTRIBUTED_STAGES: continue   # evaluation etc. run once, on rank 0
+                p = spec["params"][s]
+                run = StageRun(STAGES[s], spec["id"], Path(p["out_dir"]), p)
+                if run.complete: continue
+                nb = run.out_dir/(run.stage.notebook if world == 1 else f"{Path(run.stage.notebook).stem}.rank{rank}.ipynb")
+                run.out_dir.mkdir(parents=True, exist_ok=True)
+                run_stage(run, templates, marker=rank == 0, notebook_out=nb, check_modules=check_modules, kernel=kernel)
     except StageError as e:
         if rank == 0: _write_atomic(d/"_FAILED", {"id": spec["id"], "error": str(e)[-4000:]})
         return "failed"
@@ -312,16 +314,19 @@ def sweep(
     blocks = sweep_blocks(pr)
     data_root = Path(pr["sweep"].get("data_root") or Path(runs_dir).resolve()/pr["name"])
     kernel = runner_kernel(pr) if mode in ("data", "local") else None
+    pins = runner_env(pr.get("runner")) if mode in ("data", "local") else {}
+    if pins: log(f"[runner] every kernel starts with {describe_pins(pins)}")
     try:
-        if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
-            for i, (k, b) in enumerate(blocks.items(), 1):
-                log(f"[block {i}/{len(blocks)}] data stages of {'/'.join(k)} -> {data_root/b['name']}")
-                reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, check_modules=check_modules, kernel=kernel)
-        if mode == "local":
-            for i, d in enumerate(dirs, 1):
-                if job_status(d) == "complete": continue
-                log(f"[job {i}/{len(dirs)}] {d.name}")
-                log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, check_modules=check_modules, kernel=kernel)}")
+        with pinned_env(pins):   # before the shared kernel starts (lazily, at its first stage)
+            if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
+                for i, (k, b) in enumerate(blocks.items(), 1):
+                    log(f"[block {i}/{len(blocks)}] data stages of {'/'.join(k)} -> {data_root/b['name']}")
+                    reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, check_modules=check_modules, kernel=kernel)
+            if mode == "local":
+                for i, d in enumerate(dirs, 1):
+                    if job_status(d) == "complete": continue
+                    log(f"[job {i}/{len(dirs)}] {d.name}")
+                    log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, check_modules=check_modules, kernel=kernel)}")
     finally:
         if kernel is not None: kernel.close()
     if mode == "slurm":

@@ -446,3 +446,48 @@ def test_optional_stage_leaves_every_other_key_unchanged(name, monkeypatch):
     assert added and all(lab.split("/")[-1].split("@")[0] == "qsharp" for lab in added), added
     assert {k: v for k, v in more.items() if k in now and k != "report"} == {k: v for k, v in now.items() if k != "report"}
     assert more["report"][0] != now["report"][0] and set(more["report"][1]) == set(now["report"][1]) | set(added)
+
+
+SEEN_BODY = """
+import json, os, pathlib, torch
+keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "QRPO_PIN_TEST")
+pathlib.Path(out_dir, "seen.json").write_text(json.dumps({"env": {k: os.environ.get(k) for k in keys}, "pid": os.getpid(),
+    "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}))
+"""
+
+
+@pytest.mark.parametrize("runner", [{}, {"kernel": "shared"}, {"kernel": "shared", "workers": 2}],
+                         ids=["fresh", "shared", "shared-2-workers"])
+def test_runner_pins_reach_every_kernel(tmp_path, monkeypatch, runner):
+    """Issue 17: `runner: {env, threads}` is in each kernel's environment before it imports torch (fresh, shared, or
+    one shared kernel per worker): torch's kernel set is the pinned one and its thread count is `threads`; a variable
+    the user set wins and is logged; each stage's _COMPLETE and summary.json record the values."""
+    import torch
+    from qrpo_nb.cli import reproduce
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("needs an x86 CPU with AVX2 (ATEN_CPU_CAPABILITY=avx2 is then honoured)")
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "QRPO_PIN_TEST"): monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("QRPO_PIN_TEST", "mine")   # the user's own: it wins over runner.env
+    tpl = toy_templates(tmp_path / "tpl")
+    nb = nbformat.read(tpl / STAGES["prepare"].notebook, as_version=4)
+    nb.cells[1].source = SEEN_BODY + TOY_OUTPUTS.format(name="prepare")
+    nbformat.write(nb, tpl / STAGES["prepare"].notebook)
+    pre = {"name": "pins", "stages": {"report": {}}, "parts": {p: {"stages": {"prepare": {}}} for p in ("a", "b")},
+           "runner": {**runner, "env": {"ATEN_CPU_CAPABILITY": "avx2", "QRPO_PIN_TEST": "x"}, "threads": 1}}
+    lines = []
+    res = reproduce(pre, ["prepare"], runs_dir=tmp_path / "runs", figures_dir=tmp_path / "figs", templates=tpl, log=lines.append)
+    assert res["status"] == {"a/prepare": "ran", "b/prepare": "ran"}
+    want = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "QRPO_PIN_TEST": "mine"}
+    runs = [r for r in plan(pre, tmp_path / "runs", templates=tpl) if r.stage.name == "prepare"]
+    seen = [json.loads((r.out_dir / "seen.json").read_text()) for r in runs]
+    for s in seen: assert (s["env"], s["capability"], s["threads"]) == (want, "AVX2", 1), s
+    assert len({s["pid"] for s in seen}) == (2 if runner.get("kernel") != "shared" or runner.get("workers") else 1)
+    for r in runs:   # the run record says which kernel set the stage ran on
+        env = json.loads(r.marker.read_text())["env"]
+        assert {k: env.get(k) for k in want} == want, env
+    log = next(l for l in lines if l.startswith("[runner]"))
+    assert "ATEN_CPU_CAPABILITY=avx2 (runner.env)" in log and "OMP_NUM_THREADS=1 (runner.threads)" in log
+    assert "MKL_NUM_THREADS=1 (runner.threads)" in log and "QRPO_PIN_TEST=mine (your environment (the preset's runner.env: x))" in log, log
+    summary = json.loads((tmp_path / "runs" / "pins" / "summary.json").read_text())
+    assert summary["env"]["ATEN_CPU_CAPABILITY"] == {"value": "avx2", "source": "runner.env"}
+    assert "ATEN_CPU_CAPABILITY" not in os.environ and "OMP_NUM_THREADS" not in os.environ and os.environ["QRPO_PIN_TEST"] == "mine"   # restored
