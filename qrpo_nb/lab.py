@@ -48,6 +48,7 @@ class World:
         reward = self.rewards if reward is None else reward
         return float((logp.double().exp() * reward).sum(-1).mean())
 
+# %% ../nbs/03_lab.ipynb #c3d19a50
 def make_world(n_prompts: int=8, # P prompts
                n_completions: int=32, # K completions per prompt
                ref_scale: float=1.0, # std of π_ref's logits (0 = uniform π_ref)
@@ -90,6 +91,7 @@ def data_logp(world: World, regime: str="off-policy", offline_temperature: float
     if regime == "offline": return torch.log_softmax(world.ref_logp + world.quantile() / offline_temperature, -1)
     raise ValueError(f"regime must be 'off-policy' or 'offline', got {regime!r}")
 
+# %% ../nbs/03_lab.ipynb #3f114113
 def sample_data(world: World,
                 regime: str="off-policy", # "off-policy" (pairs from π_ref) or "offline" (pairs from a stronger policy)
                 pairs_per_prompt: int=64, # pairs drawn per prompt
@@ -120,6 +122,7 @@ def sample_data(world: World,
     pool = torch.multinomial(world.ref_logp.exp(), n_pool, replacement=True, generator=g)
     return LabData(prompt, chosen, rejected, pool, regime)
 
+# %% ../nbs/03_lab.ipynb #7516cfcc
 def estimated_quantile(world: World, data: LabData, n: int) -> Tensor:
     "R̂_q of every completion against the first n reference rewards of its prompt (Algorithm 1), (P, K)."
     ref = world.rewards.gather(1, data.ref_pool[:, :n])
@@ -173,6 +176,7 @@ def train_policy(world: World, data: LabData,
     try: return _train(world, data, spec, opts, beta, n, steps, lr, targets, record_every, track)
     finally: torch.set_num_threads(threads)
 
+# %% ../nbs/03_lab.ipynb #5958bc26
 def _train(world, data, spec, opts, beta, n, steps, lr, targets, record_every, track):
     theta = world.ref_logits.float().clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr)
@@ -259,6 +263,7 @@ def plot_convergence(runs: dict, sweep=None, path=None):
     if path is not None: fig.savefig(path, dpi=130)
     return fig
 
+# %% ../nbs/03_lab.ipynb #46e432ca
 def plot_discrete(df, path=None):
     "Binary rewards: KL to π*(R_q) and pass rate per QRPO variant and β."
     import matplotlib.pyplot as plt
@@ -387,6 +392,7 @@ def estimated_z_vs_beta(world: World, data: LabData, betas=(1.0, 0.3, 0.1, 0.03)
                          "calibration_rmse": float(((est - exact) ** 2).mean().sqrt()) / spread})
     return pd.DataFrame(rows)
 
+# %% ../nbs/03_lab.ipynb #ff35c038
 def plot_estimated_z(df, path=None):
     "KL to the loss's own optimal policy and calibration error vs β, QRPO against estimated-Z losses."
     import matplotlib.pyplot as plt
