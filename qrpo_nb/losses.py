@@ -288,6 +288,16 @@ def _pointwise(batch, beta, one_side: Callable, prefix: str, keys=("logratio", "
     return total, metrics
 
 # %% ../nbs/02_losses.ipynb #72810f45
+def _own_column(batch, s, ref, present):
+    "Side `s`'s own column among `ref`'s (-1: none, or past the first n) and its count of other present references."
+    key = f"{s}_ref_index"
+    if key not in batch: raise ValueError(f"exclude_self needs the batch key {key!r}")
+    self_index = batch[key].long()
+    self_index = torch.where(self_index < ref.shape[1], self_index, torch.full_like(self_index, -1))
+    own = torch.where(self_index >= 0, self_index, torch.zeros_like(self_index))
+    return self_index, present - ((self_index >= 0) & ~torch.isnan(ref.gather(1, own[:, None])[:, 0])).long()
+
+# %% ../nbs/02_losses.ipynb #ec171b27
 def _qrpo_batch(batch, beta, n: int | None=None, transform="identity", approx_logz: bool=False,
                 tie_break: str="none", exclude_self: bool=False, discrete_logz: bool=False, clamp: str="half",
                 loss_type: str="mse", ref_std_mean: float | None=None, generator=None):
@@ -312,14 +322,7 @@ def _qrpo_batch(batch, beta, n: int | None=None, transform="identity", approx_lo
     else: calibration = qrpo_calibration(beta, transform, approx_logz, **kw)
     present = (~torch.isnan(ref)).sum(1)
     def one_side(s):
-        self_index, m = None, present
-        if exclude_self:
-            key = f"{s}_ref_index"
-            if key not in batch: raise ValueError(f"exclude_self needs the batch key {key!r}")
-            self_index = batch[key].long()
-            self_index = torch.where(self_index < ref.shape[1], self_index, torch.full_like(self_index, -1))
-            own = torch.where(self_index >= 0, self_index, torch.zeros_like(self_index))
-            m = present - ((self_index >= 0) & ~torch.isnan(ref.gather(1, own[:, None])[:, 0])).long()
+        self_index, m = _own_column(batch, s, ref, present) if exclude_self else (None, present)
         rq = Q.quantile_reward(_f32(batch[f"{s}_reward"]), ref, tie_break=tie_break, self_index=self_index,
                                generator=generator)
         losses, mt = qrpo_loss(batch[f"{s}_logratio"], rq, beta, transform, calibration=calibration, n=m,
