@@ -23,9 +23,10 @@ __all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_A
            'star_split', 'star_pairs', 'train_star_policy', 'star_branch_accuracy', 'star_experiment',
            'plot_star_graphs', 'save_value_model', 'load_value_model', 'generate_guided', 'code_run_folders',
            'pool_labels', 'pool_examples', 'fit_pool_value_model', 'step_kl', 'sample_with_kl', 'compare_on_task',
-           'selection_frame', 'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl', 'guided_rollins',
-           'pool_rollout_targets', 'last_boxed', 'gsm8k_gold', 'normalise_math_answer', 'extract_answer',
-           'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward', 'reward_kl_table', 'report_extras']
+           'compare_on_rows', 'selection_frame', 'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl',
+           'guided_rollins', 'pool_rollout_targets', 'last_boxed', 'gsm8k_gold', 'normalise_math_answer',
+           'extract_answer', 'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward', 'sample_pools',
+           'reward_kl_table', 'report_extras']
 
 # %% ../nbs/13_qsharp.ipynb #0fe13f80
 @dataclass
@@ -842,18 +843,19 @@ def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0) -> tuple
 def fit_pool_value_model(ref_model, tokenizer, pools: list, reward: str="R", kind: str="q", output: str="histogram",
                          n_atoms: int=11, epochs: int=5, lr: float=1e-3, batch_size: int=32, seed: int=0, *,
                          rounds: int=1, reward_fn=None, rollin_eta: float=0.1, rollin_samples: int | None=None,
-                         top_k: int | None=20, max_new_tokens: int=48, gen_batch_size: int=64) -> tuple:
+                         top_k: int | None=20, max_new_tokens: int=48, gen_batch_size: int=64, policy=None) -> tuple:
     """A value model on a copy of π_ref (zero head: round 1 decodes π_ref) fitted to the pools' round-1 targets: (vm, info).
     `rounds` > 1 (the Q♯ paper: 2): each later round rolls in with the previous round's guided policy at `rollin_eta`
     (`pool_rollout_targets`, `reward_fn(rows, texts)` scoring the roll-outs), adds its targets to the data, and fits a
-    fresh value model on all of them."""
+    fresh value model on all of them. `ref_model` is the value model's backbone; `policy` (default: `ref_model`) is π_ref,
+    the model later rounds roll in and out with (the Q♯ paper: a 1B value model for an 8B π_ref of the same tokenizer)."""
     if rounds < 1: raise ValueError(f"rounds must be >= 1, got {rounds}")
     if rounds > 1 and reward_fn is None: raise ValueError("rounds > 1 roll out from π_ref: give reward_fn(rows, completions)")
     examples, dropped = pool_examples(tokenizer, pools, reward, seed)
     per_round, t0 = [], time.perf_counter()
     for rnd in range(1, rounds + 1):
         if rnd > 1:
-            new, drop_r, _ = pool_rollout_targets(ref_model, vm, tokenizer, pools, reward, reward_fn, eta=rollin_eta, n=rollin_samples,
+            new, drop_r, _ = pool_rollout_targets(policy if policy is not None else ref_model, vm, tokenizer, pools, reward, reward_fn, eta=rollin_eta, n=rollin_samples,
                                                   top_k=top_k, max_new_tokens=max_new_tokens, seed=seed + rnd, batch_size=gen_batch_size)
             examples = examples + new
         torch.manual_seed(seed)
@@ -932,34 +934,47 @@ def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=
                     top_k: int | None=20, max_prompts: int | None=None, reward_fn=None, progress=print, split: str | None=None):
     """Reward and KL(π‖π_ref) on each split of π_ref, Q♯ (per value model: reward name -> ValueModel), CD and the trained
     runs (`checkpoints="all"`: every saved checkpoint, the selection's candidates; `"last"`): one row per seed."""
-    import datasets, pandas as pd
+    import datasets
     from transformers import AutoTokenizer
     from qrpo_nb.models import load_model
     from qrpo_nb.pipeline import task_reward
     from qrpo_nb.evaluation import checkpoint_folders
     if split is not None: splits = (split,)
-    if not etas or any(not e > 0 for e in etas): raise ValueError(f"etas must be positive numbers, got {etas}")
     if checkpoints not in ("all", "last"): raise ValueError(f"checkpoints must be 'all' or 'last', got {checkpoints!r}")
     info = json.loads((Path(folders["prepare"]) / "task.json").read_text())
     reward_fn = reward_fn or task_reward(info["task"], info["options"])
     every = datasets.load_from_disk(str(Path(folders["prepare"]) / "eval_prompts")).to_list()
     rows = {sp: [r for r in every if r["split"] == sp][:max_prompts] for sp in splits}
-    for sp, rs in rows.items():
-        if not rs: raise ValueError(f"no evaluation prompts with split {sp!r}")
     tok = AutoTokenizer.from_pretrained(str(Path(folders["sft"]) / "model"))
     ref = load_model(str(Path(folders["sft"]) / "model")).eval()
-    opts = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    jobs = [("pi_ref", "-", math.inf, 0, dict(ref_model=ref), lambda: ref)]
-    for name, vm in value_models.items():
-        jobs += [("qsharp", name, e, 0, dict(value_model=vm.eval(), eta=e, top_k=top_k), lambda: ref) for e in etas]
-        if cd and name == "R": jobs += [("cd", name, e, 0, dict(value_model=vm.eval(), eta=e, top_k=top_k, mode="cd"), lambda: ref) for e in etas]
+    trained = []
     if "train" in folders:
         for r in json.loads((Path(folders["train"]) / "runs.json").read_text()):
             if r["method"] in methods and r.get("group", "main") == "main":
                 cks = checkpoint_folders(r["output_dir"]) if checkpoints == "all" else dict([_last_step(r["output_dir"])])
                 for step, path in cks.items():
-                    jobs.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), int(step), dict(ref_model=ref),
-                                 lambda p=path: load_model(str(p)).eval()))
+                    trained.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), int(step),
+                                    lambda p=path: load_model(str(p)).eval()))
+    return compare_on_rows(rows, tok, ref, value_models, reward_fn, trained=trained, etas=etas, seeds=seeds, cd=cd,
+                           temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                           top_k=top_k, progress=progress)
+
+def compare_on_rows(rows: dict, tokenizer, ref, value_models: dict, reward_fn, *, trained: Sequence=(), etas: Sequence[float]=(0.1, 0.3, 1.0),
+                    seeds: Sequence[int]=(0, 1, 2), cd: bool=True, temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=48,
+                    batch_size: int=64, top_k: int | None=20, progress=print):
+    """`compare_on_task`'s core on given prompts (`rows`: split -> prompt rows), π_ref, value models and `trained`
+    policies ((method, reward name, β, checkpoint, loader) tuples), scored by `reward_fn(rows, completions)`."""
+    import pandas as pd
+    if not etas or any(not e > 0 for e in etas): raise ValueError(f"etas must be positive numbers, got {etas}")
+    for sp, rs in rows.items():
+        if not rs: raise ValueError(f"no evaluation prompts with split {sp!r}")
+    splits, tok = list(rows), tokenizer
+    opts = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    jobs = [("pi_ref", "-", math.inf, 0, dict(ref_model=ref), lambda: ref)]
+    for name, vm in value_models.items():
+        jobs += [("qsharp", name, e, 0, dict(value_model=vm.eval(), eta=e, top_k=top_k), lambda: ref) for e in etas]
+        if cd and name == "R": jobs += [("cd", name, e, 0, dict(value_model=vm.eval(), eta=e, top_k=top_k, mode="cd"), lambda: ref) for e in etas]
+    jobs += [(m, rn, b, st, dict(ref_model=ref), ld) for m, rn, b, st, ld in trained]
     out, ref_sd = [], ref.state_dict()
     for method, rname, eta, step, kw, get_model in jobs:
         t0, model = time.perf_counter(), get_model()
@@ -1239,6 +1254,29 @@ QSHARP_PAPER = {  # the Q♯ paper's math setting (Zhou et al., NeurIPS 2025, Se
     "eta": 0.1, "top_k": 20, "samples_per_prompt": 16, "rounds": 2, "eval_samples": 8,
     "value_training": {"lr": 2e-5, "weight_decay": 0.01, "schedule": "constant", "max_grad_norm": 5.0, "batch_size": 32, "epochs": 5},
 }
+
+# %% ../nbs/13_qsharp.ipynb #4884e115
+@torch.no_grad()
+def sample_pools(model, tokenizer, rows: list, n: int, reward_fn, *, temperature: float=1.0, top_p: float=1.0,
+                 max_new_tokens: int=512, batch_size: int=64, seed: int=0) -> list:
+    "Each row with `completions` (n samples of `model`) and their `rewards` (`reward_fn(rows, completions)`)."
+    from qrpo_nb.generation import render_prompt, stop_token_ids
+    if n < 1: raise ValueError(f"n must be >= 1, got {n}")
+    stops = stop_token_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    jobs = [r for r in rows for _ in range(n)]
+    dev, texts = next(model.parameters()).device, []
+    torch.manual_seed(seed)
+    for b in range(0, len(jobs), batch_size):
+        ids, mask = _left_pad([render_prompt(tokenizer, r["prompt"]) for r in jobs[b:b + batch_size]], pad, dev)
+        gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                             max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad)[:, ids.shape[1]:].tolist()
+        for y in gen:
+            cut = next((k for k, t in enumerate(y) if t in stops), len(y))
+            texts.append(tokenizer.decode(y[:cut], skip_special_tokens=True))
+    rewards = reward_fn(jobs, texts)
+    return [dict(r, completions=texts[i * n:(i + 1) * n], rewards=[float(x) for x in rewards[i * n:(i + 1) * n]]) for i, r in enumerate(rows)]
+
 
 # %% ../nbs/13_qsharp.ipynb #b732c4f5
 def reward_kl_table(summary) -> str:

@@ -285,3 +285,67 @@ def test_reward_kl_summary_applies_the_selection_protocol():
     # Q-sharp: 0.50 vs 0.49 on validation is inside 2 SE (std 0.02): the shortlist holds both, select takes the higher mean
     assert bool(s.loc[("qsharp", 1.0), "selected"]) and not bool(s.loc[("qsharp", 0.1), "selected"])
     assert "| qrpo | Rq | 1 | 10 | 0.400 ± 0.020 |" in QS.reward_kl_table(s.reset_index())
+
+
+@pytest.mark.parametrize("name", ["paper-qsharp", "paper-qsharp-math500"])
+def test_paper_qsharp_preset_plans_with_the_papers_values(name, tmp_path):
+    "The preset plans (every key a parameter of 09_qsharp, no unknown top-level key) with QSHARP_PAPER's values."
+    from qrpo_nb import pipeline as P
+    runs = P.plan(P.load_preset(name), tmp_path / "runs", tmp_path / "figs")
+    q = [r for r in runs if r.stage.name == "qsharp"]
+    assert q and all(r.deps for r in q)
+    p, paper = q[0].params, QS.QSHARP_PAPER
+    assert p["math_dataset"] in paper["datasets"] and p["pi_ref_model"] in paper["pi_ref"]
+    assert p["value_backbone"] == paper["value_model"] and p["etas"] == [paper["eta"]] and p["rollin_eta"] == paper["eta"]
+    assert p["top_k"] == paper["top_k"] and p["samples_per_prompt"] == paper["samples_per_prompt"] and p["rounds"] == paper["rounds"]
+    assert len(p["seeds"]) == paper["eval_samples"]
+    vt = paper["value_training"]
+    assert (p["value_lr"], p["value_batch_size"], p["value_epochs"]) == (vt["lr"], vt["batch_size"], vt["epochs"])
+    bad = dict(P.load_preset(name)); bad["stages"] = dict(bad["stages"], qsharp=dict(bad["stages"]["qsharp"], eta_typo=0.1))
+    with pytest.raises(ValueError, match="eta_typo"): P.plan(bad, tmp_path / "runs", tmp_path / "figs")
+
+
+@pytest.mark.slow
+def test_qsharp_template_math_path_on_the_local_files(tmp_path):
+    """The template's math path (paper-qsharp's) on tests/data/gsm8k with a config-built model and the toy tokenizer:
+    round-1 pools sampled, two rounds, guided decoding at eta, the outputs written; pi_ref's pass@1 recomputed here."""
+    import json, os, subprocess, sys
+    from pathlib import Path
+    import pandas as pd
+    from qrpo_nb.trainer import toy_tokenizer
+    root = Path(__file__).resolve().parents[1]
+    tok = toy_tokenizer()
+    m = tiny_llama(len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0, eos_token_id=tok.eos_token_id,
+                   pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+    data = root / "tests" / "data" / "gsm8k" / "test.jsonl"
+    # a few steps toward answering "5" (row 3's gold), so that round 1's labels vary on some prompt (an untrained model
+    # never answers right: every prompt would be dropped for constant labels)
+    from qrpo_nb.generation import render_prompt
+    rows = QS.load_gsm8k(data, "test")
+    seqs = [render_prompt(tok, r["prompt"]) + tok("5").input_ids + [tok.eos_token_id] for r in rows]
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for _ in range(25):
+        for x in seqs:
+            ids = torch.tensor([x]); loss = m(input_ids=ids, labels=ids).loss
+            opt.zero_grad(); loss.backward(); opt.step()
+    mdir = tmp_path / "tiny"; m.save_pretrained(mdir); tok.save_pretrained(mdir)
+    params = dict(out_dir=str(tmp_path / "out"), inputs={}, math_dataset="gsm8k", math_train_path=str(data), math_eval_path=str(data),
+                  pi_ref_model=str(mdir), samples_per_prompt=8, rounds=2, rollin_samples=2, etas=[0.5], seeds=[0, 1],
+                  value_rewards=["R"], value_kind="v", value_output="bernoulli", value_epochs=1, max_new_tokens=4, batch_size=8)
+    (tmp_path / "p.json").write_text(json.dumps(params))
+    r = subprocess.run([sys.executable, "-m", "papermill", str(root / "nbs" / "experiments" / "09_qsharp.ipynb"), str(tmp_path / "o.ipynb"),
+                        "-f", str(tmp_path / "p.json"), "-k", "python3"], capture_output=True, text=True,
+                       env=dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "out"
+    for f in ("qsharp_reward_kl.csv", "qsharp_reward_kl_summary.csv", "qsharp_reward_kl.png", "value_R/fit.json"): assert (out / f).exists(), f
+    fit = json.loads((out / "value_R" / "fit.json").read_text())
+    assert [x["round"] for x in fit["rounds"]] == [1, 2] and fit["rounds"][1]["n_examples"] >= fit["rounds"][0]["n_examples"]
+    df = pd.read_csv(out / "qsharp_reward_kl.csv")
+    assert set(df.method) == {"pi_ref", "qsharp", "cd"} and set(df.split) == {"test"} and set(df.n_prompts) == {4}
+    # pi_ref's pass@1 for seed 0, recomputed: sample the same way, grade with answer_reward
+    from qrpo_nb.models import load_model
+    ref = load_model(str(mdir)).eval()
+    got = QS.sample_with_kl(ref, tok, rows, ref_model=ref, max_new_tokens=4, batch_size=8, seed=0)
+    want = sum(QS.answer_reward(rows, [g["completion"] for g in got])) / len(rows)
+    assert df[(df.method == "pi_ref") & (df.seed == 0)].score.iloc[0] == pytest.approx(want)
