@@ -312,9 +312,18 @@ def chat_best(part: Part | None, *, metric: str = "lc_reward", n_boot: int = 200
     return out
 
 # %% ../nbs/11a_claims.ipynb #1daae9a0
-# measured run-to-run SD of each code claim's effect (points): see RUN_SD_SOURCE
-RUN_SD = {"table2-dpo": 0.0, "table2-simpo": 0.0, "table2-rebel": 0.0, "table2-initial": 0.0}
-RUN_SD_SOURCE = "not measured yet"
+# The run-to-run SD of each code claim's effect (points), measured on the cpu preset's code part (main at 236b8b0,
+# 2026-12-02): its data stages (pi_ref test pass rate 51.3%) from one fresh `make reproduce`, train + evaluate again per
+# cell (qrpo-nb reproduce --stages train,evaluate, tests/test_verdicts.py's cells). QRPO minus DPO / SimPO / REBEL / pi_ref:
+#   training seed 0, 1 thread, unpinned (AVX-512 kernels)  -6.77 / +2.33 / -3.40 / +13.83  (bootstrap SE 4.2 / 4.4 / 4.1 / 2.5)
+#   training seed 0, 2 threads, ATen + MKL capped at AVX2  -6.77 / +2.33 / -3.40 / +13.83  (other weights, same pass rates)
+#   training seed 1, 1 thread, AVX2                        -4.28 / +2.90 / +5.51 / +13.62
+#   training seed 2, 1 thread, AVX2                        -1.95 / +0.49 / +1.69 / +12.08
+# SD over the three training seeds: 2.41 / 1.26 / 4.47 / 0.96; pooled over the four comparisons (8 df): 2.66. Each
+# claim carries the larger of its own SD (2 df) and the pooled one: 2 df alone can come out far too small.
+RUN_SD = {"table2-dpo": 2.66, "table2-simpo": 2.66, "table2-rebel": 4.47, "table2-initial": 2.66}
+RUN_SD_SOURCE = ("training seeds 0/1/2 x kernel pins of the cpu preset's code part, tests/test_verdicts.py; SD over seeds, "
+                 "at least the pooled 2.66 points")
 
 def combine_runs(ests: Sequence[float],   # each run's effect
                  ses: Sequence[float],    # each run's bootstrap SE (over prompts)
