@@ -8,8 +8,8 @@ __all__ = ['MAX_MSG', 'OWN_PIDNS', 'SIGNALLED', 'SECCOMP', 'prctl', 'pack', 'wri
            'isolate_fds', 'children', 'descendants', 'proc_status', 'reap', 'sweep', 'remove_tree', 'wipe',
            'run_source', 'candidate_main', 'RemoteError', 'remote_exception', 'Remote', 'Link', 'NotLiteral',
            'literal_value', 'walk', 'literal_calls', 'own_names', 'remote_names', 'guard_signals', 'report',
-           'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'Server',
-           'warm_up', 'main']
+           'tester_main', 'zygote_main', 'take_spare', 'send_with_fd', 'Tester', 'attacked', 'alive', 'patch_method',
+           'Server', 'warm_up', 'main']
 
 # %% ../nbs/04a_sandbox_server.ipynb #e4635557
 # Runs inside the sandbox: the server (talks to the host; pid 1 of its pid namespace under bubblewrap), a zygote Z
@@ -359,6 +359,26 @@ def sweep(me, keep):
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
+# %% ../nbs/04a_sandbox_server.ipynb #c34e0645
+def _clear_entries(fd, stuck):
+    """One pass over the open directory `fd`: unlink what is not a directory, remove the empty directories; the name of
+    the first directory that is not empty (to go down into), else None. What cannot be removed goes into `stuck`."""
+    sub = None
+    try:
+        with os.scandir(fd) as entries:
+            for e in entries:
+                if e.name in stuck: continue
+                try: is_dir = e.is_dir(follow_symlinks=False)
+                except OSError: is_dir = False
+                if not is_dir:
+                    try: os.unlink(e.name, dir_fd=fd)
+                    except OSError: stuck.add(e.name)
+                    continue
+                try: os.rmdir(e.name, dir_fd=fd); continue  # empty: the usual case
+                except OSError: sub = e.name; break
+    except OSError: pass
+    return sub
+
 # %% ../nbs/04a_sandbox_server.ipynb #14338c1a
 def remove_tree(p, max_steps=10 ** 7):
     """Remove directory `p` and everything under it, at any depth and path length: one directory open at a time,
@@ -372,20 +392,7 @@ def remove_tree(p, max_steps=10 ** 7):
     stuck = set()
     try:
         for _ in range(max_steps):
-            sub = None
-            try:
-                with os.scandir(fd) as entries:
-                    for e in entries:
-                        if e.name in stuck: continue
-                        try: is_dir = e.is_dir(follow_symlinks=False)
-                        except OSError: is_dir = False
-                        if not is_dir:
-                            try: os.unlink(e.name, dir_fd=fd)
-                            except OSError: stuck.add(e.name)
-                            continue
-                        try: os.rmdir(e.name, dir_fd=fd); continue  # empty: the usual case
-                        except OSError: sub = e.name; break
-            except OSError: pass
+            sub = _clear_entries(fd, stuck)
             if sub is not None:  # go down into it
                 try: os.chmod(sub, 0o700, dir_fd=fd, follow_symlinks=False)
                 except (OSError, NotImplementedError): pass
@@ -644,23 +651,42 @@ def _function_locals(tree) -> set:
         out |= {id(x) for x in nodes if type(x) is ast.Name and x.id in names}
     return out
 
+# %% ../nbs/04a_sandbox_server.ipynb #6b737baa
+def _inert_import(node, t, imported, unused) -> bool:
+    "An `import` / `from ... import` (`t`, its type) of inert modules only, no `*`, nothing relative; the names it binds go into `imported` (or `unused`: import-only modules)."
+    if t is ast.Import:
+        for a in node.names:
+            top = a.name.split('.')[0]
+            if top not in _INERT_MODULES and top not in _IMPORT_ONLY: return False
+            (unused if top in _IMPORT_ONLY else imported).add((a.asname or a.name).split('.')[0])
+    elif t is ast.ImportFrom:
+        top = (node.module or '').split('.')[0]
+        if node.level or (top not in _INERT_MODULES and top not in _IMPORT_ONLY): return False
+        for a in node.names:
+            if a.name == '*': return False
+            (unused if top in _IMPORT_ONLY else imported).add(a.asname or a.name)
+    return True
+
+# %% ../nbs/04a_sandbox_server.ipynb #bb4f55a6
+def _inert_targets(node, t, imported) -> bool:
+    "An assignment, deletion, `for`, `with` or `:=` (`t`, its type) that stores into an attribute or item only of a local name (never of an imported module or a builtin)."
+    targets = node.targets if t in (ast.Assign, ast.Delete) else [getattr(node, 'target', None)]
+    if t is ast.With: targets = [i.optional_vars for i in node.items]
+    for tg in targets:
+        for x in walk(tg) if tg is not None else []:
+            if type(x) in (ast.Attribute, ast.Subscript) and type(x.ctx) is not ast.Load:
+                base = x.value
+                if type(base) is not ast.Name or base.id in imported or base.id in _BUILTIN_NAMES: return False
+    return True
+
 # %% ../nbs/04a_sandbox_server.ipynb #b8350041
 def _inert_tree(tree) -> bool:
     imported, allowed, unused = set(), set(), set()  # names bound by imports; where they may appear; never usable
     for node in walk(tree):
         t = type(node)
         if t in (ast.Global, ast.Nonlocal): return False
-        if t is ast.Import:
-            for a in node.names:
-                top = a.name.split('.')[0]
-                if top not in _INERT_MODULES and top not in _IMPORT_ONLY: return False
-                (unused if top in _IMPORT_ONLY else imported).add((a.asname or a.name).split('.')[0])
-        elif t is ast.ImportFrom:
-            top = (node.module or '').split('.')[0]
-            if node.level or (top not in _INERT_MODULES and top not in _IMPORT_ONLY): return False
-            for a in node.names:
-                if a.name == '*': return False
-                (unused if top in _IMPORT_ONLY else imported).add(a.asname or a.name)
+        if t is ast.Import or t is ast.ImportFrom:
+            if not _inert_import(node, t, imported, unused): return False
         elif t is ast.Attribute and node.attr.startswith('_'): return False
         elif t is ast.Name and node.id.startswith('__'): return False
         elif t is ast.Constant and type(node.value) is str and '__' in node.value: return False  # attrgetter('__class__')
@@ -681,13 +707,7 @@ def _inert_tree(tree) -> bool:
                 for x in walk(n) if n is not None else []:
                     if type(x) is ast.Name: allowed.add(id(x))
         if t in (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete, ast.For, ast.With, ast.NamedExpr):
-            targets = node.targets if t in (ast.Assign, ast.Delete) else [getattr(node, 'target', None)]
-            if t is ast.With: targets = [i.optional_vars for i in node.items]
-            for tg in targets:
-                for x in walk(tg) if tg is not None else []:
-                    if type(x) in (ast.Attribute, ast.Subscript) and type(x.ctx) is not ast.Load:
-                        base = x.value
-                        if type(base) is not ast.Name or base.id in imported or base.id in _BUILTIN_NAMES: return False
+            if not _inert_targets(node, t, imported): return False
     local = _function_locals(tree)
     for node in walk(tree):  # an imported name used as a bare value (x = math, f(Counter)) could be patched through
         if type(node) is ast.Name and id(node) not in local and (node.id in unused or node.id in imported and id(node) not in allowed
@@ -719,9 +739,9 @@ def report(fd, msg):
     if SIGNALLED: msg['signalled'] = sorted(set(SIGNALLED))
     send(fd, msg)
 
-# %% ../nbs/04a_sandbox_server.ipynb #634b11fe
-def tester_main(sock_fd, out_fd, job, start):
-    "Process B: trusted test code; the candidate's results arrive as plain data and are compared here."
+# %% ../nbs/04a_sandbox_server.ipynb #0bb6acaf
+def _tester_start(sock_fd, out_fd, job):
+    "The trusted set-up run and the candidate's hello read: (namespace, hello), or None once a load error is reported."
     ns = {'__name__': '__main__', '__builtins__': builtins}
     try: run_source(job['prefix'] + '\n' + job['setup'], ns, '<setup>')
     except BaseException as e:
@@ -731,6 +751,56 @@ def tester_main(sock_fd, out_fd, job, start):
     if not isinstance(hello, dict) or hello.get('ready') is not True:
         report(out_fd, {'load_error': str(hello.get('error', 'bad hello') if isinstance(hello, dict) else 'bad hello')[:500]})
         return
+    return ns, hello
+
+# %% ../nbs/04a_sandbox_server.ipynb #12037f22
+def _plan(parsed, tests, i, cand_names, trusted, stubs):
+    "How test i runs: ('stream', expr) when the candidate may evaluate it whole, else ('local', tree, reachable)."
+    if i not in parsed:
+        t = tests[i]
+        tree = ast.parse(t['call'], '<test>', 'eval') if t['kind'] == 'call' else ast.parse(t['src'], '<test>')
+        nodes = walk(tree)
+        reach = remote_names(nodes, cand_names, trusted - stubs)
+        names = {x.id for x in nodes if type(x) is ast.Name}
+        if t['kind'] == 'call' and names <= (cand_names | stubs) - (trusted - stubs) - _BUILTIN_NAMES:
+            parsed[i] = ('stream', t['call'])
+        else: parsed[i] = ('local', tree, nodes, reach)
+    return parsed[i]
+
+def _verdict(got, test, ns):
+    expected = eval(test['expected'], dict(ns))
+    if same(got, expected): return 'passed', ''
+    return 'failed', f'got {_brief(normalise(got))}, expected {_brief(normalise(expected))}'
+
+def _streamed_verdict(rep, test, ns):
+    "The verdict on one streamed answer (the candidate's value, or its error)."
+    try:
+        if 'error' in rep: outcome, detail = 'error', str(rep['error'])[:300]
+        else: outcome, detail = _verdict(decode(rep['value'], ns), test, ns)
+    except Exception as e: outcome, detail = 'error', f'{type(e).__name__}: {str(e)[:200]}'
+    return outcome, detail
+
+# %% ../nbs/04a_sandbox_server.ipynb #4765bb66
+def _run_local(link, ns, test, planned, entry, stubs):
+    "One test run in the tester, the candidate's names standing for `Remote` calls; (outcome, detail), or it raises."
+    _, tree, nodes, reach = planned
+    tns = dict(ns)
+    for name in reach: tns[name] = Remote(link, name)
+    tns['candidate'] = Remote(link, 'candidate')
+    if entry: tns[entry] = tns['candidate']
+    link.prefetch(literal_calls(nodes, stubs, ns))
+    if test['kind'] == 'call':
+        return _verdict(eval(compile(tree, '<test>', 'eval'), tns), test, ns)
+    exec(compile(tree, '<test>', 'exec'), tns)
+    if test['kind'] == 'check': tns['check'](tns['candidate'])
+    return 'passed', ''
+
+# %% ../nbs/04a_sandbox_server.ipynb #634b11fe
+def tester_main(sock_fd, out_fd, job, start):
+    "Process B: trusted test code; the candidate's results arrive as plain data and are compared here."
+    started = _tester_start(sock_fd, out_fd, job)
+    if started is None: return
+    ns, hello = started
     link = Link(sock_fd, ns)
     cand_names = {n for n in hello.get('names', []) if isinstance(n, str) and n.isidentifier()}
     entry = job.get('entry_name')
@@ -738,22 +808,7 @@ def tester_main(sock_fd, out_fd, job, start):
     trusted = set(ns)
     n, tests = len(job['tests']), job['tests']
     parsed = {}
-    def plan(i):
-        "How test i runs: ('stream', expr) when the candidate may evaluate it whole, else ('local', tree, reachable)."
-        if i not in parsed:
-            t = tests[i]
-            tree = ast.parse(t['call'], '<test>', 'eval') if t['kind'] == 'call' else ast.parse(t['src'], '<test>')
-            nodes = walk(tree)
-            reach = remote_names(nodes, cand_names, trusted - stubs)
-            names = {x.id for x in nodes if type(x) is ast.Name}
-            if t['kind'] == 'call' and names <= (cand_names | stubs) - (trusted - stubs) - _BUILTIN_NAMES:
-                parsed[i] = ('stream', t['call'])
-            else: parsed[i] = ('local', tree, nodes, reach)
-        return parsed[i]
-    def verdict(got, test):
-        expected = eval(test['expected'], dict(ns))
-        if same(got, expected): return 'passed', ''
-        return 'failed', f'got {_brief(normalise(got))}, expected {_brief(normalise(expected))}'
+    def plan(i): return _plan(parsed, tests, i, cand_names, trusted, stubs)
     inert = _inert(job['prefix']) and _inert(job['setup']) and all(
         _inert(t['src'] if t['kind'] != 'call' else f"_ = {t['call']} == {t['expected']}") for t in tests)
     report(out_fd, {'begin': start, 'inert': inert})
@@ -765,27 +820,12 @@ def tester_main(sock_fd, out_fd, job, start):
             if j > i:  # a run of call tests: one batch, verdicts as the answers arrive
                 for k, rep in enumerate(link.stream([{'expr': plan(t)[1]} for t in range(i, j)])):
                     test = tests[i + k]
-                    try:
-                        if 'error' in rep: outcome, detail = 'error', str(rep['error'])[:300]
-                        else: outcome, detail = verdict(decode(rep['value'], ns), test)
-                    except Exception as e: outcome, detail = 'error', f'{type(e).__name__}: {str(e)[:200]}'
+                    outcome, detail = _streamed_verdict(rep, test, ns)
                     report(out_fd, {'result': i + k, 'outcome': outcome, 'detail': detail, 'next': i + k + 1})
                     cur = i + k + 1
                 i = j
                 continue
-            test = tests[i]
-            _, tree, nodes, reach = plan(i)
-            tns = dict(ns)
-            for name in reach: tns[name] = Remote(link, name)
-            tns['candidate'] = Remote(link, 'candidate')
-            if entry: tns[entry] = tns['candidate']
-            link.prefetch(literal_calls(nodes, stubs, ns))
-            if test['kind'] == 'call':
-                outcome, detail = verdict(eval(compile(tree, '<test>', 'eval'), tns), test)
-            else:
-                exec(compile(tree, '<test>', 'exec'), tns)
-                if test['kind'] == 'check': tns['check'](tns['candidate'])
-                outcome, detail = 'passed', ''
+            outcome, detail = _run_local(link, ns, tests[i], plan(i), entry, stubs)
         except EOFError:
             report(out_fd, {'result': cur, 'outcome': 'error', 'detail': 'candidate process died', 'lost': True})
             return
@@ -921,6 +961,15 @@ def alive(pid, strict=False):
     except (OSError, ChildProcessError, ValueError):
         return False
 
+# %% ../nbs/04a_sandbox_server.ipynb #830cbe96
+def patch_method(f):
+    """fastcore's `@patch` for a module that may import the standard library only: `f` becomes a method of the class
+    its `self` is annotated with (so a long class reads one method per cell)."""
+    cls = f.__annotations__['self']
+    f.__qualname__ = f'{cls.__name__}.{f.__name__}'
+    setattr(cls, f.__name__, f)
+    return f
+
 # %% ../nbs/04a_sandbox_server.ipynb #14d9148b
 class Server:
     "The server's state: the zygote, the next tester, the writable places."
@@ -954,118 +1003,124 @@ class Server:
     def keep(self):
         return {self.zpid} | ({self.tester.pid} if self.tester else set())
 
-    def kept_clean(self, wait_s=2.0) -> bool:
-        """After the sweep (no process of the last job is left): whether the tester kept for the next job is untouched.
-        A candidate's process can signal or stop the tester after its last verdict and before the sweep; the kept
-        tester would then carry that into the next job. Anything but a prompt, clean answer: it is not kept."""
-        t = self.tester
-        if t is None: return True
-        ok = False
-        if alive(t.pid):
-            try:
-                t.ctl.send(b'P')
-                msg = recv(t.r, time.monotonic() + wait_s)
-                ok = isinstance(msg, dict) and msg.get('pong') is True and not msg.get('signalled')
-            except (OSError, EOFError, ValueError, TimeoutError): pass
-        if not ok: t.kill(); self.tester = None
-        return ok
+# %% ../nbs/04a_sandbox_server.ipynb #273b6fda
+@patch_method
+def kept_clean(self: Server, wait_s=2.0) -> bool:
+    """After the sweep (no process of the last job is left): whether the tester kept for the next job is untouched.
+    A candidate's process can signal or stop the tester after its last verdict and before the sweep; the kept
+    tester would then carry that into the next job. Anything but a prompt, clean answer: it is not kept."""
+    t = self.tester
+    if t is None: return True
+    ok = False
+    if alive(t.pid):
+        try:
+            t.ctl.send(b'P')
+            msg = recv(t.r, time.monotonic() + wait_s)
+            ok = isinstance(msg, dict) and msg.get('pong') is True and not msg.get('signalled')
+        except (OSError, EOFError, ValueError, TimeoutError): pass
+    if not ok: t.kill(); self.tester = None
+    return ok
 
-    def run_job(self, cand, tests):
-        n = len(tests['tests'])
-        outcomes, details, flags = ['timeout'] * n, ['not run: the time budget was spent'] * n, set()
-        start, t0, timeouts = 0, time.monotonic(), 0
-        cand = dict(cand, scratch=self.scratch, workdir=os.path.join(self.scratch, 'job'))
-        timeout, total, max_to = cand['timeout_s'], cand['total_timeout_s'], cand.get('max_limit_hits')
-        key = self.last_key = (max(cand['memory_mb'], 1024), cand['fsize_mb'], max(cand['nofile'], 64))
-        while start < n:
-            if time.monotonic() >= t0 + total: break
-            if max_to is not None and timeouts >= max_to:
-                for j in range(start, n): details[j] = f'not run: {timeouts} test(s) hit the time or memory limit'
-                break
-            tester = self.new_tester(key)
-            a_end, b_end = socket.socketpair()
-            try:
-                self.ask_spare(); self.spare = False
-                spare = take_spare(self.zs)
-                try: send_with_fd(spare, cand, a_end.fileno())
-                except OSError: pass  # the spare is gone: this job's tester sees EOF
-                finally: spare.close()  # the server keeps no channel from the candidate
-                send_with_fd(tester.ctl, dict(tests, prefix=cand['prefix'], setup=cand['setup'], start=start), b_end.fileno())
-            except OSError as e:
-                tester.kill()
-                return {'fatal': f'lost a sandbox process: {e}'}
-            finally:
-                a_end.close(); b_end.close()
-            current, restart, inert, done = None, n, False, False  # done: the tester reported its last test itself
-            deadline = time.monotonic() + timeout
-            try:
-                while True:
-                    hard = min(deadline, t0 + total)
-                    try: msg = recv(tester.r, hard)
-                    except TimeoutError:
-                        if tester.stopped(): flags.add('the candidate stopped the tester')
-                        if current is None:  # loading the code took too long
-                            for j in range(start, n): outcomes[j], details[j] = 'timeout', 'loading the code timed out'
-                        elif time.monotonic() >= t0 + total:
-                            for j in range(current, n): outcomes[j], details[j] = 'timeout', 'total time budget exhausted'
-                        else:
-                            outcomes[current], details[current] = 'timeout', f'test timed out after {timeout}s'
-                            restart, timeouts = current + 1, timeouts + 1
-                        break
-                    except (EOFError, ValueError):
-                        flags.add('the tester was killed')
-                        break
-                    if not isinstance(msg, dict): flags.add('bad tester message'); break
-                    if msg.get('signalled'): flags.add(f"the tester received signal(s) {msg['signalled']}")
-                    if 'begin' in msg:
-                        current, inert = msg['begin'], msg.get('inert') is True
-                        deadline = time.monotonic() + timeout
-                    elif 'result' in msg:
-                        i = msg['result']
-                        outcomes[i], details[i] = msg['outcome'], msg['detail']
-                        if msg.get('lost'): restart = i + 1; break
-                        if msg['outcome'] == 'error' and str(msg['detail']).startswith('MemoryError'):
-                            timeouts += 1  # the memory limit counts as the time limit does
-                            if max_to is not None and timeouts >= max_to and i + 1 < n: restart = i + 1; break
-                        current = msg['next']; deadline = time.monotonic() + timeout
-                        if current >= n: done = True; break
-                    elif 'load_error' in msg:
-                        for j in range(start, n): outcomes[j], details[j] = 'error', msg['load_error']
-                        break
-            finally:
-                if inert and done and not flags and cand.get('reuse_tester', True) and alive(tester.pid):
-                    self.tester = tester  # nothing of this job can outlive it: it serves the next one
-                else: tester.kill()  # a fresh tester next time: nothing of this job's set-up stays
-                if restart < n: sweep(self.me, self.keep())  # a fresh candidate process takes over
-            start = restart
-        result = {'outcomes': outcomes, 'details': details}
-        if flags: attacked(result, 'the candidate attacked the sandbox: ' + '; '.join(sorted(flags)))
-        return result
+# %% ../nbs/04a_sandbox_server.ipynb #99900d50
+@patch_method
+def run_job(self: Server, cand, tests):
+    n = len(tests['tests'])
+    outcomes, details, flags = ['timeout'] * n, ['not run: the time budget was spent'] * n, set()
+    start, t0, timeouts = 0, time.monotonic(), 0
+    cand = dict(cand, scratch=self.scratch, workdir=os.path.join(self.scratch, 'job'))
+    timeout, total, max_to = cand['timeout_s'], cand['total_timeout_s'], cand.get('max_limit_hits')
+    key = self.last_key = (max(cand['memory_mb'], 1024), cand['fsize_mb'], max(cand['nofile'], 64))
+    while start < n:
+        if time.monotonic() >= t0 + total: break
+        if max_to is not None and timeouts >= max_to:
+            for j in range(start, n): details[j] = f'not run: {timeouts} test(s) hit the time or memory limit'
+            break
+        tester = self.new_tester(key)
+        a_end, b_end = socket.socketpair()
+        try:
+            self.ask_spare(); self.spare = False
+            spare = take_spare(self.zs)
+            try: send_with_fd(spare, cand, a_end.fileno())
+            except OSError: pass  # the spare is gone: this job's tester sees EOF
+            finally: spare.close()  # the server keeps no channel from the candidate
+            send_with_fd(tester.ctl, dict(tests, prefix=cand['prefix'], setup=cand['setup'], start=start), b_end.fileno())
+        except OSError as e:
+            tester.kill()
+            return {'fatal': f'lost a sandbox process: {e}'}
+        finally:
+            a_end.close(); b_end.close()
+        current, restart, inert, done = None, n, False, False  # done: the tester reported its last test itself
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                hard = min(deadline, t0 + total)
+                try: msg = recv(tester.r, hard)
+                except TimeoutError:
+                    if tester.stopped(): flags.add('the candidate stopped the tester')
+                    if current is None:  # loading the code took too long
+                        for j in range(start, n): outcomes[j], details[j] = 'timeout', 'loading the code timed out'
+                    elif time.monotonic() >= t0 + total:
+                        for j in range(current, n): outcomes[j], details[j] = 'timeout', 'total time budget exhausted'
+                    else:
+                        outcomes[current], details[current] = 'timeout', f'test timed out after {timeout}s'
+                        restart, timeouts = current + 1, timeouts + 1
+                    break
+                except (EOFError, ValueError):
+                    flags.add('the tester was killed')
+                    break
+                if not isinstance(msg, dict): flags.add('bad tester message'); break
+                if msg.get('signalled'): flags.add(f"the tester received signal(s) {msg['signalled']}")
+                if 'begin' in msg:
+                    current, inert = msg['begin'], msg.get('inert') is True
+                    deadline = time.monotonic() + timeout
+                elif 'result' in msg:
+                    i = msg['result']
+                    outcomes[i], details[i] = msg['outcome'], msg['detail']
+                    if msg.get('lost'): restart = i + 1; break
+                    if msg['outcome'] == 'error' and str(msg['detail']).startswith('MemoryError'):
+                        timeouts += 1  # the memory limit counts as the time limit does
+                        if max_to is not None and timeouts >= max_to and i + 1 < n: restart = i + 1; break
+                    current = msg['next']; deadline = time.monotonic() + timeout
+                    if current >= n: done = True; break
+                elif 'load_error' in msg:
+                    for j in range(start, n): outcomes[j], details[j] = 'error', msg['load_error']
+                    break
+        finally:
+            if inert and done and not flags and cand.get('reuse_tester', True) and alive(tester.pid):
+                self.tester = tester  # nothing of this job can outlive it: it serves the next one
+            else: tester.kill()  # a fresh tester next time: nothing of this job's set-up stays
+            if restart < n: sweep(self.me, self.keep())  # a fresh candidate process takes over
+        start = restart
+    result = {'outcomes': outcomes, 'details': details}
+    if flags: attacked(result, 'the candidate attacked the sandbox: ' + '; '.join(sorted(flags)))
+    return result
 
-    def serve(self):
-        self.ask_spare()
-        self.tester = Tester(*self.last_key)
-        send(self.host_out, {'hello': self.me, 'uid': os.getuid(), 'seccomp': self.seccomp})
-        while True:
-            try: job = recv(self.host_in)
-            except Exception: break
-            try: result = self.run_job(job['cand'], job['tests'])
-            except Exception as e: result = {'fatal': f'{type(e).__name__}: {e}'}
-            sweep(self.me, self.keep())
-            if not self.kept_clean() and 'outcomes' in result:  # a signal or stop after the last verdict: this job's
-                attacked(result, 'the candidate attacked the sandbox: the tester was signalled or stopped after its tests')
-            result['left'] = wipe(self.wiped, self.saved)[:5]
-            if result['left']: result['restart'] = True  # what could not be removed must not meet the next job
-            if not alive(self.zpid, strict=True):  # the candidate stopped or killed the zygote: this worker is replaced
-                # (strict: a SIGINT sent to the zygote may still be pending here; it ended the zygote only later)
-                result['restart'] = True
-                if 'outcomes' in result: attacked(result, 'the candidate attacked the sandbox: the zygote was stopped or killed')
-            result['id'] = job.get('id')
-            send(self.host_out, result)
-            if 'fatal' in result or 'restart' in result: break
-            self.ask_spare()  # the next spare and tester, forked now that no candidate runs
-            if self.tester is None: self.tester = Tester(*self.last_key)
-        os._exit(0)
+# %% ../nbs/04a_sandbox_server.ipynb #7057fd21
+@patch_method
+def serve(self: Server):
+    self.ask_spare()
+    self.tester = Tester(*self.last_key)
+    send(self.host_out, {'hello': self.me, 'uid': os.getuid(), 'seccomp': self.seccomp})
+    while True:
+        try: job = recv(self.host_in)
+        except Exception: break
+        try: result = self.run_job(job['cand'], job['tests'])
+        except Exception as e: result = {'fatal': f'{type(e).__name__}: {e}'}
+        sweep(self.me, self.keep())
+        if not self.kept_clean() and 'outcomes' in result:  # a signal or stop after the last verdict: this job's
+            attacked(result, 'the candidate attacked the sandbox: the tester was signalled or stopped after its tests')
+        result['left'] = wipe(self.wiped, self.saved)[:5]
+        if result['left']: result['restart'] = True  # what could not be removed must not meet the next job
+        if not alive(self.zpid, strict=True):  # the candidate stopped or killed the zygote: this worker is replaced
+            # (strict: a SIGINT sent to the zygote may still be pending here; it ended the zygote only later)
+            result['restart'] = True
+            if 'outcomes' in result: attacked(result, 'the candidate attacked the sandbox: the zygote was stopped or killed')
+        result['id'] = job.get('id')
+        send(self.host_out, result)
+        if 'fatal' in result or 'restart' in result: break
+        self.ask_spare()  # the next spare and tester, forked now that no candidate runs
+        if self.tester is None: self.tester = Tester(*self.last_key)
+    os._exit(0)
 
 # %% ../nbs/04a_sandbox_server.ipynb #add84b43
 _WARM_TEST = '''
