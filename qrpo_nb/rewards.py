@@ -64,25 +64,27 @@ class RewardModel:
         text = self.tokenizer.apply_chat_template(chat, tokenize=False)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"][:self.max_length]
 
-    @torch.no_grad()
-    def score_ids(self, seqs: list[list[int]]) -> list[float]:
-        "Scores of token sequences, in their order."
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-        scores = [math.nan] * len(seqs)
-        for b in tqdm(range(0, len(order), self.batch_size), disable=not self.progress, desc="reward model"):
-            idx = order[b:b + self.batch_size]; width = max(len(seqs[i]) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(idx):
-                ids[r, :len(seqs[i])] = torch.tensor(seqs[i]); mask[r, :len(seqs[i])] = 1
-            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
-            s = out.score if getattr(out, "score", None) is not None else out.logits
-            s = s.float().reshape(len(idx), -1)
-            if s.shape[1] > 1 and self.label_index is None:
-                raise ValueError(f"the model returns {s.shape[1]} scores per sequence: pass label_index")
-            s = s[:, self.label_index or 0]
-            for r, i in enumerate(idx): scores[i] = s[r].item()
-        return scores
+# %% ../nbs/08_rewards.ipynb #9bfbc9f6
+@patch
+@torch.no_grad()
+def score_ids(self:RewardModel, seqs: list[list[int]]) -> list[float]:
+    "Scores of token sequences, in their order."
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    scores = [math.nan] * len(seqs)
+    for b in tqdm(range(0, len(order), self.batch_size), disable=not self.progress, desc="reward model"):
+        idx = order[b:b + self.batch_size]; width = max(len(seqs[i]) for i in idx)
+        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(idx):
+            ids[r, :len(seqs[i])] = torch.tensor(seqs[i]); mask[r, :len(seqs[i])] = 1
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        s = out.score if getattr(out, "score", None) is not None else out.logits
+        s = s.float().reshape(len(idx), -1)
+        if s.shape[1] > 1 and self.label_index is None:
+            raise ValueError(f"the model returns {s.shape[1]} scores per sequence: pass label_index")
+        s = s[:, self.label_index or 0]
+        for r, i in enumerate(idx): scores[i] = s[r].item()
+    return scores
 
 # %% ../nbs/08_rewards.ipynb #3edbdb46
 @patch
@@ -315,6 +317,7 @@ def offline_pairs(preferences,                 # rows with prompt_id, prompt, ch
                     "rejected_ref_index": -1, **({"ref_completions": texts[pid]} if ref_completions else {})})
     return datasets.Dataset.from_list(out)
 
+# %% ../nbs/08_rewards.ipynb #fec28186
 def setting_name(setting: str) -> str:
     "The one spelling of a setting, the presets' (`off_policy_random` and `off-policy-random` -> `off-policy-random`)."
     if not isinstance(setting, str): raise ValueError(f"a setting is a name, got {setting!r:.80}")
