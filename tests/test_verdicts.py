@@ -152,7 +152,16 @@ def test_code_verdicts_hold_over_seeds_and_pins(tmp_path):
     """Each cell: the cpu preset's code part trained (seed, pins) and evaluated; the four code claims' verdicts with the
     carried run-to-run SD. No claim may be confirmed in one cell and contradicted in another. ~400 CPU s a cell
     (train ~250, evaluate ~150); the data stages (~250 CPU s) once, or reused from QRPO_VERDICT_BASE (a finished cpu
-    run's `runs/cpu/code`); QRPO_VERDICT_WORKDIR keeps the cells between invocations."""
+    run's `runs/cpu/code`); QRPO_VERDICT_WORKDIR keeps the cells between invocations.
+
+    Measured 2026-12-02 (main at 236b8b0, data stages from a fresh make reproduce, pi_ref 51.3%; each cell ~290 CPU s,
+    20-29 min wall at load 12-19; the test itself 165 s on the finished cells): every cell's four verdicts identical,
+    with and without the carried tau (QRPO - DPO / SimPO / REBEL / pi_ref, effect +- SE with tau):
+      seed0-unpinned-t1  -6.77 +- 4.96 / +2.33 +- 5.17 / -3.40 +- 6.09 / +13.83 +- 3.63 (confirmed)
+      seed0-avx2-t2      the same numbers (other weights: the same selected pass rates)
+      seed1-avx2-t1      -4.28 +- 4.92 / +2.90 +- 5.20 / +5.51 +- 6.22 / +13.62 +- 3.58 (confirmed)
+      seed2-avx2-t1      -1.95 +- 4.75 / +0.49 +- 5.09 / +1.69 +- 6.22 / +12.08 +- 3.52 (confirmed)
+    the three rival claims 'not confirmed at this scale' in every cell."""
     work = Path(os.environ.get("QRPO_VERDICT_WORKDIR") or tmp_path)
     base = os.environ.get("QRPO_VERDICT_BASE") or (ROOT / "runs" / "cpu" / "code")
     base = Path(base) if all((Path(base) / s).is_dir() for s in DATA_STAGES) else None
