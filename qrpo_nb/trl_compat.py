@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from fastcore.basics import patch
 import torch
 try:
     import trl
@@ -87,6 +88,7 @@ def to_trl_format(ds):
     sides = [s for s in ("chosen", "rejected") if s in ds.column_names]
     return ds.map(lambda x: {s: [{"role": "assistant", "content": x[s]}] for s in sides}, desc="completions as messages")
 
+# %% ../nbs/09a_trl.ipynb #ada60b9a
 class QRPOTrainer(DPOTrainer):
     "TRL's `DPOTrainer` whose loss is `qrpo_nb.losses.LOSSES[args.loss_type[0]]` (QRPO by default)."
     _tag_names = ["trl", "qrpo"]
@@ -125,34 +127,44 @@ class QRPOTrainer(DPOTrainer):
         "TRL's reference pass, on the model inputs alone (the reward columns stay out of the forward)."
         return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items() if k not in _REWARD_KEYS})
 
-    def _compute_loss(self, model, inputs, return_outputs):
-        if self.qrpo_spec is None: return super()._compute_loss(model, inputs, return_outputs)
-        mode = "train" if self.model.training else "eval"
-        extra = {k: inputs.pop(k) for k in _REWARD_KEYS if k in inputs}
-        mask = inputs["completion_mask"]; shift = mask[..., 1:]
-        kw = {k: v for k, v in inputs.items() if k not in ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")}
-        labels = inputs["input_ids"].masked_fill(mask == 0, -100)
-        outputs = model(**kw, use_cache=False, labels=labels, fused_lm_head=True)
-        logps = outputs.log_probs[:, -shift.size(1):].sum(1)            # Σ log π_θ over completion tokens (TRL)
-        if self.precompute_ref_logps: ref = (inputs["ref_chosen_logps"], inputs["ref_rejected_logps"])
-        else: ref = self.compute_ref_log_probs(self.ref_model if self.ref_model is not None else self.model, inputs)
-        (cl, rl), counts = logps.chunk(2), shift.sum(1).chunk(2)
-        b = {"chosen_logp": cl, "rejected_logp": rl, "chosen_logratio": cl - ref[0].to(cl), "rejected_logratio": rl - ref[1].to(rl),
-             "chosen_avg_logp": cl / counts[0].clamp(min=1), "rejected_avg_logp": rl / counts[1].clamp(min=1),
-             **{k: v.to(cl.device) for k, v in extra.items()}}
-        per, met = self.qrpo_spec.compute(b, self.beta, **self.qrpo_options)
-        loss = per.mean()
-        w, l = b["chosen_logratio"].detach(), b["rejected_logratio"].detach()
-        g = lambda x: self.accelerator.gather_for_metrics(x.detach().float().reshape(-1)).nanmean().item()
-        m = self._metrics[mode]
-        m["rewards/chosen"].append(g(self.beta * w)); m["rewards/rejected"].append(g(self.beta * l))
-        m["rewards/margins"].append(g(self.beta * (w - l))); m["rewards/accuracies"].append(g((w > l).float()))
-        m["logps/chosen"].append(g(cl)); m["logps/rejected"].append(g(rl))
-        for k, v in (met or {}).items():
-            if k.startswith(("rewards/", "logps/")) or k == "loss": continue
-            if isinstance(v, torch.Tensor): m[k].append(g(v))
-            elif isinstance(v, (int, float)): m[k].append(float(v))
-        if return_outputs:
-            with torch.no_grad(): outputs = model(**kw)
-            return loss, outputs
-        return loss
+# %% ../nbs/09a_trl.ipynb #170a6ebd
+@patch
+def _compute_loss(self:QRPOTrainer, model, inputs, return_outputs):
+    "The registry loss on TRL's concatenated chosen/rejected forward (TRL's own loss for its loss types)."
+    if self.qrpo_spec is None: return super(QRPOTrainer, self)._compute_loss(model, inputs, return_outputs)
+    mode = "train" if self.model.training else "eval"
+    extra = {k: inputs.pop(k) for k in _REWARD_KEYS if k in inputs}
+    mask = inputs["completion_mask"]; shift = mask[..., 1:]
+    kw = {k: v for k, v in inputs.items() if k not in ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")}
+    labels = inputs["input_ids"].masked_fill(mask == 0, -100)
+    outputs = model(**kw, use_cache=False, labels=labels, fused_lm_head=True)
+    logps = outputs.log_probs[:, -shift.size(1):].sum(1)            # Σ log π_θ over completion tokens (TRL)
+    if self.precompute_ref_logps: ref = (inputs["ref_chosen_logps"], inputs["ref_rejected_logps"])
+    else: ref = self.compute_ref_log_probs(self.ref_model if self.ref_model is not None else self.model, inputs)
+    (cl, rl), counts = logps.chunk(2), shift.sum(1).chunk(2)
+    b = {"chosen_logp": cl, "rejected_logp": rl, "chosen_logratio": cl - ref[0].to(cl), "rejected_logratio": rl - ref[1].to(rl),
+         "chosen_avg_logp": cl / counts[0].clamp(min=1), "rejected_avg_logp": rl / counts[1].clamp(min=1),
+         **{k: v.to(cl.device) for k, v in extra.items()}}
+    per, met = self.qrpo_spec.compute(b, self.beta, **self.qrpo_options)
+    loss = per.mean()
+    self._log_qrpo_metrics(mode, b, met)
+    if return_outputs:
+        with torch.no_grad(): outputs = model(**kw)
+        return loss, outputs
+    return loss
+
+# %% ../nbs/09a_trl.ipynb #c4c03860
+@patch
+def _log_qrpo_metrics(self:QRPOTrainer, mode, b, met):
+    "TRL's rewards/* and logps/* metrics of batch `b`, and the loss's own metrics `met`, gathered across processes."
+    cl, rl = b["chosen_logp"], b["rejected_logp"]
+    w, l = b["chosen_logratio"].detach(), b["rejected_logratio"].detach()
+    g = lambda x: self.accelerator.gather_for_metrics(x.detach().float().reshape(-1)).nanmean().item()
+    m = self._metrics[mode]
+    m["rewards/chosen"].append(g(self.beta * w)); m["rewards/rejected"].append(g(self.beta * l))
+    m["rewards/margins"].append(g(self.beta * (w - l))); m["rewards/accuracies"].append(g((w > l).float()))
+    m["logps/chosen"].append(g(cl)); m["logps/rejected"].append(g(rl))
+    for k, v in (met or {}).items():
+        if k.startswith(("rewards/", "logps/")) or k == "loss": continue
+        if isinstance(v, torch.Tensor): m[k].append(g(v))
+        elif isinstance(v, (int, float)): m[k].append(float(v))

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import math
 import datasets, numpy as np, pytest, torch
-from qrpo_nb.trainer import toy_tokenizer, toy_pairs
+from qrpo_nb.fixtures import toy_tokenizer, toy_pairs
 from qrpo_nb.models import tiny_llama
 from qrpo_nb.losses import qrpo_loss
 from qrpo_nb.trl_compat import QRPOConfig, QRPOTrainer
