@@ -1021,6 +1021,24 @@ def kept_clean(self: Server, wait_s=2.0) -> bool:
     if not ok: t.kill(); self.tester = None
     return ok
 
+# %% ../nbs/04a_sandbox_server.ipynb #8364a9ed
+@patch_method
+def _hand_over(self: Server, tester, cand, tests, start):
+    "The job from test `start` on, to a spare candidate process and to `tester` over a fresh socket pair; a fatal result if a process is gone."
+    a_end, b_end = socket.socketpair()
+    try:
+        self.ask_spare(); self.spare = False
+        spare = take_spare(self.zs)
+        try: send_with_fd(spare, cand, a_end.fileno())
+        except OSError: pass  # the spare is gone: this job's tester sees EOF
+        finally: spare.close()  # the server keeps no channel from the candidate
+        send_with_fd(tester.ctl, dict(tests, prefix=cand['prefix'], setup=cand['setup'], start=start), b_end.fileno())
+    except OSError as e:
+        tester.kill()
+        return {'fatal': f'lost a sandbox process: {e}'}
+    finally:
+        a_end.close(); b_end.close()
+
 # %% ../nbs/04a_sandbox_server.ipynb #99900d50
 @patch_method
 def run_job(self: Server, cand, tests):
@@ -1036,19 +1054,8 @@ def run_job(self: Server, cand, tests):
             for j in range(start, n): details[j] = f'not run: {timeouts} test(s) hit the time or memory limit'
             break
         tester = self.new_tester(key)
-        a_end, b_end = socket.socketpair()
-        try:
-            self.ask_spare(); self.spare = False
-            spare = take_spare(self.zs)
-            try: send_with_fd(spare, cand, a_end.fileno())
-            except OSError: pass  # the spare is gone: this job's tester sees EOF
-            finally: spare.close()  # the server keeps no channel from the candidate
-            send_with_fd(tester.ctl, dict(tests, prefix=cand['prefix'], setup=cand['setup'], start=start), b_end.fileno())
-        except OSError as e:
-            tester.kill()
-            return {'fatal': f'lost a sandbox process: {e}'}
-        finally:
-            a_end.close(); b_end.close()
+        fatal = self._hand_over(tester, cand, tests, start)
+        if fatal is not None: return fatal
         current, restart, inert, done = None, n, False, False  # done: the tester reported its last test itself
         deadline = time.monotonic() + timeout
         try:
