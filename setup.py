@@ -32,6 +32,7 @@ setuptools.setup(
     url=c["git_url"], project_urls={"Source": c["git_url"]}, keywords=c["keywords"].split(),
     long_description=open("README.md", encoding="utf-8").read(), long_description_content_type="text/markdown",
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: Apache Software License"], packages=setuptools.find_packages(include=["qrpo_nb", "qrpo_nb.*"]),
+    # qrpo_nb/assets/ (published_results.csv, the CPU tokenizer) ships through package_data: without it the wheel has none
     include_package_data=True, package_data={"qrpo_nb": ["assets/**/*"]}, cmdclass={"build_py": BuildPy},
     python_requires=">=" + c["min_python"],
     install_requires=req("requirements"),
