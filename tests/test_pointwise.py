@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest, torch
 
-from qrpo_nb.trainer import TrainConfig, train, toy_tokenizer, toy_pairs, read_metrics
+from qrpo_nb.trainer import TrainConfig, train, read_metrics
+from qrpo_nb.fixtures import toy_tokenizer, toy_pairs
 from qrpo_nb.data import encode_example
 from qrpo_nb.models import tiny_llama
 

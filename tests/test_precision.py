@@ -7,7 +7,8 @@ import os, json
 from pathlib import Path
 import pytest, torch, yaml
 
-from qrpo_nb.trainer import TrainConfig, train, toy_tokenizer, toy_pairs, resolve_precision
+from qrpo_nb.trainer import TrainConfig, train, resolve_precision
+from qrpo_nb.fixtures import toy_tokenizer, toy_pairs
 from qrpo_nb.models import tiny_llama
 
 ROOT = Path(__file__).resolve().parents[1]

