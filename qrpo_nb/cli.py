@@ -14,14 +14,13 @@ _all_ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES
          'RUNNER_KERNELS', 'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS',
          'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET',
          'KERNEL_VARS', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir',
-         'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'missing_modules', 'require',
-         'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config',
-         'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods', 'plan',
-         'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
-         'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
-         'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs',
-         'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job',
-         'slurm_script', 'emit_slurm', 'sweep']
+         'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'reward_model_path', 'task_reward',
+         'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
+         'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
+         'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'StageError', 'run_stage', 'reproduce',
+         'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
+         'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
+         'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
 
 
 # %% auto #0
@@ -29,13 +28,13 @@ __all__ = ['ENV_HELP', 'main', 'PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAG
            'RUNNER_KERNELS', 'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
            'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'KERNEL_VARS', 'in_checkout',
            'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset',
-           'Stage', 'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward',
-           'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
-           'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
-           'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'StageError', 'run_stage', 'reproduce',
-           'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
-           'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
-           'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
+           'Stage', 'stage_outputs', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun',
+           'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods',
+           'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
+           'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
+           'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs',
+           'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job', 'slurm_script',
+           'emit_slurm', 'sweep']
 
 # %% ../nbs/12b_cli.ipynb #4a8559cf
 ENV_HELP = """environment:
@@ -56,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--force", action="store_true", help="re-run the selected stages and what follows them")
     r.add_argument("--runs-dir", default="runs"); r.add_argument("--figures-dir", default=None)
     r.add_argument("--templates", default=None); r.add_argument("--verbose", action="store_true")
-    r.add_argument("--skip-module-check", action="store_true", help=argparse.SUPPRESS)
     s = sub.add_parser("sweep", help="expand a preset's grids into jobs; list, run locally or emit SLURM scripts")
     s.add_argument("--preset", default="paper"); s.add_argument("--grid", default="main", choices=["main", "scaling"])
     s.add_argument("--methods", default=None, help="comma-separated subset of the sweep's methods")
@@ -66,24 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--local", dest="mode", action="store_const", const="local", help="run the data stages, then every job, here")
     g.add_argument("--slurm", dest="mode", action="store_const", const="slurm")
     s.add_argument("--runs-dir", default="runs"); s.add_argument("--templates", default=None)
-    s.add_argument("--skip-module-check", action="store_true", help=argparse.SUPPRESS)
     j = sub.add_parser("run-job", help="run one sweep job folder (what each SLURM job executes)")
     j.add_argument("job_dir"); j.add_argument("--templates", default=None)
-    j.add_argument("--skip-module-check", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     try:
         if a.cmd == "reproduce":
             stages = [x.strip() for x in a.stages.split(",") if x.strip()] if a.stages else None
-            res = reproduce(a.preset, stages, a.force, a.runs_dir, a.figures_dir, a.templates, log_output=a.verbose,
-                            check_modules=not a.skip_module_check)
+            res = reproduce(a.preset, stages, a.force, a.runs_dir, a.figures_dir, a.templates, log_output=a.verbose)
             print(json.dumps(res, indent=1))
         elif a.cmd == "sweep":
             meths = [x.strip() for x in a.methods.split(",")] if a.methods else None
-            st = sweep(a.preset, a.grid, meths, a.mode or "list", a.runs_dir, a.templates,
-                       check_modules=not a.skip_module_check)
+            st = sweep(a.preset, a.grid, meths, a.mode or "list", a.runs_dir, a.templates)
             return 1 if any(v == "failed" for v in st.values()) else 0
         else:
-            return 0 if run_job(a.job_dir, a.templates, check_modules=not a.skip_module_check) == "complete" else 1
+            return 0 if run_job(a.job_dir, a.templates) == "complete" else 1
     except (StageError, ValueError) as e:
         print(f"qrpo-nb: error: {e}", file=sys.stderr)
         return 1

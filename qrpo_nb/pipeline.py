@@ -17,10 +17,10 @@ __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAG
            'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
            'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'KERNEL_VARS', 'in_checkout', 'templates_dir',
            'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage',
-           'stage_outputs', 'missing_modules', 'require', 'reward_model_path', 'task_reward', 'policy_tokenizer',
-           'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters',
-           'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env',
-           'pinned_env', 'describe_pins', 'StageError', 'run_stage', 'reproduce']
+           'stage_outputs', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun',
+           'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods',
+           'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
+           'StageError', 'run_stage', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #8a7e1bcc
 PACKAGE_DIR = (Path(__file__) if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin)).resolve().parent
@@ -159,34 +159,26 @@ def load_preset(
 # %% ../nbs/12_pipeline.ipynb #4e7edba6
 @dataclass(frozen=True)
 class Stage:
-    "One pipeline stage: a papermill template, its upstream stages, the modules it needs."
+    "One pipeline stage: a papermill template, its upstream stages, what it writes."
     name: str           # stage name, a key of the preset's `stages`
     notebook: str       # template file name in `templates_dir()`
     deps: tuple = ()    # upstream stage names whose output folders it reads
-    requires: tuple = () # `qrpo_nb` modules its template imports
     always: bool = False # re-run even when complete (the report is cheap and regenerates paper_figures/)
     outputs: tuple = ()  # the files/folders it writes, relative to its folder (`{settings}`, `{figures_dir}` expand)
 
 STAGES = {s.name: s for s in [
-    Stage("prepare", "01_prepare_data.ipynb", (), ("qrpo_nb.data",),
-          outputs=("sft", "train_prompts", "eval_prompts", "tokenizer", "task.json")),
-    Stage("sft", "02_sft.ipynb", ("prepare",), ("qrpo_nb.data", "qrpo_nb.models", "qrpo_nb.trainer"),
-          outputs=("model", "policy.json")),
-    Stage("references", "03_references.ipynb", ("prepare", "sft"), ("qrpo_nb.models", "qrpo_nb.generation"),
-          outputs=("train_prompts/dataset", "eval_prompts/dataset")),
-    Stage("rewards", "04_rewards.ipynb", ("prepare", "references"), ("qrpo_nb.data", "qrpo_nb.rewards"),
-          outputs=("train_prompts/dataset", "eval_prompts/dataset")),
-    Stage("pairs", "05_pairs.ipynb", ("prepare", "rewards"), ("qrpo_nb.rewards",), outputs=("{settings}",)),
-    Stage("train", "06_train.ipynb", ("sft", "pairs"), ("qrpo_nb.models", "qrpo_nb.losses", "qrpo_nb.trainer"),
-          outputs=("runs.json",)),
+    Stage("prepare", "01_prepare_data.ipynb", (), outputs=("sft", "train_prompts", "eval_prompts", "tokenizer", "task.json")),
+    Stage("sft", "02_sft.ipynb", ("prepare",), outputs=("model", "policy.json")),
+    Stage("references", "03_references.ipynb", ("prepare", "sft"), outputs=("train_prompts/dataset", "eval_prompts/dataset")),
+    Stage("rewards", "04_rewards.ipynb", ("prepare", "references"), outputs=("train_prompts/dataset", "eval_prompts/dataset")),
+    Stage("pairs", "05_pairs.ipynb", ("prepare", "rewards"), outputs=("{settings}",)),
+    Stage("train", "06_train.ipynb", ("sft", "pairs"), outputs=("runs.json",)),
     Stage("evaluate", "07_evaluate.ipynb", ("prepare", "sft", "rewards", "train"),
-          ("qrpo_nb.models", "qrpo_nb.generation", "qrpo_nb.evaluation"),
           outputs=("summary.csv", "selected.csv", "length_points.parquet", "validation_logratios.csv")),
     # optional (issue 14): Q-sharp's value-guided decoding beside QRPO on the same pi_ref, after the train stage
-    Stage("qsharp", "09_qsharp.ipynb", ("prepare", "sft", "rewards", "train"), ("qrpo_nb.qsharp",),
+    Stage("qsharp", "09_qsharp.ipynb", ("prepare", "sft", "rewards", "train"),
           outputs=("qsharp_reward_kl.csv", "qsharp_reward_kl_summary.csv", "qsharp_reward_kl.png")),
-    Stage("report", "08_report.ipynb", ("evaluate", "train"), ("qrpo_nb.reporting", "qrpo_nb.theory", "qrpo_nb.losses"),
-          always=True, outputs=("{figures_dir}/REPORT.md",)),
+    Stage("report", "08_report.ipynb", ("evaluate", "train"), always=True, outputs=("{figures_dir}/REPORT.md",)),
 ]}
 
 def stage_outputs(
@@ -203,21 +195,6 @@ def stage_outputs(
             out.append(d/pat.format(**{k: v for k, v in params.items() if isinstance(v, (str, int, float))}))
     return out
 
-def missing_modules(modules: Iterable[str]) -> list[str]:
-    "The modules among `modules` that cannot be imported here."
-    out = []
-    for m in modules:
-        try: found = importlib.util.find_spec(m) is not None
-        except ModuleNotFoundError: found = False
-        if not found: out.append(m)
-    return out
-
-# %% ../nbs/12_pipeline.ipynb #d6957820
-def require(*modules: str) -> None:
-    "Raise a clear `ImportError` naming the `qrpo_nb` modules that are not available yet."
-    miss = missing_modules(modules)
-    if miss: raise ImportError(f"this stage needs {', '.join(miss)}, which is not available yet "
-                               f"(export its notebook into qrpo_nb/ first)")
 
 # %% ../nbs/12_pipeline.ipynb #010e3455
 PAPER_TASKS = ("magpie-air", "ultrafeedback", "leetcode")   # the paper's datasets: tasks of `qrpo_nb.data.TASKS`, in its (the presets') spelling
@@ -437,7 +414,6 @@ def check_methods(
 ) -> None:
     "Raise, at plan time, for a method that is no registered loss, naming it, where it is and the closest name."
     if known is None:
-        if missing_modules(["qrpo_nb.losses"]): return   # no losses module yet: the train stage's module check says so
         from qrpo_nb.losses import LOSSES
         known = LOSSES
     known = sorted(known)
@@ -682,16 +658,11 @@ def run_stage(
     log_output: bool = False, # stream the notebook's output to this terminal
     marker: bool = True,    # write the completion marker (a sweep's non-zero ranks do not)
     notebook_out: str | os.PathLike | None = None, # where the executed notebook goes (default: in the stage folder)
-    check_modules: bool = True, # fail early, naming the missing `qrpo_nb` modules the template needs
     kernel: SharedKernel | None = None, # run on this shared kernel (reset first) instead of a fresh one
 ) -> float:
     "Execute the stage's template with papermill; returns its wall time in seconds."
     import papermill as pm
     st = run.stage
-    miss = missing_modules(st.requires) if check_modules else []
-    if miss:
-        raise StageError(f"stage {st.name!r} needs {', '.join(miss)}, which is not available yet "
-                         f"(its component is not exported into qrpo_nb/); stages before it are kept.")
     tpl = Path(templates or templates_dir())/st.notebook
     if not tpl.exists(): raise StageError(f"stage {st.name!r}: template {tpl} not found")
     run.out_dir.mkdir(parents=True, exist_ok=True)
@@ -739,7 +710,6 @@ def reproduce(
     templates: str | os.PathLike | None = None, # templates folder (default `templates_dir()`)
     log: callable = print,     # where progress lines go
     log_output: bool = False,  # stream each notebook's output
-    check_modules: bool = True, # check the `qrpo_nb` modules each template needs before starting it
     kernel: SharedKernel | None = None, # a shared kernel to run on (default: the preset's `runner.kernel`)
 ) -> dict:
     "Run (or resume) the pipeline of `preset`; returns {stage: 'ran'|'skipped'} and timings."
@@ -775,7 +745,7 @@ def reproduce(
         if s in forced and r.out_dir.exists(): shutil.rmtree(r.out_dir)
         log(f"[{s}] {'resuming' if r.out_dir.exists() else 'running'} {r.stage.notebook} -> {r.out_dir} (stage {at})")
         try:
-            seconds[s] = round(run_stage(r, templates, log_output=log_output, check_modules=check_modules, kernel=k), 2)
+            seconds[s] = round(run_stage(r, templates, log_output=log_output, kernel=k), 2)
         except StageError:
             status[s] = "failed"
             _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu})

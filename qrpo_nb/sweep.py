@@ -227,7 +227,6 @@ def job_status(job_dir: str | os.PathLike) -> str:
 def run_job(
     job_dir: str | os.PathLike,  # a folder written by `write_jobs`
     templates: str | os.PathLike | None = None,
-    check_modules: bool = True,
     kernel: SharedKernel | None = None, # a shared kernel (sweep --local of a `runner: {kernel: shared}` preset)
 ) -> str:
     "Run one job's templates in order (training on every rank of a distributed launch, the rest on rank 0)."
@@ -244,7 +243,7 @@ def run_job(
                 if run.complete: continue
                 nb = run.out_dir/(run.stage.notebook if world == 1 else f"{Path(run.stage.notebook).stem}.rank{rank}.ipynb")
                 run.out_dir.mkdir(parents=True, exist_ok=True)
-                run_stage(run, templates, marker=rank == 0, notebook_out=nb, check_modules=check_modules, kernel=kernel)
+                run_stage(run, templates, marker=rank == 0, notebook_out=nb, kernel=kernel)
     except StageError as e:
         if rank == 0: _write_atomic(d/"_FAILED", {"id": spec["id"], "error": str(e)[-4000:]})
         return "failed"
@@ -302,7 +301,7 @@ def sweep(
     preset: str | dict, grid: str = "main", methods: Iterable[str] | None = None,
     mode: str = "list",        # "list", "data" (the data stages only), "local" (data stages, then jobs) or "slurm"
     runs_dir: str | os.PathLike = "runs", templates: str | os.PathLike | None = None,
-    log: callable = print, check_modules: bool = True,
+    log: callable = print,
 ) -> dict:
     "Expand a preset's sweep into job folders, then list, run locally or emit SLURM scripts; returns id -> status."
     if mode not in ("list", "data", "local", "slurm"): raise ValueError(f"mode must be list, data, local or slurm, got {mode!r}")
@@ -321,12 +320,12 @@ def sweep(
             if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
                 for i, (k, b) in enumerate(blocks.items(), 1):
                     log(f"[block {i}/{len(blocks)}] data stages of {'/'.join(k)} -> {data_root/b['name']}")
-                    reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, check_modules=check_modules, kernel=kernel)
+                    reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, kernel=kernel)
             if mode == "local":
                 for i, d in enumerate(dirs, 1):
                     if job_status(d) == "complete": continue
                     log(f"[job {i}/{len(dirs)}] {d.name}")
-                    log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, check_modules=check_modules, kernel=kernel)}")
+                    log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, kernel=kernel)}")
     finally:
         if kernel is not None: kernel.close()
     if mode == "slurm":
