@@ -45,6 +45,7 @@ def _check_source(name_or_path, what):
     if _looks_local(name_or_path): raise FileNotFoundError(f"{what}: no such model folder: {p}")
     return str(name_or_path)
 
+# %% ../nbs/06_models.ipynb #d219b4f2
 def _hub_hint(e, src, what):
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     hint = " (HF_HUB_OFFLINE is set: only local folders and the local hub cache can be used)" if offline else ""
