@@ -1255,7 +1255,7 @@ QSHARP_PAPER = {  # the Q♯ paper's math setting (Zhou et al., NeurIPS 2025, Se
     "value_training": {"lr": 2e-5, "weight_decay": 0.01, "schedule": "constant", "max_grad_norm": 5.0, "batch_size": 32, "epochs": 5},
 }
 
-# %% ../nbs/13_qsharp.ipynb #4884e115
+# %% ../nbs/13_qsharp.ipynb #823aa1a7
 @torch.no_grad()
 def sample_pools(model, tokenizer, rows: list, n: int, reward_fn, *, temperature: float=1.0, top_p: float=1.0,
                  max_new_tokens: int=512, batch_size: int=64, seed: int=0) -> list:
