@@ -1012,16 +1012,21 @@ def selection_frame(df, dataset: str="task"):
     t = t.drop(columns=["reward"]).rename(columns={score: "reward"})
     return summarise(t, metrics=("reward", "kl", "length"), by=["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split"])
 
-def reward_kl_summary(df, valid: str="validation", test: str="test", k_reward: float=2.0):
+def reward_kl_summary(df, valid: str="validation", test: str="test", k_reward: float=2.0, trajectory: Sequence[str]=()):
     """One point per (method, reward, η or β) on `test`: mean ± std over seeds of reward and KL, at the checkpoint chosen
     on `valid` (`evaluation.best_per_setting`, as every table of the package), and `selected`: the η or β the paper's
-    selection (`evaluation.select`) picks per method on `valid`. Without `valid` rows: every point on test, none selected."""
+    selection (`evaluation.select`) picks per method on `valid`. Without `valid` rows: every point on test, none selected.
+    Methods named in `trajectory` (trained policies: "qrpo") keep every saved checkpoint after step 0 as a point of
+    their curve (the selected one still marked), so a policy with few β still draws its reward–KL path."""
     import pandas as pd
     from qrpo_nb.evaluation import best_per_setting, select
     summ = selection_frame(df)
     keys = ["method", "setting", "checkpoint"]
     if valid in set(summ.split):
         best = best_per_setting(summ, "reward", split=valid)[keys + ["reward_mean", "reward_std"]]
+        if trajectory:
+            path = summ[(summ.split == valid) & summ.method.str.split(":").str[0].isin(list(trajectory)) & (summ.checkpoint > 0)]
+            best = pd.concat([best, path[keys + ["reward_mean", "reward_std"]]]).drop_duplicates(keys)
         best = best.rename(columns={"reward_mean": "valid_reward_mean", "reward_std": "valid_reward_std"})
         pts = best.merge(summ[summ.split == test], on=keys, how="left")
         chosen = select(summ, k_reward=k_reward)
@@ -1039,7 +1044,7 @@ def reward_kl_summary(df, valid: str="validation", test: str="test", k_reward: f
                         "valid_reward_std": pts.valid_reward_std, "selected": pts.selected.astype(bool)})
     order = {m: i for i, m in enumerate(dict.fromkeys(df["method"] + ":" + df["reward"]))}
     out["_o"] = (out.method + ":" + out.reward).map(order)
-    return out.sort_values(["_o", "eta"], ascending=[True, False]).drop(columns="_o").reset_index(drop=True)
+    return out.sort_values(["_o", "eta", "checkpoint"], ascending=[True, False, True]).drop(columns="_o").reset_index(drop=True)
 
 def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
     "Test reward against KL(π‖π_ref), mean ± std over seeds, one line per (method, reward), η/β written beside each point."
@@ -1051,7 +1056,10 @@ def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
         g = g.sort_values("kl_mean")
         ax.errorbar(g.kl_mean, g.reward_mean, xerr=g.kl_std, yerr=g.reward_std, marker="o", capsize=3, color=f"C{i}",
                     label=labels.get((m, r), f"{m} ({r})"))
-        for _, w in g.iterrows(): ax.annotate(f"{w.eta:g}", (w.kl_mean, w.reward_mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        several = g.eta.duplicated(keep=False)   # a trajectory: several checkpoints of one β, labelled β@step
+        for (_, w), dup in zip(g.iterrows(), several):
+            ax.annotate(f"{w.eta:g}@{int(w.checkpoint)}" if dup else f"{w.eta:g}", (w.kl_mean, w.reward_mean), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
         if "selected" in g and g.selected.astype(bool).any():
             sel = g[g.selected.astype(bool)]
             ax.scatter(sel.kl_mean, sel.reward_mean, s=160, facecolors="none", edgecolors=f"C{i}", linewidths=1.5)
@@ -1294,19 +1302,20 @@ def reward_kl_table(summary) -> str:
     return "\n".join(lines) + "\n"
 
 def report_extras(figures_dir, parts: dict) -> list:
-    "Report items for the parts that ran the qsharp stage: the reward–KL figure, CSV and table, copied into `figures_dir`."
-    import shutil, pandas as pd
+    """Report items for the parts that ran the qsharp stage: the reward–KL figure, CSV and table in `figures_dir`, built
+    from the stage's per-seed points (`qsharp_reward_kl.csv`) with QRPO's saved checkpoints as its trajectory."""
+    import pandas as pd, matplotlib.pyplot as plt
     from qrpo_nb.reporting import ReportItem
     out, items = Path(figures_dir), []
     for name, p in parts.items():
         done = sorted({f.parent for ev in p.get("evs", []) for f in Path(ev).parents[1].glob("qsharp/*/_COMPLETE")})
-        done = [d for d in done if (d / "qsharp_reward_kl_summary.csv").exists()]
+        done = [d for d in done if (d / "qsharp_reward_kl.csv").exists()]
         if not done: continue
         src, sfx = done[-1], (f"-{name}" if name and len(parts) > 1 else "")
         out.mkdir(parents=True, exist_ok=True)
-        s = pd.read_csv(src / "qsharp_reward_kl_summary.csv")
-        files = [out / f"qsharp_reward_kl{sfx}.csv", out / f"qsharp_reward_kl{sfx}.md"]
-        s.to_csv(files[0], index=False); files[1].write_text(reward_kl_table(s))
-        if (src / "qsharp_reward_kl.png").exists(): shutil.copyfile(src / "qsharp_reward_kl.png", out / f"qsharp_reward_kl{sfx}.png"); files.insert(0, out / f"qsharp_reward_kl{sfx}.png")
-        items.append(ReportItem(f"qsharp_reward_kl{sfx}", files, str(src), "Q♯ (R, R_q), CD and QRPO on the same π_ref: test reward against KL(π‖π_ref), mean ± std over seeds, checkpoints and η/β chosen on validation"))
+        s = reward_kl_summary(pd.read_csv(src / "qsharp_reward_kl.csv"), trajectory=("qrpo",))
+        files = [out / f"qsharp_reward_kl{sfx}.png", out / f"qsharp_reward_kl{sfx}.csv", out / f"qsharp_reward_kl{sfx}.md"]
+        plt.close(plot_reward_kl(s, files[0], title=f"Q♯ vs QRPO on {name or 'the part'}'s π_ref ({int(s.seeds.max())} seeds)"))
+        s.to_csv(files[1], index=False); files[2].write_text(reward_kl_table(s))
+        items.append(ReportItem(f"qsharp_reward_kl{sfx}", files, str(src), "Q♯ (R, R_q), CD and QRPO on the same π_ref: test reward against KL(π‖π_ref), mean ± std over seeds; Q♯/CD at each η, QRPO at every saved checkpoint of each β (β@step); circled: η/β and checkpoint selected on validation"))
     return items

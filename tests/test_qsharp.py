@@ -285,6 +285,14 @@ def test_reward_kl_summary_applies_the_selection_protocol():
     # Q-sharp: 0.50 vs 0.49 on validation is inside 2 SE (std 0.02): the shortlist holds both, select takes the higher mean
     assert bool(s.loc[("qsharp", 1.0), "selected"]) and not bool(s.loc[("qsharp", 0.1), "selected"])
     assert "| qrpo | Rq | 1 | 10 | 0.400 ± 0.020 |" in QS.reward_kl_table(s.reset_index())
+    # trajectory: QRPO keeps every saved checkpoint after step 0 (beta 1: steps 10 and 20; beta 0.1: step 20), each at
+    # its own test numbers; the selected point is unchanged and the other methods keep one point per eta
+    t = QS.reward_kl_summary(pd.DataFrame(rows), trajectory=("qrpo",))
+    q = t[t.method == "qrpo"].set_index(["eta", "checkpoint"])
+    assert sorted(q.index) == [(0.1, 20), (1.0, 10), (1.0, 20)]
+    assert q.loc[(1.0, 20), "reward_mean"] == pytest.approx(0.50) and q.loc[(1.0, 20), "kl_mean"] == pytest.approx(2.0 + 1.0)
+    assert q.loc[(1.0, 20), "valid_reward_mean"] == pytest.approx(0.38) and not bool(q.loc[(1.0, 20), "selected"])
+    assert bool(q.loc[(0.1, 20), "selected"]) and len(t[t.method == "qsharp"]) == 2
 
 
 @pytest.mark.parametrize("name", ["paper-qsharp", "paper-qsharp-math500"])
