@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Iterable
 
 import yaml
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES', 'RUNNER_KERNELS',
            'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS', 'TOKENIZER_BUILDERS',
-           'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'KERNEL_VARS', 'in_checkout', 'templates_dir',
+           'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_VARS', 'KERNEL_QUIET', 'in_checkout', 'templates_dir',
            'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset', 'Stage',
            'stage_outputs', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun',
            'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods',
-           'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
+           'plan', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'SharedKernel', 'runner_kernel',
            'StageError', 'run_stage', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #8a7e1bcc
@@ -73,6 +74,7 @@ def _check_parts(data: dict, p) -> None:
         if bad: raise ValueError(f"preset {p}: part {name!r}: unknown stage(s) {sorted(bad)}; a part runs {list(PART_STAGES)}, "
                                  f"and the optional {list(OPTIONAL_STAGES)} where it lists them")
 
+# %% ../nbs/12_pipeline.ipynb #752d18f1
 RUNNER_KERNELS = ("fresh", "shared")   # preset `runner: {kernel: ...}`; fresh (a new kernel per stage) is the default
 RUNNER_KEYS = ("kernel", "workers", "env", "threads")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")   # what `runner.threads` sets in every kernel
@@ -103,6 +105,7 @@ def _check_runner(runner, p) -> None:
     if w > 1 and runner.get("kernel", "fresh") != "shared":
         raise ValueError(f"preset {p}: runner.workers > 1 needs runner.kernel: shared (fresh kernels start one at a time)")
 
+# %% ../nbs/12_pipeline.ipynb #7f52b089
 _YAML12_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
 
 def normalise_numbers(x):
@@ -113,6 +116,7 @@ def normalise_numbers(x):
     if isinstance(x, str) and _YAML12_FLOAT.match(x.strip()): return float(x)
     return x
 
+# %% ../nbs/12_pipeline.ipynb #8a3511ee
 def _merge(base, over):
     "`over` deep-merged into `base`: mappings merge key by key, anything else (lists included) replaces."
     if not (isinstance(base, dict) and isinstance(over, dict)): return over
@@ -314,6 +318,7 @@ def stage_config(preset: dict, name: str, part: str | None = None) -> dict:
     cfg.update((src.get("stages") or {}).get(name) or {})
     return cfg
 
+# %% ../nbs/12_pipeline.ipynb #fa50728c
 PER_REF_STAGES = ("sft", "references", "rewards", "pairs", "train", "evaluate")  # run once per π_ref
 PLANNER_KEYS = {"sft": {"warmup"}}   # preset keys the planner reads itself (not template parameters)
 
@@ -365,6 +370,7 @@ def split_by_ref(
         out[ref] = c
     return out
 
+# %% ../nbs/12_pipeline.ipynb #46df5704
 _PARAMS_CACHE: dict = {}
 
 def template_parameters(path: str | os.PathLike) -> dict:
@@ -396,6 +402,7 @@ def check_preset_keys(
         bad = sorted(set(sec.get("common") or {}) - every)
         if bad: raise ValueError(f"{where}: common key(s) {bad} are parameters of no stage template in {tdir}")
 
+# %% ../nbs/12_pipeline.ipynb #ce3d83d9
 def _method_names(preset: dict) -> list[tuple[str, str]]:
     "(where, method) for every method a preset trains: each train stage's `methods` and `scaling.method`, the sweep's."
     name = f"preset {preset.get('name')!r}"
@@ -423,6 +430,7 @@ def check_methods(
             raise ValueError(f"{where}: unknown method {m!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
                              + f"; registered losses: {known}")
 
+# %% ../nbs/12_pipeline.ipynb #7bf24eb5
 def _template_takes(templates=None) -> dict[str, set]:
     "Stage name -> the parameters of its template, for the templates that exist."
     tdir = Path(templates or templates_dir())
@@ -438,6 +446,7 @@ def _only_taken(preset: dict, name: str, part: str | None, takes: dict) -> dict:
     own = set(((src.get("stages") or {}).get(name) or {}))
     return {k: v for k, v in cfg.items() if k in takes[name] or k in own}
 
+# %% ../nbs/12_pipeline.ipynb #6d85f8bf
 def plan(
     preset: dict,                   # a loaded preset
     runs_dir: str | os.PathLike = "runs", # root of every run folder
@@ -480,107 +489,6 @@ def plan(
                         figures_dir=str(figures), preset=preset), None, tuple(report_ups)))
     return out
 
-# %% ../nbs/12_pipeline.ipynb #32fbec9e
-KERNEL_QUIET = ["--IPKernelApp.log_level=50"]   # kernel logs at CRITICAL only: no "running over TCP without encryption" at start,
-# no "KeyboardInterrupt caught in kernel" at shutdown (jupyter_client interrupts a kernel before shutting it down)
-
-_RESET = """get_ipython().run_line_magic("reset", "-f")
-import os as _o, sys as _s, gc as _g
-if not hasattr(_s, "_qrpo_kernel_state"): _s._qrpo_kernel_state = (dict(_o.environ), list(_s.path))
-_o.environ.clear(); _o.environ.update(_s._qrpo_kernel_state[0]); _s.path[:] = _s._qrpo_kernel_state[1]
-_o.chdir({cwd!r})
-if "matplotlib.pyplot" in _s.modules: _s.modules["matplotlib.pyplot"].close("all")
-_g.collect()
-del _o, _s, _g
-"""
-
-def _shared_engine():
-    "A papermill engine that executes on a given, already started kernel manager and leaves the kernel running."
-    import atexit, logging
-    from papermill.engines import NBClientEngine, papermill_engines
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.utils import merge_kwargs, remove_args
-    if "qrpo-shared-kernel" in papermill_engines._engines: return
-    class SharedKernelEngine(NBClientEngine):
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
-                                     start_timeout=60, execution_timeout=None, **kwargs):
-            kw = merge_kwargs(remove_args(["input_path", "timeout", "startup_timeout"], **kwargs), timeout=execution_timeout,
-                              startup_timeout=start_timeout, kernel_name=kernel_name, log=logging.getLogger("papermill"),
-                              log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
-            c = PapermillNotebookClient(nb_man, **kw)   # km given: nbclient neither starts nor stops the kernel
-            try: return c.execute()
-            finally:
-                atexit.unregister(c._cleanup_kernel)
-                if c.kc is not None: c.kc.stop_channels()
-    papermill_engines.register("qrpo-shared-kernel", SharedKernelEngine)
-
-class SharedKernel:
-    "One Jupyter kernel that runs many stages, reset before each (`runner: {kernel: shared}`)."
-    def __init__(self, kernel_name: str = "python3"):
-        self.kernel_name, self.km, self.starts, self.env = kernel_name, None, 0, {}; _shared_engine()
-
-    def alive(self) -> bool:
-        from nbclient.util import run_sync
-        return self.km is not None and bool(run_sync(self.km.is_alive)())
-
-    def _start(self):
-        from nbclient import NotebookClient
-        import nbformat
-        _kernel_can_import_package()
-        self.env = kernel_env()   # what it inherits: the reset restores exactly this environment before every stage
-        c = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.kernel_name, startup_timeout=120, extra_arguments=KERNEL_QUIET)
-        c.km = c.create_kernel_manager(); c.start_new_kernel()
-        self.km, self.starts = c.km, self.starts + 1
-
-    def run_code(self, code: str):
-        "Execute `code` in the kernel (a CellExecutionError if it raises)."
-        import atexit, nbformat
-        from nbclient import NotebookClient
-        nb = nbformat.v4.new_notebook(); nb.cells = [nbformat.v4.new_code_cell(code)]
-        c = NotebookClient(nb, km=self.km, kernel_name=self.kernel_name)
-        try: c.execute()
-        finally:
-            atexit.unregister(c._cleanup_kernel)
-            if c.kc is not None: c.kc.stop_channels()
-        return nb.cells[0].outputs
-
-    def reset(self, cwd: str | os.PathLike):
-        "A clean namespace and `cwd` as working directory; a dead kernel is replaced first."
-        if not self.alive(): self.close(); self._start()
-        self.run_code(_RESET.format(cwd=str(cwd)))
-
-    def cpu_seconds(self) -> float:
-        "CPU seconds used so far by the kernel and its finished children."
-        import psutil
-        try: t = psutil.Process(self.km.provisioner.pid).cpu_times()
-        except Exception: return float("nan")
-        return t.user + t.system + t.children_user + t.children_system
-
-    def execute(self, template, output, parameters: dict, cwd, log_output: bool = False):
-        "papermill on this kernel: reset, then run `template` with `parameters` into `output`."
-        import papermill as pm
-        self.reset(cwd); _shared_engine()
-        return pm.execute_notebook(str(template), str(output), parameters=parameters, engine_name="qrpo-shared-kernel",
-                                   km=self.km, kernel_name=self.kernel_name, progress_bar=False, log_output=log_output)
-
-    def close(self):
-        "Shut the kernel down."
-        from nbclient.util import run_sync
-        if self.km is not None:
-            try: run_sync(self.km.shutdown_kernel)(now=False)
-            except Exception: pass
-            try: run_sync(self.km.cleanup_resources)()
-            except Exception: pass
-        self.km = None
-
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
-
-def runner_kernel(preset: dict) -> SharedKernel | None:
-    "The shared kernel a preset asks for (`runner: {kernel: shared}`), else None (a fresh kernel per stage)."
-    return SharedKernel() if (preset.get("runner") or {}).get("kernel", "fresh") == "shared" else None
-
 # %% ../nbs/12_pipeline.ipynb #78f340cb
 KERNEL_VARS = THREAD_VARS + ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")   # recorded with every stage
 _PINNED: dict = {}   # name -> (value, source) of the pins in force (inside `pinned_env`)
@@ -613,6 +521,7 @@ def kernel_env() -> dict[str, str]:
     "The values a kernel started now inherits, of `KERNEL_VARS` and every pinned name."
     return {k: os.environ[k] for k in dict.fromkeys(KERNEL_VARS + tuple(_PINNED)) if k in os.environ}
 
+# %% ../nbs/12_pipeline.ipynb #d2e54737
 @contextmanager
 def pinned_env(pins: dict):
     "`pins` of `runner_env` in this process's environment while the block runs (kernels started in it inherit them), then restored."
@@ -631,6 +540,121 @@ def describe_pins(pins: dict) -> str:
     "One log line: NAME=value (source), ..."
     return ", ".join(f"{k}={v} ({s})" for k, (v, s) in pins.items())
 
+# %% ../nbs/12_pipeline.ipynb #32fbec9e
+KERNEL_QUIET = ["--IPKernelApp.log_level=50"]   # kernel logs at CRITICAL only: no "running over TCP without encryption" at start,
+# no "KeyboardInterrupt caught in kernel" at shutdown (jupyter_client interrupts a kernel before shutting it down)
+
+_RESET = """get_ipython().run_line_magic("reset", "-f")
+import os as _o, sys as _s, gc as _g
+if not hasattr(_s, "_qrpo_kernel_state"): _s._qrpo_kernel_state = (dict(_o.environ), list(_s.path))
+_o.environ.clear(); _o.environ.update(_s._qrpo_kernel_state[0]); _s.path[:] = _s._qrpo_kernel_state[1]
+_o.chdir({cwd!r})
+if "matplotlib.pyplot" in _s.modules: _s.modules["matplotlib.pyplot"].close("all")
+_g.collect()
+del _o, _s, _g
+"""
+
+def _kernel_can_import_package() -> None:
+    "Put the folder holding this `qrpo_nb` on the kernels' PYTHONPATH (they start in the run folder)."
+    here = str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else str(REPO_ROOT)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in parts: os.environ["PYTHONPATH"] = os.pathsep.join([here] + parts)
+
+# %% ../nbs/12_pipeline.ipynb #86274a2b
+def _shared_engine():
+    "A papermill engine that executes on a given, already started kernel manager and leaves the kernel running."
+    import atexit, logging
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.utils import merge_kwargs, remove_args
+    if "qrpo-shared-kernel" in papermill_engines._engines: return
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, **kwargs):
+            kw = merge_kwargs(remove_args(["input_path", "timeout", "startup_timeout"], **kwargs), timeout=execution_timeout,
+                              startup_timeout=start_timeout, kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                              log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            c = PapermillNotebookClient(nb_man, **kw)   # km given: nbclient neither starts nor stops the kernel
+            try: return c.execute()
+            finally:
+                atexit.unregister(c._cleanup_kernel)
+                if c.kc is not None: c.kc.stop_channels()
+    papermill_engines.register("qrpo-shared-kernel", SharedKernelEngine)
+
+# %% ../nbs/12_pipeline.ipynb #90e4747e
+class SharedKernel:
+    "One Jupyter kernel that runs many stages, reset before each (`runner: {kernel: shared}`)."
+    def __init__(self, kernel_name: str = "python3"):
+        self.kernel_name, self.km, self.starts, self.env = kernel_name, None, 0, {}; _shared_engine()
+
+    def alive(self) -> bool:
+        from nbclient.util import run_sync
+        return self.km is not None and bool(run_sync(self.km.is_alive)())
+
+    def _start(self):
+        from nbclient import NotebookClient
+        import nbformat
+        _kernel_can_import_package()
+        self.env = kernel_env()   # what it inherits: the reset restores exactly this environment before every stage
+        c = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.kernel_name, startup_timeout=120, extra_arguments=KERNEL_QUIET)
+        c.km = c.create_kernel_manager(); c.start_new_kernel()
+        self.km, self.starts = c.km, self.starts + 1
+
+    def close(self):
+        "Shut the kernel down."
+        from nbclient.util import run_sync
+        if self.km is not None:
+            try: run_sync(self.km.shutdown_kernel)(now=False)
+            except Exception: pass
+            try: run_sync(self.km.cleanup_resources)()
+            except Exception: pass
+        self.km = None
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+
+# %% ../nbs/12_pipeline.ipynb #4247b612
+@patch
+def run_code(self: SharedKernel, code: str):
+    "Execute `code` in the kernel (a CellExecutionError if it raises)."
+    import atexit, nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook(); nb.cells = [nbformat.v4.new_code_cell(code)]
+    c = NotebookClient(nb, km=self.km, kernel_name=self.kernel_name)
+    try: c.execute()
+    finally:
+        atexit.unregister(c._cleanup_kernel)
+        if c.kc is not None: c.kc.stop_channels()
+    return nb.cells[0].outputs
+
+@patch
+def reset(self: SharedKernel, cwd: str | os.PathLike):
+    "A clean namespace and `cwd` as working directory; a dead kernel is replaced first."
+    if not self.alive(): self.close(); self._start()
+    self.run_code(_RESET.format(cwd=str(cwd)))
+
+@patch
+def cpu_seconds(self: SharedKernel) -> float:
+    "CPU seconds used so far by the kernel and its finished children."
+    import psutil
+    try: t = psutil.Process(self.km.provisioner.pid).cpu_times()
+    except Exception: return float("nan")
+    return t.user + t.system + t.children_user + t.children_system
+
+@patch
+def execute(self: SharedKernel, template, output, parameters: dict, cwd, log_output: bool = False):
+    "papermill on this kernel: reset, then run `template` with `parameters` into `output`."
+    import papermill as pm
+    self.reset(cwd); _shared_engine()
+    return pm.execute_notebook(str(template), str(output), parameters=parameters, engine_name="qrpo-shared-kernel",
+                               km=self.km, kernel_name=self.kernel_name, progress_bar=False, log_output=log_output)
+
+# %% ../nbs/12_pipeline.ipynb #fa24ae51
+def runner_kernel(preset: dict) -> SharedKernel | None:
+    "The shared kernel a preset asks for (`runner: {kernel: shared}`), else None (a fresh kernel per stage)."
+    return SharedKernel() if (preset.get("runner") or {}).get("kernel", "fresh") == "shared" else None
+
 # %% ../nbs/12_pipeline.ipynb #fa167fe7
 class StageError(RuntimeError):
     "A stage could not run or its notebook failed."
@@ -644,12 +668,6 @@ def _write_atomic(path: Path, obj) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=1, default=str))
     os.replace(tmp, path)
-
-def _kernel_can_import_package() -> None:
-    "Put the folder holding this `qrpo_nb` on the kernels' PYTHONPATH (they start in the run folder)."
-    here = str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else str(REPO_ROOT)
-    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if here not in parts: os.environ["PYTHONPATH"] = os.pathsep.join([here] + parts)
 
 def run_stage(
     run: StageRun,          # the stage resolved by `plan`

@@ -106,6 +106,7 @@ def _put(block: dict, path: str, value) -> None:
     sec, key = path.split(".", 1)
     (block.setdefault("common", {}) if sec == "common" else block["stages"].setdefault(sec, {}))[key] = value
 
+# %% ../nbs/12a_sweep.ipynb #45b2c65f
 def sweep_blocks(
     preset: dict,   # a loaded preset with a `sweep` section
 ) -> dict[tuple, dict]:
@@ -140,6 +141,7 @@ def sweep_blocks(
     for k, b in blocks.items(): b["stages"]["train"]["settings"] = list(dict.fromkeys(settings[k]))
     return blocks
 
+# %% ../nbs/12a_sweep.ipynb #5ac025e6
 def _data_runs(preset: dict, runs_dir, templates=None, check_params: bool = True) -> dict[tuple, dict]:
     "(task, model, dataset) -> {label: StageRun} of its data stages, under the sweep's data root."
     root = Path(runs_dir).resolve()/preset["name"]
@@ -190,6 +192,7 @@ def write_jobs(
         out.append(d)
     return out
 
+# %% ../nbs/12a_sweep.ipynb #4fbe5787
 PAPER_DATASET_NAMES = {"magpie-air": "Magpie-Air", "ultrafeedback": "UltraFeedback", "leetcode": "LeetCode"}
 
 def sweep_as_parts(
@@ -219,6 +222,7 @@ def sweep_as_parts(
     out = {k: v for k, v in preset.items() if k not in ("stages", "parts", "reproduce")}
     return dict(out, stages={"report": (preset.get("stages") or {}).get("report") or {}}, parts=parts, paper_match=match)
 
+# %% ../nbs/12a_sweep.ipynb #300c1e92
 def job_status(job_dir: str | os.PathLike) -> str:
     "'complete', 'failed' or 'pending' from a job folder's markers."
     d = Path(job_dir)
