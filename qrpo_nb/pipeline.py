@@ -21,7 +21,7 @@ __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAG
            'stage_outputs', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun',
            'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods',
            'plan', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'SharedKernel', 'runner_kernel',
-           'StageError', 'run_stage', 'reproduce']
+           'host_info', 'StageError', 'run_stage', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #8a7e1bcc
 PACKAGE_DIR = (Path(__file__) if "__file__" in globals() else Path(importlib.util.find_spec("qrpo_nb").origin)).resolve().parent
@@ -655,6 +655,23 @@ def runner_kernel(preset: dict) -> SharedKernel | None:
     "The shared kernel a preset asks for (`runner: {kernel: shared}`), else None (a fresh kernel per stage)."
     return SharedKernel() if (preset.get("runner") or {}).get("kernel", "fresh") == "shared" else None
 
+# %% ../nbs/12_pipeline.ipynb #d9acfb1f
+def host_info() -> dict:
+    "What a run's numbers depend on beyond the code and the pins (issue 17): CPU model, its widest vector ISA, cores, torch."
+    import platform
+    from importlib.metadata import version, PackageNotFoundError
+    cpu, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() == "model name" and not cpu: cpu = v.strip()
+            if k.strip() == "flags": flags = set(v.split()); break
+    except OSError: pass
+    try: tv = version("torch")
+    except PackageNotFoundError: tv = None
+    return {"cpu": cpu or platform.processor(), "isa": "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else None,
+            "cores": os.cpu_count(), "torch": tv}
+
 # %% ../nbs/12_pipeline.ipynb #fa167fe7
 class StageError(RuntimeError):
     "A stage could not run or its notebook failed."
@@ -713,7 +730,7 @@ def run_stage(
     if marker:
         _write_atomic(run.marker, {"stage": st.name, "key": run.key, "seconds": round(secs, 2),
                                    "cpu_seconds": round(cpu_now() - c0, 2), "kernel": "shared" if kernel else "fresh",
-                                   "env": env,
+                                   "env": env, "host": host_info(),
                                    "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                                    "notebook": str(nb_out)})
     return secs
@@ -787,7 +804,7 @@ def reproduce(
                 if own: kernel.close()
     _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu,
                                        "kernel": "shared" if kernel is not None or parallel else "fresh",
-                                       "env": {k: {"value": v, "source": s} for k, (v, s) in pins.items()},
+                                       "env": {k: {"value": v, "source": s} for k, (v, s) in pins.items()}, "host": host_info(),
                                        "keys": {r.label: r.key for r in runs}})
     return {"status": status, "seconds": seconds, "cpu_seconds": cpu}
 

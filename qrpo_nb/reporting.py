@@ -25,8 +25,9 @@ __all__ = ['ASSETS', 'BASELINE_NAMES', 'METHOD_NAMES', 'METHOD_ORDER', 'METHOD_C
            'initial_rows', 'table3', 'config_table', 'tables_5_11', 'setting_table', 'table_names_12_16',
            'tables_12_16', 'figure1', 'scaling_points', 'figure3', 'figure4', 'figure8', 'read_jsonl', 'figure6',
            'code_figure', 'split_prefix', 'leetcode_texts', 'figures_9_11', 'collect_items', 'run_folder', 'run_line',
-           'pm_note', 'zero_note', 'ReportItem', 'ReportExtra', 'as_extra', 'write_report', 'build_report',
-           'read_parts', 'config_rows', 'parts_preset_tables', 'paper_match_of', 'write_exact_items', 'report_parts']
+           'pm_note', 'zero_note', 'machine_line', 'ReportItem', 'ReportExtra', 'as_extra', 'write_report',
+           'build_report', 'read_parts', 'config_rows', 'parts_preset_tables', 'paper_match_of', 'write_exact_items',
+           'report_parts']
 
 # %% ../nbs/11_reporting.ipynb #06214753
 import importlib.resources
@@ -639,6 +640,22 @@ def zero_note(summary: pd.DataFrame | None, kind: str = "code") -> str | None:
     return (f"All zero: every one of the {len(r)} evaluated rows (methods × checkpoints × splits) has {what} 0: at this "
             f"scale no {none}, so the table shows that the pipeline runs end to end, not how the methods compare.")
 
+# %% ../nbs/11_reporting.ipynb #fbe0941a
+def machine_line(stage_dirs: Sequence[str | Path]) -> str:
+    """Where the numbers came from (issue 17: the code task's π_ref depends on the CPU's rounding): the `host` and `env`
+    (runner pins) the pipeline records in each stage's `_COMPLETE`, one entry per distinct machine; "" if none recorded."""
+    seen = {}
+    for d in stage_dirs:
+        f = Path(d) / "_COMPLETE"
+        try: rec = json.loads(f.read_text())
+        except (OSError, ValueError): continue
+        h = rec.get("host") or {}
+        if not h: continue
+        pins = ", ".join(f"{k}={v}" for k, v in sorted((rec.get("env") or {}).items())) or "none"
+        seen.setdefault(f"{h.get('cpu') or 'unknown CPU'} ({h.get('isa') or '?'}, {h.get('cores')} cores), torch {h.get('torch')}; "
+                        f"kernel environment: {pins}", None)
+    return "; ".join(seen)
+
 # %% ../nbs/11_reporting.ipynb #9faf30b9
 @dataclass
 class ReportItem:
@@ -662,11 +679,12 @@ def write_report(items: Sequence[ReportItem], out_dir: str | Path, scale: dict |
                  run: str = "", alpaca_status: str = NO_JUDGE, title: str = "QRPO reproduction report",
                  repeats: Sequence[int] | None = None,  # evaluation repeats per checkpoint in this run (`n_seeds`)
                  sections: Sequence[str] = (),  # further sections (the extras'), appended after the index in this order
+                 machine: str = "",  # `machine_line(...)`: the CPU and kernel pins the numbers came from
                 ) -> Path:
     "Write `REPORT.md`: scale, run folder, what ± means, AlpacaEval status, an index of every SPEC §6 item, then `sections`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     by = {it.item: it for it in items}
-    lines = [f"# {title}", "", scale_note(scale), "", f"Run: {run_line(run, out)}", "",
+    lines = [f"# {title}", "", scale_note(scale), "", f"Run: {run_line(run, out)}", "", *([f"Machine: {machine}", ""] if machine else []),
              f"AlpacaEval 2: {alpaca_status}", "",
              "Published numbers (Tables 2, 3, Figure 1) are printed beside the regenerated ones; the regenerated ones come "
              "from a run at the scale above, not the paper's.", "", pm_note(repeats), "",
@@ -789,7 +807,7 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
     for it in items:
         if it.item in (sources or {}) and it.files: it.source = sources[it.item]
     repeats = sorted(int(x) for x in summary["n_seeds"].dropna().unique()) if summary is not None and "n_seeds" in summary else None
-    return write_report(items, out, scale, run, ae_status, repeats=repeats, sections=sections)
+    return write_report(items, out, scale, run, ae_status, repeats=repeats, sections=sections, machine=machine_line(run_dirs or ()))
 
 # %% ../nbs/11_reporting.ipynb #d5a11eb2
 def read_parts(inputs: dict,  # the report stage's inputs: "<stage>" or "<part>/<stage>" (optionally "@<π_ref>") -> folder
