@@ -23,9 +23,10 @@ __all__ = ['PREFERENCE_COLUMNS', 'CODE_COLUMNS', 'EVAL_COLUMNS', 'SFT_COLUMNS', 
            'split_counts', 'prompt_ids', 'encode_example', 'pad_batch', 'example_length', 'conversation_length',
            'filter_by_length', 'paper_length_filter', 'code_expression', 'code_description', 'code_lines', 'code_body',
            'code_solution', 'code_problem_row', 'generate_code_problems', 'corrupt_ops', 'swap_last_op',
-           'code_sft_rows', 'chat_reward', 'generate_chat_prompts', 'chat_response', 'feedback_reward',
-           'generate_feedback_prompts', 'feedback_response', 'build_cpu_tokenizer', 'asset_path', 'cpu_tokenizer',
-           'code_rewards', 'CodeTask', 'ChatTask', 'FeedbackTask', 'LeetCodeTask', 'ChatDatasetTask', 'get_task']
+           'code_sft_rows', 'completion_words', 'chat_reward', 'generate_chat_prompts', 'chat_response',
+           'feedback_reward', 'generate_feedback_prompts', 'feedback_response', 'build_cpu_tokenizer', 'asset_path',
+           'cpu_tokenizer', 'code_rewards', 'CodeTask', 'ChatTask', 'FeedbackTask', 'LeetCodeTask', 'ChatDatasetTask',
+           'get_task']
 
 # %% ../nbs/05_data.ipynb #07434d98
 PREFERENCE_COLUMNS = ("prompt_id", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward", "ref_rewards",
@@ -421,10 +422,14 @@ _CHAT_SENTENCES = ["The {t} is {w}.", "I like the {w} {t}.", "It is {w} and {w2}
                    "There is a {w} {n} near the {t}.", "Every {n} here looks {w}.", "We walked to the {w} {n}."]
 
 # %% ../nbs/05_data.ipynb #bf843f87
+def completion_words(text: str, reward: str) -> list[str]:
+    "The lower-case words of a completion, as the CPU chat rewards count them; `reward` names the caller when `text` is None."
+    if text is None: raise ValueError(f"{reward}: completion is None")
+    return re.findall(r"[a-z]+", text.lower())
+
 def chat_reward(row, text:str) -> float:
     "The `cpu_chat` reward of a completion for a prompt row (with `topic` and `keywords`)."
-    if text is None: raise ValueError("chat_reward: completion is None")
-    words = re.findall(r"[a-z]+", text.lower())
+    words = completion_words(text, "chat_reward")
     if not words: return -0.2
     cover = sum(k in set(words) for k in row["keywords"]) / len(row["keywords"])
     return (cover + 0.1 * (row["topic"] in words) + 0.3 * min(len(words), 30) / 30
@@ -461,8 +466,7 @@ _FEEDBACK_SENTENCES = ["The {n} is {w}.", "It looks {w}.", "A {w} {n} stood by t
 
 def feedback_reward(row, text:str) -> float:
     "The `cpu-feedback` reward of a completion for a prompt row (with `noun`, `adjective`, `n_sentences`, `banned`)."
-    if text is None: raise ValueError("feedback_reward: completion is None")
-    words = re.findall(r"[a-z]+", text.lower())
+    words = completion_words(text, "feedback_reward")
     if not words: return -0.5
     k = row["n_sentences"]
     s = sum(bool(re.search(r"[a-z]", piece.lower())) for piece in re.split(r"[.!?]", text))

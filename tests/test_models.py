@@ -62,16 +62,21 @@ def sample_rewards(task, model, tok, n=8, seed=0):
     texts = tok.batch_decode(out[:, L:], skip_special_tokens=True)
     return np.array(task.reward([rows[i // n] for i in range(len(texts))], texts)).reshape(len(rows), n), rows
 
+def _reference_rewards(task, epochs=3, n=8):
+    "A short SFT of the task's π_ref and its rewards on n samples a prompt, on one thread (tiny matmuls: one beats two on shared cores)."
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try:
+        model, tok, tps = sft_reference_policy(task, epochs=epochs)
+        R, _ = sample_rewards(task, model, tok, n=n)
+    finally: torch.set_num_threads(threads)
+    return tps, R
+
 @pytest.mark.slow
 def test_cpu_code_reference_policy_spreads():
     "After a short SFT, π_ref's pass rates spread: ties at 0 and 1, partial credit, most prompts with mixed rewards."
     from qrpo_nb.data import get_task
     task = get_task("cpu_code", n_train=256, n_eval=64)   # 5,000 warm-up examples by default
-    threads = torch.get_num_threads(); torch.set_num_threads(1)   # tiny matmuls: one thread beats two on shared cores
-    try:
-        model, tok, tps = sft_reference_policy(task, epochs=3)
-        R, rows = sample_rewards(task, model, tok, n=8)
-    finally: torch.set_num_threads(threads)
+    tps, R = _reference_rewards(task)
     print(f"SFT {tps:.0f} tokens/s; mean pass rate {R.mean():.3f}, zeros {(R == 0).mean():.2f}, ones {(R == 1).mean():.2f}, "
           f"partial {((R > 0) & (R < 1)).mean():.2f}, prompts with mixed rewards {(R.std(1) > 0).mean():.2f}")
     assert 0.08 < R.mean() < 0.8                                   # measured: 0.19
@@ -96,11 +101,7 @@ def test_cpu_chat_reference_policy_spreads():
     "After a short SFT, π_ref's chat rewards are continuous and vary within every prompt."
     from qrpo_nb.data import get_task
     task = get_task("cpu_chat", n_sft=2000, n_train=0, n_eval=64)
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    try:
-        model, tok, tps = sft_reference_policy(task, epochs=3)
-        R, rows = sample_rewards(task, model, tok, n=8)
-    finally: torch.set_num_threads(threads)
+    tps, R = _reference_rewards(task)
     print(f"SFT {tps:.0f} tokens/s; mean {R.mean():.3f}, distinct {len(np.unique(R))}, quantiles {np.quantile(R, [.1, .5, .9]).round(3)}, "
           f"mean per-prompt std {R.std(1).mean():.3f}")
     assert len(np.unique(R)) > 100 and (R.std(1) > 0).mean() > 0.9    # measured: 205 values, 64 of 64 prompts
