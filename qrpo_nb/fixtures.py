@@ -8,8 +8,8 @@ import string
 import numpy as np
 
 # %% auto #0
-__all__ = ['TOY_TEMPLATE', 'TOY_WORDS', 'WORD_SPECIALS', 'WORD_TEMPLATE', 'WORD_TEMPLATE_EOS', 'toy_tokenizer', 'word_tokenizer',
-           'toy_model', 'toy_pairs']
+__all__ = ['TOY_TEMPLATE', 'TOY_WORDS', 'WORD_SPECIALS', 'WORD_TEMPLATE', 'WORD_TEMPLATE_EOS', 'TOY_STAGE_PARAMETERS',
+           'TOY_STAGE_BODY', 'toy_tokenizer', 'word_tokenizer', 'toy_model', 'toy_pairs', 'toy_templates']
 
 # %% ../nbs/00a_fixtures.ipynb #b913d886
 TOY_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
@@ -81,3 +81,28 @@ def toy_pairs(n:int=32, seed:int=0, min_len:int=4, max_len:int=40, n_ref:int=8, 
         if pairwise: r.update(rejected=text(rng.integers(min_len, max_len)), rejected_reward=float(rng.normal() - 0.5), rejected_ref_index=-1)
         rows.append(r)
     return datasets.Dataset.from_list(rows)
+
+# %% ../nbs/00a_fixtures.ipynb #bf74e12c
+TOY_STAGE_PARAMETERS = 'out_dir = "."\ninputs = {}\nvalue = 1\nsettings = []'
+TOY_STAGE_BODY = ("import json, pathlib\n"
+                  "up = sum(json.loads((pathlib.Path(d)/'result.json').read_text())['result'] for d in inputs.values())\n"
+                  "pathlib.Path(out_dir, 'result.json').write_text(json.dumps({'result': value + up}))\n")
+
+def toy_templates(folder, # where the templates are written (created)
+                  parameters: str = TOY_STAGE_PARAMETERS, # the `parameters` cell
+                  body: str = TOY_STAGE_BODY, # the stage's code; the declared outputs are touched after it
+                 ):
+    "One toy template per pipeline stage (optional ones included) in `folder`; returns the folder."
+    import nbformat
+    from pathlib import Path
+    from qrpo_nb.pipeline import STAGES
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    for st in STAGES.values():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        p = nbformat.v4.new_code_cell(parameters); p.metadata["tags"] = ["parameters"]
+        outputs = ("from qrpo_nb.pipeline import STAGES, stage_outputs   # the stage's contract: its declared outputs\n"
+                   f"for f in stage_outputs(STAGES[{st.name!r}], dict(globals())): f.parent.mkdir(parents=True, exist_ok=True); f.touch()")
+        nb.cells = [p, nbformat.v4.new_code_cell(body + outputs)]
+        nbformat.write(nb, folder/st.notebook)
+    return folder

@@ -8,6 +8,7 @@ import nbformat
 import pytest
 import yaml
 
+from qrpo_nb import fixtures
 from qrpo_nb.cli import STAGE_ORDER, STAGES, load_preset, plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,23 +42,11 @@ for c in range(chunks):
     total += json.loads(f.read_text())
 (out / "result.json").write_text(json.dumps({"result": value + up + total}))
 """
-# ... and the files its stage declares (the stage is complete only when they exist)
-TOY_OUTPUTS = """
-from qrpo_nb.cli import STAGES, stage_outputs
-for f in stage_outputs(STAGES[{name!r}], dict(globals())): f.parent.mkdir(parents=True, exist_ok=True); f.touch()
-"""
-
-
+# fixtures.toy_templates appends the touching of the files its stage declares (the stage is complete only when they exist)
 def toy_templates(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for st in STAGES.values():
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        p = nbformat.v4.new_code_cell('out_dir = "."\ninputs = {}\nvalue = 1\nchunks = 0\ndelay = 0.0\nruns = []\nfail_above = 1.0\nsettings = []')
-        p.metadata["tags"] = ["parameters"]
-        nb.cells = [p, nbformat.v4.new_code_cell(TOY_BODY + TOY_OUTPUTS.format(name=st.name))]
-        nbformat.write(nb, folder / st.notebook)
-    return folder
+    "qrpo_nb.fixtures' toy templates with this file's richer body (chunks, delays, planted failures)."
+    return fixtures.toy_templates(folder, parameters='out_dir = "."\ninputs = {}\nvalue = 1\nchunks = 0\ndelay = 0.0\nruns = []\n'
+                                  'fail_above = 1.0\nsettings = []', body=TOY_BODY)
 
 
 def toy_preset(path: Path, **overrides) -> Path:
@@ -449,10 +438,7 @@ def test_runner_pins_reach_every_kernel(tmp_path, monkeypatch, runner):
         pytest.skip("needs an x86 CPU with AVX2 (ATEN_CPU_CAPABILITY=avx2 is then honoured)")
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "QRPO_PIN_TEST"): monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("QRPO_PIN_TEST", "mine")   # the user's own: it wins over runner.env
-    tpl = toy_templates(tmp_path / "tpl")
-    nb = nbformat.read(tpl / STAGES["prepare"].notebook, as_version=4)
-    nb.cells[1].source = SEEN_BODY + TOY_OUTPUTS.format(name="prepare")
-    nbformat.write(nb, tpl / STAGES["prepare"].notebook)
+    tpl = fixtures.toy_templates(tmp_path / "tpl", body=SEEN_BODY)   # every stage writes what its kernel sees
     pre = {"name": "pins", "stages": {"report": {}}, "parts": {p: {"stages": {"prepare": {}}} for p in ("a", "b")},
            "runner": {**runner, "env": {"ATEN_CPU_CAPABILITY": "avx2", "QRPO_PIN_TEST": "x"}, "threads": 1}}
     lines = []
