@@ -17,7 +17,7 @@ _all_ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES
          'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'reward_model_path', 'task_reward',
          'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
          'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
-         'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'StageError', 'run_stage', 'reproduce',
+         'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'host_info', 'StageError', 'run_stage', 'reproduce',
          'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
          'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
          'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
@@ -31,7 +31,7 @@ __all__ = ['ENV_HELP', 'main', 'PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAG
            'Stage', 'stage_outputs', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun',
            'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods',
            'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
-           'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
+           'host_info', 'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
            'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs',
            'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job', 'slurm_script',
            'emit_slurm', 'sweep']

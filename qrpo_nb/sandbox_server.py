@@ -966,6 +966,7 @@ def patch_method(f):
     """fastcore's `@patch` for a module that may import the standard library only: `f` becomes a method of the class
     its `self` is annotated with (so a long class reads one method per cell)."""
     cls = f.__annotations__['self']
+    if isinstance(cls, str): cls = f.__globals__[cls]   # postponed annotations (a `from __future__` in the compiling code)
     f.__qualname__ = f'{cls.__name__}.{f.__name__}'
     setattr(cls, f.__name__, f)
     return f
