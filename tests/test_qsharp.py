@@ -6,7 +6,7 @@ import torch
 from transformers import LogitsProcessorList
 
 from qrpo_nb.models import tiny_llama
-from qrpo_nb import qsharp as QS
+from qrpo_nb import qsharp as QS, qsharp_tasks as QT, star_graphs as SG
 
 warnings.filterwarnings("ignore", message=".*past_key_values.*")
 
@@ -170,7 +170,7 @@ def test_sample_with_kl_estimates_the_enumerated_sequence_kl():
         lp, lq = lp1[a] + lp2[a], lq1[a] + lq2[a]
         exact += float((lp.exp() * (lp - lq)).sum())
     rows = [{"prompt_id": f"r{i}", "prompt": "say 3"} for i in range(3000)]
-    got = torch.tensor([g["kl"] for g in QS.sample_with_kl(pol, tok, rows, ref_model=ref, max_new_tokens=2, batch_size=1000, seed=0)])
+    got = torch.tensor([g["kl"] for g in QT.sample_with_kl(pol, tok, rows, ref_model=ref, max_new_tokens=2, batch_size=1000, seed=0)])
     se = float(got.std()) / math.sqrt(len(got))
     assert exact > 0.5 and abs(float(got.mean()) - exact) < 5 * se, (float(got.mean()), exact, se)
 
@@ -179,13 +179,13 @@ def test_gsm8k_and_math500_answer_checking_on_hand_written_files():
     "Gold answers and hand-graded completions on the two datasets' schemas (tests/data/gsm8k, tests/data/math500)."
     from pathlib import Path
     d = Path(__file__).parent / "data"
-    g = QS.load_gsm8k(d / "gsm8k" / "test.jsonl")
+    g = QT.load_gsm8k(d / "gsm8k" / "test.jsonl")
     assert [r["gold"] for r in g] == ["72", "10", "5", "1200"]
-    assert QS.answer_reward(g, ["#### 72", "so $10.", "#### 5.0", r"\boxed{1,200}"]) == [1.0] * 4
-    assert QS.answer_reward(g, ["#### 27", "so $11.", "#### 6", r"\boxed{120}"]) == [0.0] * 4
-    m = QS.load_math500(d / "math500" / "test.jsonl")
-    assert QS.answer_reward(m, [r"\boxed{\left(3,\dfrac{\pi}{2}\right)}", r"\boxed{14/3}", r"\boxed{9.0}", r"\boxed{\text{ Evelyn }}"]) == [1.0] * 4
-    with pytest.raises(ValueError, match="2 rows but 1 completions"): QS.answer_reward(m[:2], ["x"])
+    assert QT.answer_reward(g, ["#### 72", "so $10.", "#### 5.0", r"\boxed{1,200}"]) == [1.0] * 4
+    assert QT.answer_reward(g, ["#### 27", "so $11.", "#### 6", r"\boxed{120}"]) == [0.0] * 4
+    m = QT.load_math500(d / "math500" / "test.jsonl")
+    assert QT.answer_reward(m, [r"\boxed{\left(3,\dfrac{\pi}{2}\right)}", r"\boxed{14/3}", r"\boxed{9.0}", r"\boxed{\text{ Evelyn }}"]) == [1.0] * 4
+    with pytest.raises(ValueError, match="2 rows but 1 completions"): QT.answer_reward(m[:2], ["x"])
 
 
 def test_star_pairs_rank_by_reward_and_dpo_widens_the_margin():
@@ -193,18 +193,18 @@ def test_star_pairs_rank_by_reward_and_dpo_widens_the_margin():
     import numpy as np
     comps = [[[7, 2], [8, 2], [9, 2]], [[7, 2], [8, 2]]]
     rews = [[0.0, 1.0, 0.0], [1.0, 0.0]]
-    pairs = QS.star_pairs(comps, rews, seed=0)
+    pairs = SG.star_pairs(comps, rews, seed=0)
     for i, j, k in pairs: assert j != k and rews[i][j] >= rews[i][k]
     assert pairs[1][1:] == (0, 1)
-    with pytest.raises(ValueError, match="graph 0: a pair needs at least 2"): QS.star_pairs([[[7, 2]]], [[1.0]])
-    ref = QS.star_model(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0).eval()
-    graphs, _ = QS.star_split(2, 2, 8, 1, seed=0)
-    comps = [[a, [a[0], a[2], a[1], QS.STAR_EOS]] for _, a in graphs]      # the path, and its arm reversed
+    with pytest.raises(ValueError, match="graph 0: a pair needs at least 2"): SG.star_pairs([[[7, 2]]], [[1.0]])
+    ref = SG.star_model(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0).eval()
+    graphs, _ = SG.star_split(2, 2, 8, 1, seed=0)
+    comps = [[a, [a[0], a[2], a[1], SG.STAR_EOS]] for _, a in graphs]      # the path, and its arm reversed
     rews = [[1.0, 0.0] for _ in graphs]
-    pol, hist = QS.train_star_policy(ref, graphs, comps, rews, "dpo", 0.1, epochs=10, lr=1e-2, batch_size=8)
+    pol, hist = SG.train_star_policy(ref, graphs, comps, rews, "dpo", 0.1, epochs=10, lr=1e-2, batch_size=8)
     P = torch.tensor([p for p, _ in graphs])
     with torch.no_grad():
-        margin = lambda m: (QS._star_logps(m, P, [c[0] for c in comps]) - QS._star_logps(m, P, [c[1] for c in comps])).mean()
+        margin = lambda m: (SG._star_logps(m, P, [c[0] for c in comps]) - SG._star_logps(m, P, [c[1] for c in comps])).mean()
         assert float(margin(pol)) > float(margin(ref)) + 1.0
     assert hist[-1] < hist[0]
 
@@ -232,8 +232,8 @@ def test_round2_adds_the_expected_targets():
     import numpy as np
     from qrpo_nb.generation import render_prompt
     tok, ref, pools = _toy_pools()
-    vm1, info1 = QS.fit_pool_value_model(ref, tok, pools, "Rq", epochs=2, lr=1e-2, seed=0)
-    ex2, drop2, rins = QS.pool_rollout_targets(ref, vm1, tok, pools, "Rq", _words_reward, eta=0.3, n=5, max_new_tokens=6, seed=2)
+    vm1, info1 = QT.fit_pool_value_model(ref, tok, pools, "Rq", epochs=2, lr=1e-2, seed=0)
+    ex2, drop2, rins = QT.pool_rollout_targets(ref, vm1, tok, pools, "Rq", _words_reward, eta=0.3, n=5, max_new_tokens=6, seed=2)
     assert [len(r) for r in rins] == [5, 5, 5]
     assert len(ex2) == 5 * (3 - len(drop2)) and len(ex2) > 0
     for e in ex2:
@@ -246,19 +246,19 @@ def test_round2_adds_the_expected_targets():
     # the roll-ins come from the guided policy: the same seed reproduces them with guided_generate called directly
     from qrpo_nb.generation import stop_token_ids
     stops = stop_token_ids(ref, tok)
-    again = QS.guided_rollins(ref, vm1, [render_prompt(tok, p["prompt"]) for p in pools], 5, eta=0.3, stop_ids=stops,
+    again = QT.guided_rollins(ref, vm1, [render_prompt(tok, p["prompt"]) for p in pools], 5, eta=0.3, stop_ids=stops,
                               pad_token_id=tok.pad_token_id, max_new_tokens=6, seed=2)
     assert again == rins
     # rounds=2 aggregates: rebuild it by hand from round 1's targets and the round-2 targets above
-    vm2, info2 = QS.fit_pool_value_model(ref, tok, pools, "Rq", epochs=2, lr=1e-2, seed=0, rounds=2, reward_fn=_words_reward,
+    vm2, info2 = QT.fit_pool_value_model(ref, tok, pools, "Rq", epochs=2, lr=1e-2, seed=0, rounds=2, reward_fn=_words_reward,
                                          rollin_eta=0.3, rollin_samples=5, max_new_tokens=6)
-    ex1, _ = QS.pool_examples(tok, pools, "Rq", 0)
+    ex1, _ = QT.pool_examples(tok, pools, "Rq", 0)
     assert [r["n_examples"] for r in info2["rounds"]] == [len(ex1), len(ex1) + len(ex2)]
     torch.manual_seed(0)
     hand = QS.ValueModel(copy.deepcopy(ref), "q", "histogram", 11)
     QS.train_value_model(hand, ex1 + ex2, epochs=2, lr=1e-2, seed=0, pad_token_id=tok.pad_token_id)
     for a, b in zip(hand.parameters(), vm2.parameters()): assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="reward_fn"): QS.fit_pool_value_model(ref, tok, pools, rounds=2)
+    with pytest.raises(ValueError, match="reward_fn"): QT.fit_pool_value_model(ref, tok, pools, rounds=2)
 
 
 def test_reward_kl_summary_applies_the_selection_protocol():
@@ -276,7 +276,7 @@ def test_reward_kl_summary_applies_the_selection_protocol():
     for ck, v, t in ((0, 0.30, 0.31), (10, 0.42, 0.40), (20, 0.38, 0.50)): add("qrpo", "Rq", 1.0, ck, v, t, ck / 10)
     for ck, v, t in ((0, 0.30, 0.31), (20, 0.60, 0.55)): add("qrpo", "Rq", 0.1, ck, v, t, ck / 10)
     add("qsharp", "Rq", 1.0, 0, 0.50, 0.45, 0.1); add("qsharp", "Rq", 0.1, 0, 0.49, 0.52, 0.4)
-    s = QS.reward_kl_summary(pd.DataFrame(rows)).set_index(["method", "eta"])
+    s = QT.reward_kl_summary(pd.DataFrame(rows)).set_index(["method", "eta"])
     assert int(s.loc[("qrpo", 1.0), "checkpoint"]) == 10 and s.loc[("qrpo", 1.0), "reward_mean"] == pytest.approx(0.40)
     assert s.loc[("qrpo", 1.0), "reward_std"] == pytest.approx(float(np.std([0.38, 0.40, 0.42], ddof=1)))
     assert s.loc[("qrpo", 1.0), "kl_mean"] == pytest.approx(1.0 + 1.0)       # ck 10: kl 1 + seed (0, 1, 2) -> mean 2
@@ -284,10 +284,10 @@ def test_reward_kl_summary_applies_the_selection_protocol():
     assert bool(s.loc[("qrpo", 0.1), "selected"]) and not bool(s.loc[("qrpo", 1.0), "selected"])
     # Q-sharp: 0.50 vs 0.49 on validation is inside 2 SE (std 0.02): the shortlist holds both, select takes the higher mean
     assert bool(s.loc[("qsharp", 1.0), "selected"]) and not bool(s.loc[("qsharp", 0.1), "selected"])
-    assert "| qrpo | Rq | 1 | 10 | 0.400 ± 0.020 |" in QS.reward_kl_table(s.reset_index())
+    assert "| qrpo | Rq | 1 | 10 | 0.400 ± 0.020 |" in QT.reward_kl_table(s.reset_index())
     # trajectory: QRPO keeps every saved checkpoint after step 0 (beta 1: steps 10 and 20; beta 0.1: step 20), each at
     # its own test numbers; the selected point is unchanged and the other methods keep one point per eta
-    t = QS.reward_kl_summary(pd.DataFrame(rows), trajectory=("qrpo",))
+    t = QT.reward_kl_summary(pd.DataFrame(rows), trajectory=("qrpo",))
     q = t[t.method == "qrpo"].set_index(["eta", "checkpoint"])
     assert sorted(q.index) == [(0.1, 20), (1.0, 10), (1.0, 20)]
     assert q.loc[(1.0, 20), "reward_mean"] == pytest.approx(0.50) and q.loc[(1.0, 20), "kl_mean"] == pytest.approx(2.0 + 1.0)
@@ -302,7 +302,7 @@ def test_paper_qsharp_preset_plans_with_the_papers_values(name, tmp_path):
     runs = P.plan(P.load_preset(name), tmp_path / "runs", tmp_path / "figs")
     q = [r for r in runs if r.stage.name == "qsharp"]
     assert q and all(r.deps for r in q)
-    p, paper = q[0].params, QS.QSHARP_PAPER
+    p, paper = q[0].params, QT.QSHARP_PAPER
     assert p["math_dataset"] in paper["datasets"] and p["pi_ref_model"] in paper["pi_ref"]
     assert p["value_backbone"] == paper["value_model"] and p["etas"] == [paper["eta"]] and p["rollin_eta"] == paper["eta"]
     assert p["top_k"] == paper["top_k"] and p["samples_per_prompt"] == paper["samples_per_prompt"] and p["rounds"] == paper["rounds"]
@@ -329,7 +329,7 @@ def test_qsharp_template_math_path_on_the_local_files(tmp_path):
     # a few steps toward answering "5" (row 3's gold), so that round 1's labels vary on some prompt (an untrained model
     # never answers right: every prompt would be dropped for constant labels)
     from qrpo_nb.generation import render_prompt
-    rows = QS.load_gsm8k(data, "test")
+    rows = QT.load_gsm8k(data, "test")
     seqs = [render_prompt(tok, r["prompt"]) + tok("5").input_ids + [tok.eos_token_id] for r in rows]
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     for _ in range(25):
@@ -354,6 +354,6 @@ def test_qsharp_template_math_path_on_the_local_files(tmp_path):
     # pi_ref's pass@1 for seed 0, recomputed: sample the same way, grade with answer_reward
     from qrpo_nb.models import load_model
     ref = load_model(str(mdir)).eval()
-    got = QS.sample_with_kl(ref, tok, rows, ref_model=ref, max_new_tokens=4, batch_size=8, seed=0)
-    want = sum(QS.answer_reward(rows, [g["completion"] for g in got])) / len(rows)
+    got = QT.sample_with_kl(ref, tok, rows, ref_model=ref, max_new_tokens=4, batch_size=8, seed=0)
+    want = sum(QT.answer_reward(rows, [g["completion"] for g in got])) / len(rows)
     assert df[(df.method == "pi_ref") & (df.seed == 0)].score.iloc[0] == pytest.approx(want)
