@@ -4,26 +4,22 @@
 
 # %% ../nbs/13b_qsharp_tasks.ipynb #d1df5cd1
 from __future__ import annotations
-import copy, math, time
-from dataclasses import dataclass, field
+import copy, json, math, time
+from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from .lab import World, kl
 from .qsharp import ValueModel, QSharpLogitsProcessor, guided_generate, round1_targets, rollout_targets, train_value_model
-import json, os
-from pathlib import Path
 from transformers import LogitsProcessorList
 from .generation import nucleus_logprobs
 
 # %% auto #0
-__all__ = ['MATH_INSTRUCTION', 'QSHARP_PAPER', 'code_run_folders', 'pool_labels', 'pool_examples', 'fit_pool_value_model',
-           'step_kl', 'sample_with_kl', 'compare_on_task', 'compare_on_rows', 'selection_frame', 'reward_kl_summary',
-           'plot_reward_kl', 'ahead_at_equal_kl', 'guided_rollins', 'pool_rollout_targets', 'last_boxed', 'gsm8k_gold',
-           'normalise_math_answer', 'extract_answer', 'answers_match', 'load_gsm8k', 'load_math500', 'answer_reward',
-           'sample_pools', 'reward_kl_table', 'report_extras']
+__all__ = ['MATH_INSTRUCTION', 'QSHARP_PAPER', 'code_run_folders', 'scale_reward', 'pool_labels', 'pool_examples',
+           'fit_pool_value_model', 'step_kl', 'sample_with_kl', 'compare_on_task', 'compare_on_rows', 'selection_frame',
+           'reward_kl_summary', 'plot_reward_kl', 'ahead_at_equal_kl', 'guided_rollins', 'pool_rollout_targets',
+           'last_boxed', 'gsm8k_gold', 'normalise_math_answer', 'extract_answer', 'answers_match', 'load_gsm8k',
+           'load_math500', 'answer_reward', 'sample_pools', 'reward_kl_table', 'report_extras']
 
 # %% ../nbs/13b_qsharp_tasks.ipynb #d9878901
 def code_run_folders(part_dir) -> dict:
@@ -36,10 +32,20 @@ def code_run_folders(part_dir) -> dict:
     if miss: raise FileNotFoundError(f"{part_dir}: no complete {', '.join(miss)} stage (run the pipeline's prepare..rewards first)")
     return out
 
-def pool_labels(rewards: Sequence[float], reward: str="R") -> list:
-    "Value-model labels of one prompt's pool: the rewards (`\"R\"`) or their quantiles among the pool itself (`\"Rq\"`, ≤)."
+def scale_reward(r, bounds=None) -> np.ndarray:
+    "R mapped onto the histogram's [0, 1]: (R − lo)/(hi − lo) for the reward's `bounds` (lo, hi); None: R as is."
+    r = np.asarray(r, float)
+    if bounds is None: return r
+    lo, hi = map(float, bounds)
+    if not hi > lo: raise ValueError(f"reward bounds must be (lo, hi) with hi > lo, got {bounds}")
+    if (r < lo).any() or (r > hi).any(): raise ValueError(f"rewards outside their bounds {bounds}: {r[(r < lo) | (r > hi)][:5].tolist()}")
+    return (r - lo) / (hi - lo)
+
+def pool_labels(rewards: Sequence[float], reward: str="R", bounds=None) -> list:
+    """Value-model labels of one prompt's pool: the rewards (`"R"`, scaled to [0, 1] by `bounds`, see `scale_reward`) or
+    their quantiles among the pool itself (`"Rq"`, ≤; `bounds` play no part)."""
     r = np.asarray(rewards, float)
-    if reward == "R": return r.tolist()
+    if reward == "R": return scale_reward(r, bounds).tolist()
     if reward == "Rq": return [float((r <= x).mean()) for x in r]
     raise ValueError(f"reward must be 'R' or 'Rq', got {reward!r}")
 
@@ -49,7 +55,7 @@ def _pool_prompt_ids(tokenizer, row) -> tuple[list, list]:
     n_p = enc[0]["completion_mask"].index(1)
     return enc[0]["input_ids"][:n_p], [e["input_ids"][n_p:] for e in enc]
 
-def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0) -> tuple[list, list]:
+def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0, bounds=None) -> tuple[list, list]:
     "Round-1 value-model targets from stored reference pools (`prompt`, `completions`, `rewards`): (examples, dropped)."
     xs, ys, rs = [], [], []
     for i, row in enumerate(pools):
@@ -58,26 +64,28 @@ def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0) -> tuple
         if len(row["completions"]) != len(row["rewards"]):
             raise ValueError(f"pool row {i}: {len(row['completions'])} completions but {len(row['rewards'])} rewards")
         x, y = _pool_prompt_ids(tokenizer, row)
-        xs.append(x); ys.append(y); rs.append(pool_labels(row["rewards"], reward))
+        xs.append(x); ys.append(y); rs.append(pool_labels(row["rewards"], reward, bounds))
     return round1_targets(xs, ys, rs, seed=seed)
 
 def fit_pool_value_model(ref_model, tokenizer, pools: list, reward: str="R", kind: str="q", output: str="histogram",
                          n_atoms: int=11, epochs: int=5, lr: float=1e-3, batch_size: int=32, seed: int=0, *,
                          rounds: int=1, reward_fn=None, rollin_eta: float=0.1, rollin_samples: int | None=None,
-                         top_k: int | None=20, max_new_tokens: int=48, gen_batch_size: int=64, policy=None) -> tuple:
+                         top_k: int | None=20, max_new_tokens: int=48, gen_batch_size: int=64, policy=None, reward_bounds=None) -> tuple:
     """A value model on a copy of π_ref (zero head: round 1 decodes π_ref) fitted to the pools' round-1 targets: (vm, info).
     `rounds` > 1 (the Q♯ paper: 2): each later round rolls in with the previous round's guided policy at `rollin_eta`
     (`pool_rollout_targets`, `reward_fn(rows, texts)` scoring the roll-outs), adds its targets to the data, and fits a
     fresh value model on all of them. `ref_model` is the value model's backbone; `policy` (default: `ref_model`) is π_ref,
-    the model later rounds roll in and out with (the Q♯ paper: a 1B value model for an 8B π_ref of the same tokenizer)."""
+    the model later rounds roll in and out with (the Q♯ paper: a 1B value model for an 8B π_ref of the same tokenizer).
+    `reward_bounds` (lo, hi): R's labels are (R − lo)/(hi − lo), for a reward outside the histogram's [0, 1] (`cpu-chat`)."""
     if rounds < 1: raise ValueError(f"rounds must be >= 1, got {rounds}")
     if rounds > 1 and reward_fn is None: raise ValueError("rounds > 1 roll out from π_ref: give reward_fn(rows, completions)")
-    examples, dropped = pool_examples(tokenizer, pools, reward, seed)
+    examples, dropped = pool_examples(tokenizer, pools, reward, seed, reward_bounds)
     per_round, t0 = [], time.perf_counter()
     for rnd in range(1, rounds + 1):
         if rnd > 1:
             new, drop_r, _ = pool_rollout_targets(policy if policy is not None else ref_model, vm, tokenizer, pools, reward, reward_fn, eta=rollin_eta, n=rollin_samples,
-                                                  top_k=top_k, max_new_tokens=max_new_tokens, seed=seed + rnd, batch_size=gen_batch_size)
+                                                  top_k=top_k, max_new_tokens=max_new_tokens, seed=seed + rnd, batch_size=gen_batch_size,
+                                                  bounds=reward_bounds)
             examples = examples + new
         torch.manual_seed(seed)
         vm = ValueModel(copy.deepcopy(ref_model), kind, output, n_atoms)
@@ -152,9 +160,11 @@ def _last_checkpoint(output_dir) -> Path:
 def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=(0.1, 0.3, 1.0), seeds: Sequence[int]=(0, 1, 2),
                     splits: Sequence[str]=("validation", "test"), cd: bool=True, methods: Sequence[str]=("qrpo",),
                     checkpoints: str="all", temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=48, batch_size: int=64,
-                    top_k: int | None=20, max_prompts: int | None=None, reward_fn=None, progress=print, split: str | None=None):
+                    top_k: int | None=20, max_prompts: int | None=None, reward_fn=None, progress=print, split: str | None=None,
+                    train_settings: Sequence[str] | None=None):
     """Reward and KL(π‖π_ref) on each split of π_ref, Q♯ (per value model: reward name -> ValueModel), CD and the trained
-    runs (`checkpoints="all"`: every saved checkpoint, the selection's candidates; `"last"`): one row per seed."""
+    runs (`checkpoints="all"`: every saved checkpoint, the selection's candidates; `"last"`): one row per seed.
+    `train_settings`: only the runs of these settings (rows are keyed by method and β: one setting per β)."""
     import datasets
     from transformers import AutoTokenizer
     from qrpo_nb.models import load_model
@@ -168,10 +178,13 @@ def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=
     rows = {sp: [r for r in every if r["split"] == sp][:max_prompts] for sp in splits}
     tok = AutoTokenizer.from_pretrained(str(Path(folders["sft"]) / "model"))
     ref = load_model(str(Path(folders["sft"]) / "model")).eval()
-    trained = []
+    trained, seen = [], {}
     if "train" in folders:
         for r in json.loads((Path(folders["train"]) / "runs.json").read_text()):
-            if r["method"] in methods and r.get("group", "main") == "main":
+            if r["method"] in methods and r.get("group", "main") == "main" and (train_settings is None or r.get("setting") in train_settings):
+                key = (r["method"], float(r["beta"]))
+                if key in seen: raise ValueError(f"{r['method']} beta {r['beta']:g} in settings {seen[key]!r} and {r.get('setting')!r}: give train_settings (one setting per beta)")
+                seen[key] = r.get("setting")
                 cks = checkpoint_folders(r["output_dir"]) if checkpoints == "all" else dict([_last_step(r["output_dir"])])
                 for step, path in cks.items():
                     trained.append((r["method"], "Rq" if r["method"] == "qrpo" else "R", float(r["beta"]), int(step),
@@ -324,8 +337,8 @@ def guided_rollins(model, value_model: ValueModel, prompt_ids: list, n: int, *, 
     return out
 
 def pool_rollout_targets(ref_model, value_model: ValueModel, tokenizer, pools: list, reward: str="R", reward_fn=None, *, eta: float,
-                         n: int | None=None, top_k: int | None=20, max_new_tokens: int=48, seed: int=0, batch_size: int=64) -> tuple:
-    "A later round's targets on the pools' prompts: (examples, dropped prompt indices, roll-ins); `n` defaults to the pool size."
+                         n: int | None=None, top_k: int | None=20, max_new_tokens: int=48, seed: int=0, batch_size: int=64, bounds=None) -> tuple:
+    "A later round's targets on the pools' prompts: (examples, dropped prompt indices, roll-ins); `n` defaults to the pool size; R scaled by `bounds`."
     from qrpo_nb.generation import stop_token_ids
     if reward_fn is None: raise ValueError("give reward_fn(rows, completions) to score the roll-outs")
     if reward not in ("R", "Rq"): raise ValueError(f"reward must be 'R' or 'Rq', got {reward!r}")
@@ -338,7 +351,7 @@ def pool_rollout_targets(ref_model, value_model: ValueModel, tokenizer, pools: l
     def label(idx, comps):
         texts = [tokenizer.decode([t for t in c if t not in stops], skip_special_tokens=True) for c in comps]
         r = reward_fn([pools[i] for i in idx], texts)
-        if reward == "R": return [float(x) for x in r]
+        if reward == "R": return scale_reward(r, bounds).tolist()
         return [float((np.asarray(pools[i]["rewards"], float) <= x).mean()) for i, x in zip(idx, r)]
     ex, dropped = rollout_targets(ref_model, xs, rollins, label, max_new_tokens=max_new_tokens, eos_token_id=stops,
                                   pad_token_id=pad, seed=seed + 1, batch_size=batch_size, batched=True, max_length=max_new_tokens)
