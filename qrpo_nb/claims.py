@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['VERDICTS', 'K_SE', 'RUN_KEYS', 'RIVALS', 'LABEL', 'PAPER_CODE', 'PAPER_CHAT', 'RUN_SD', 'RUN_SD_SOURCE', 'PAPER_RHO',
-           'PAPER_SHARES', 'RULE', 'verdict', 'paired_bootstrap', 'per_prompt', 'align', 'Part', 'load_part',
-           'split_groups', 'candidate_details', 'selected_details', 'Claim', 'paper_pair', 'code_beats',
-           'code_improves', 'chat_best', 'combine_runs', 'scaling_claims', 'length_bias_claims',
+__all__ = ['VERDICTS', 'K_SE', 'RUN_KEYS', 'RIVALS', 'LABEL', 'PAPER_CODE', 'PAPER_CHAT', 'RUN_SD', 'RUN_SD_SOURCE',
+           'FIGURE3_CLAIMS', 'PAPER_RHO', 'PAPER_SHARES', 'RULE', 'verdict', 'paired_bootstrap', 'per_prompt', 'align',
+           'Part', 'load_part', 'split_groups', 'candidate_details', 'selected_details', 'Claim', 'paper_pair',
+           'code_beats', 'code_improves', 'chat_best', 'combine_runs', 'scaling_claims', 'length_bias_claims',
            'improvement_share_claim', 'kl_order_claim', 'mc_logz_claim', 'compute_claims', 'claims_frame',
            'claims_markdown', 'write_claims', 'report_section', 'paper_match_from_parts', 'report_extras',
            'plant_eval_dir']
@@ -71,7 +71,7 @@ def paired_bootstrap(arrays: dict,          # name -> array whose last axis is t
     se = float(boots.std(ddof=1)) if len(boots) >= 2 else float("nan")
     return est, se
 
-# %% ../nbs/11a_claims.ipynb #b651ccfb
+# %% ../nbs/11a_claims.ipynb #ee44847d
 RUN_KEYS = ["model", "dataset", "method", "setting", "beta", "lr", "n_ref"]
 
 def per_prompt(details: pd.DataFrame, col: str = "reward") -> pd.Series:
@@ -87,6 +87,7 @@ def align(series: dict) -> dict:
     if common is None or len(common) == 0: raise ValueError("the methods share no evaluation prompt")
     return {k: s.loc[common].to_numpy(float) for k, s in series.items()}
 
+# %% ../nbs/11a_claims.ipynb #b62d58b7
 @dataclass
 class Part:
     "One task's evaluate folders read back: summary, selection, and where each run's details are."
@@ -127,7 +128,7 @@ def split_groups(part: Part) -> list:
         out.append((m, d, Part(dirs, pick(part.summary), pick(part.selected), runs)))
     return out
 
-# %% ../nbs/11a_claims.ipynb #c58b7120
+# %% ../nbs/11a_claims.ipynb #98510a8b
 def _match(runs: pd.DataFrame, **key) -> pd.DataFrame:
     m = np.ones(len(runs), bool)
     for k, v in key.items():
@@ -148,6 +149,7 @@ def candidate_details(part: Part, split: str = "test", *, checkpoint: int,
     hit = pd.concat([hit[scal], hit[~scal]]) if group == "scaling" else pd.concat([hit[~scal], hit[scal]])
     return read_details(hit.dir.iloc[0], int(checkpoint), split)
 
+# %% ../nbs/11a_claims.ipynb #797c8abb
 def selected_details(part: Part, method: str, split: str = "test", group: dict | None = None) -> pd.DataFrame:
     "Details of `method`'s selected checkpoint (`select`), or π_ref's (step 0) for method 'initial'."
     sel = part.selected
@@ -192,7 +194,7 @@ class Claim:
         "A claim whose data is absent: not testable here, with the reason."
         return cls.make(missing=why, ours="—", **kw)
 
-# %% ../nbs/11a_claims.ipynb #b0922365
+# %% ../nbs/11a_claims.ipynb #4d704d41
 RIVALS = ("dpo", "simpo", "rebel")
 LABEL = {"qrpo": "QRPO", "dpo": "DPO", "simpo": "SimPO", "rebel": "REBEL", "initial": "π_ref"}
 PAPER_CODE = ("Llama-3.1-Tulu-3-8B-SFT", "LeetCode")
@@ -211,6 +213,7 @@ def paper_pair(model, dataset, paper_match: dict | None = None) -> tuple[str, st
     return ("Mistral-7B-Instruct-v0.2" if "mistral" in str(model).lower() else PAPER_CHAT[0],
             "UltraFeedback" if "ultra" in str(dataset).lower() else PAPER_CHAT[1])
 
+# %% ../nbs/11a_claims.ipynb #9ddb6cea
 def _step0_note(part, *methods, group=None):
     sel = part.selected
     if group: sel = sel[(sel.model == group["model"]) & (sel.dataset == group["dataset"])]
@@ -228,6 +231,7 @@ def _parts(part) -> list:
     "A part, or its replicates (the same part trained again with other training seeds or pins), as a list of `Part`s."
     return [] if part is None else [p for p in part if p is not None] if isinstance(part, (list, tuple)) else [part]
 
+# %% ../nbs/11a_claims.ipynb #9e5145c6
 def _paired_points(p: Part, a: str, b: str, n_boot: int, seed: int) -> dict:
     "One run of the code part: `a`'s and `b`'s selected test pass rates (points), paired over prompts: means, effect, bootstrap SE."
     da, db = selected_details(p, a), selected_details(p, b)
@@ -255,6 +259,7 @@ def _code_claim(part, a: str, b: str, base: dict, n_boot: int, seed: int, run_sd
                       how=f"selected checkpoints' test pass rates, {res[0]['n']} prompts × {res[0]['seeds']} seeds, paired bootstrap ({n_boot}) over prompts"
                           + (f", {k} training runs" if k > 1 else "") + spread)
 
+# %% ../nbs/11a_claims.ipynb #e6e95a92
 def code_beats(part: Part | Sequence[Part] | None, rival: str, *, n_boot: int = 2000, seed: int = 0,
                run_sd: float | None = None,   # run-to-run SD of the effect (points); None: `RUN_SD`'s; 0: prompts only (the paper's)
               ) -> Claim:
@@ -272,6 +277,7 @@ def code_improves(part: Part | Sequence[Part] | None, *, n_boot: int = 2000, see
                 paper=f"Table 2 (Llama 8B / LeetCode): QRPO {q:.1f} vs initial {i:.1f} % ({q - i:+.1f} points)")
     return _code_claim(part, "qrpo", "initial", base, n_boot, seed, run_sd)
 
+# %% ../nbs/11a_claims.ipynb #2740bbc5
 def chat_best(part: Part | None, *, metric: str = "lc_reward", n_boot: int = 2000, seed: int = 0,
               paper_match: dict | None = None,  # {(model, dataset): (paper model, paper dataset)}; default `paper_pair`'s guess
              ) -> list[Claim]:
@@ -337,7 +343,7 @@ def combine_runs(ests: Sequence[float],   # each run's effect
     return float(e.mean()), float(math.sqrt(s.mean() ** 2 + tau ** 2 / len(e))), tau
 
 
-# %% ../nbs/11a_claims.ipynb #40f1f504
+# %% ../nbs/11a_claims.ipynb #7a7c25a5
 def _scaling_part(parts: Sequence):
     for name, p in parts:   # the first (model, dataset) with scaling runs: Figure 3 is one model on one dataset
         if p is None: continue
@@ -354,6 +360,7 @@ def _point_arrays(part, pts):
         out[f"p{i}"] = per_prompt(det)
     return out
 
+# %% ../nbs/11a_claims.ipynb #13aa63a7
 def _offpolicy(setting): return "off-policy" in str(setting) or "offpolicy" in str(setting)
 
 def _pick_setting(sc, want, test):
@@ -362,65 +369,74 @@ def _pick_setting(sc, want, test):
     rows = sc[s == want] if (s == want).any() else sc[s.map(test)]
     return rows[rows.reward_mean.notna()]
 
-def scaling_claims(parts: Sequence,   # [(name, Part | None)] in order of preference (chat first)
-                   *, n_boot: int = 1000, seed: int = 0) -> list[Claim]:
-    "Figure 3: the off-policy slope of reward vs log2 n; off-policy minus offline at the largest n (largest β); its growth with β."
-    b1 = dict(id="figure3-slope", claim="Off-policy, QRPO's reward grows with the number of reference rewards n.",
-              paper="Figure 3 (Llama 8B / Magpie-Air, off-policy-random, β ∈ {0.003, 0.01, 0.1}, n = 1 … 50): reward rises with n (plot; no published numbers)")
-    b2 = dict(id="figure3-overtakes", claim="With enough reference rewards, off-policy QRPO overtakes offline QRPO (large β).",
-              paper="Figure 3, β = 0.1: off-policy above offline from small n on and at n = 50 (plot; no published numbers)")
-    b3 = dict(id="figure3-beta", claim="The off-policy advantage over offline is larger at larger β (stronger regularisation).",
-              paper="Figure 3: off-policy ahead at β = 0.1, offline best at β = 0.003 (plot; no published numbers)")
-    name, part, sc = _scaling_part(parts)
-    if part is None: return [Claim.untestable("no scaling runs (scaling.csv) in this run", **b) for b in (b1, b2, b3)]
-    off = _pick_setting(sc, "off-policy-random", _offpolicy)   # the paper's Figure 3 setting; else any off-policy one
-    offl = _pick_setting(sc, "offline", lambda s: "offline" in s)
-    out = []
+# %% ../nbs/11a_claims.ipynb #e4013465
+FIGURE3_CLAIMS = (   # the three claims of Figure 3 (id, claim, the paper's evidence)
+    dict(id="figure3-slope", claim="Off-policy, QRPO's reward grows with the number of reference rewards n.",
+         paper="Figure 3 (Llama 8B / Magpie-Air, off-policy-random, β ∈ {0.003, 0.01, 0.1}, n = 1 … 50): reward rises with n (plot; no published numbers)"),
+    dict(id="figure3-overtakes", claim="With enough reference rewards, off-policy QRPO overtakes offline QRPO (large β).",
+         paper="Figure 3, β = 0.1: off-policy above offline from small n on and at n = 50 (plot; no published numbers)"),
+    dict(id="figure3-beta", claim="The off-policy advantage over offline is larger at larger β (stronger regularisation).",
+         paper="Figure 3: off-policy ahead at β = 0.1, offline best at β = 0.003 (plot; no published numbers)"))
+
+def _slope_claim(name, part: Part, off: pd.DataFrame, base: dict, n_boot: int, seed: int) -> Claim:
+    "The off-policy slope of test reward on log2 n (per β with two n or more, averaged over β), paired bootstrap over the prompts."
     groups = [(b, g.sort_values("n_ref")) for b, g in off.groupby("beta") if g.n_ref.nunique() >= 2]
-    arr = None
-    if groups:
-        flat = pd.concat([g for _, g in groups], ignore_index=True)
-        try: arr = align(_point_arrays(part, flat))
-        except (LookupError, ValueError) as e: arr = str(e)
-    if not groups: out.append(Claim.untestable(f"the {name} scaling runs have no off-policy setting with two n", **b1))
-    elif isinstance(arr, str): out.append(Claim.untestable(arr, **b1))
-    else:
-        keys = list(arr); pos, fits = 0, []
-        for _, g in groups: fits.append((keys[pos:pos + len(g)], np.log2(g.n_ref.to_numpy(float)))); pos += len(g)
-        def slope(x): return float(np.mean([np.polyfit(lx, [x[k].mean() for k in ks], 1)[0] for ks, lx in fits]))
-        est, se = paired_bootstrap(arr, slope, n_boot, seed)
-        ns = sorted(flat.n_ref.unique()); betas = [b for b, _ in groups]
-        out.append(Claim.make(**b1, effect=est, se=se, ours=f"{name}: slope {_fmt(est, se, 4)} reward per doubling of n "
-                              f"(n = {', '.join(map(str, ns))}; β = {', '.join(f'{b:g}' for b in betas)})",
-                              how=f"least-squares slope of each β's test rewards on log2 n, averaged over β; paired bootstrap ({n_boot}) over {len(arr[keys[0]])} test prompts"))
-    # off-policy − offline at the largest n both settings have, for every β both have
+    if not groups: return Claim.untestable(f"the {name} scaling runs have no off-policy setting with two n", **base)
+    flat = pd.concat([g for _, g in groups], ignore_index=True)
+    try: arr = align(_point_arrays(part, flat))
+    except (LookupError, ValueError) as e: return Claim.untestable(str(e), **base)
+    keys = list(arr); pos, fits = 0, []
+    for _, g in groups: fits.append((keys[pos:pos + len(g)], np.log2(g.n_ref.to_numpy(float)))); pos += len(g)
+    def slope(x): return float(np.mean([np.polyfit(lx, [x[k].mean() for k in ks], 1)[0] for ks, lx in fits]))
+    est, se = paired_bootstrap(arr, slope, n_boot, seed)
+    ns = sorted(flat.n_ref.unique()); betas = [b for b, _ in groups]
+    return Claim.make(**base, effect=est, se=se, ours=f"{name}: slope {_fmt(est, se, 4)} reward per doubling of n "
+                      f"(n = {', '.join(map(str, ns))}; β = {', '.join(f'{b:g}' for b in betas)})",
+                      how=f"least-squares slope of each β's test rewards on log2 n, averaged over β; paired bootstrap ({n_boot}) over {len(arr[keys[0]])} test prompts")
+
+# %% ../nbs/11a_claims.ipynb #5828d363
+def _setting_gaps(off: pd.DataFrame, offl: pd.DataFrame) -> list:
+    "[(β, n, off-policy point, offline point)]: for every β both settings have, the two points at the largest n they share."
     gaps = []
     for beta in sorted(set(offl.beta) & set(off.beta)):
         a, b = off[off.beta == beta], offl[offl.beta == beta]
         shared = set(a.n_ref) & set(b.n_ref)
         if shared: n = max(shared); gaps.append((beta, n, a[a.n_ref == n].head(1), b[b.n_ref == n].head(1)))
+    return gaps
+
+def _gap_claims(name, part: Part, gaps: list, b2: dict, b3: dict, n_boot: int, seed: int) -> list[Claim]:
+    "Off-policy − offline at the largest β (and its n), and that gap minus the smallest β's, paired bootstrap over the prompts."
     if not gaps:
         why = f"the {name} scaling runs have no offline setting beside the off-policy one (at a shared β and n)"
-        return out + [Claim.untestable(why, **b2), Claim.untestable(why, **b3)]
+        return [Claim.untestable(why, **b2), Claim.untestable(why, **b3)]
     try: arr = align(_point_arrays(part, pd.concat([p for g in gaps for p in g[2:]], ignore_index=True)))
-    except (LookupError, ValueError) as e: return out + [Claim.untestable(str(e), **b2), Claim.untestable(str(e), **b3)]
+    except (LookupError, ValueError) as e: return [Claim.untestable(str(e), **b2), Claim.untestable(str(e), **b3)]
     gap = lambda x, i: x[f"p{2 * i}"].mean() - x[f"p{2 * i + 1}"].mean()   # point 2i: off-policy, 2i + 1: offline
     top = len(gaps) - 1
     beta, n = gaps[top][:2]
     est, se = paired_bootstrap(arr, lambda x: gap(x, top), n_boot, seed)
-    out.append(Claim.make(**b2, effect=est, se=se, ours=f"{name}, β = {beta:g}, n = {n}: off-policy {arr[f'p{2 * top}'].mean():.4f} vs offline "
-                          f"{arr[f'p{2 * top + 1}'].mean():.4f}: {_fmt(est, se, 4)}",
-                          how=f"validation-best point of each setting at the largest shared n and the largest β, paired bootstrap ({n_boot}) over test prompts"))
-    if len(gaps) < 2: out.append(Claim.untestable(f"offline and off-policy scaling runs share one β only ({beta:g})", **b3))
-    else:
-        est, se = paired_bootstrap(arr, lambda x: gap(x, top) - gap(x, 0), n_boot, seed)
-        out.append(Claim.make(**b3, effect=est, se=se,
-                              ours=f"{name}: (off-policy − offline) at β = {gaps[top][0]:g} minus at β = {gaps[0][0]:g}: {_fmt(est, se, 4)} "
-                                   f"(gaps {_fmt(gap(arr, top), digits=4)} and {_fmt(gap(arr, 0), digits=4)})",
-                              how=f"difference of the two gaps (each at its largest shared n), same prompts, paired bootstrap ({n_boot})"))
-    return out
+    out = [Claim.make(**b2, effect=est, se=se, ours=f"{name}, β = {beta:g}, n = {n}: off-policy {arr[f'p{2 * top}'].mean():.4f} vs offline "
+                      f"{arr[f'p{2 * top + 1}'].mean():.4f}: {_fmt(est, se, 4)}",
+                      how=f"validation-best point of each setting at the largest shared n and the largest β, paired bootstrap ({n_boot}) over test prompts")]
+    if len(gaps) < 2: return out + [Claim.untestable(f"offline and off-policy scaling runs share one β only ({beta:g})", **b3)]
+    est, se = paired_bootstrap(arr, lambda x: gap(x, top) - gap(x, 0), n_boot, seed)
+    return out + [Claim.make(**b3, effect=est, se=se,
+                             ours=f"{name}: (off-policy − offline) at β = {gaps[top][0]:g} minus at β = {gaps[0][0]:g}: {_fmt(est, se, 4)} "
+                                  f"(gaps {_fmt(gap(arr, top), digits=4)} and {_fmt(gap(arr, 0), digits=4)})",
+                             how=f"difference of the two gaps (each at its largest shared n), same prompts, paired bootstrap ({n_boot})")]
 
-# %% ../nbs/11a_claims.ipynb #1e9d0b18
+# %% ../nbs/11a_claims.ipynb #a0723462
+def scaling_claims(parts: Sequence,   # [(name, Part | None)] in order of preference (chat first)
+                   *, n_boot: int = 1000, seed: int = 0) -> list[Claim]:
+    "Figure 3: the off-policy slope of reward vs log2 n; off-policy minus offline at the largest n (largest β); its growth with β."
+    name, part, sc = _scaling_part(parts)
+    if part is None: return [Claim.untestable("no scaling runs (scaling.csv) in this run", **b) for b in FIGURE3_CLAIMS]
+    off = _pick_setting(sc, "off-policy-random", _offpolicy)   # the paper's Figure 3 setting; else any off-policy one
+    offl = _pick_setting(sc, "offline", lambda s: "offline" in s)
+    return [_slope_claim(name, part, off, FIGURE3_CLAIMS[0], n_boot, seed),
+            *_gap_claims(name, part, _setting_gaps(off, offl), *FIGURE3_CLAIMS[1:], n_boot, seed)]
+
+# %% ../nbs/11a_claims.ipynb #3b81794c
 # ρ in the legends of Figure 4 (Llama 8B / Magpie-Air) and Figure 8's other panels (`paper/figure8-length-bias-*.png`)
 PAPER_RHO = {("Llama-3.1-Tulu-3-8B-SFT", "Magpie-Air"): {"dpo": 0.49, "simpo": 0.37, "rebel": -0.14, "qrpo": -0.16},
              ("Llama-3.1-Tulu-3-8B-SFT", "UltraFeedback"): {"dpo": 0.19, "simpo": 0.36, "rebel": 0.24, "qrpo": 0.29},
@@ -451,6 +467,7 @@ def _rho_evidence(r, pair):
     return (f"{fig} ({pm.split('-')[0]} / {pdset}): ρ {LABEL[r]} {rho[r]:+.2f} vs QRPO {rho['qrpo']:+.2f} "
             f"(|ρ| difference {abs(rho[r]) - abs(rho['qrpo']):+.2f})")
 
+# %% ../nbs/11a_claims.ipynb #6ff4ed23
 def length_bias_claims(part: Part | None, rivals: Sequence[str] = ("dpo", "simpo"), *, n_boot: int = 2000, seed: int = 0,
                        where: str = "chat", paper_match: dict | None = None) -> list[Claim]:
     "Figures 4/8: |ρ| of each preference method minus |ρ| of QRPO (length vs implicit reward), paired bootstrap over prompts."
@@ -468,6 +485,7 @@ def length_bias_claims(part: Part | None, rivals: Sequence[str] = ("dpo", "simpo
         out += _length_bias(g, rivals, based, n_boot, seed, f"{where} {m} / {d}")
     return out
 
+# %% ../nbs/11a_claims.ipynb #87f05da8
 def _length_bias(part, rivals, base, n_boot, seed, where):
     pts = _length_points(part)
     if pts is None: return [Claim.untestable("no length_points.parquet in the evaluate folders", **base(r)) for r in rivals]
@@ -536,7 +554,7 @@ def mc_logz_claim(beta: float = 0.1, N: int = 50, reps: int = 400, n_seeds: int 
                       how=f"theory.simulate_log_zhat ({n_seeds} seeds × {reps} estimates) against √(12 F(1−F)/n) at F = 1/2",
                       effect=float(ratios.mean()), se=float(ratios.std(ddof=1) / math.sqrt(n_seeds)))
 
-# %% ../nbs/11a_claims.ipynb #f5119693
+# %% ../nbs/11a_claims.ipynb #3c221c15
 def compute_claims(code: Sequence | None = None,   # the code part's evaluate folders
                    chat: Sequence | None = None,   # the chat part's evaluate folders
                    *, max_mean_length: float | None = None,  # the chat selection's length filter (as Table 3's)
@@ -557,6 +575,7 @@ def compute_claims(code: Sequence | None = None,   # the code part's evaluate fo
     out += [improvement_share_claim(), kl_order_claim(), mc_logz_claim()]
     return out
 
+# %% ../nbs/11a_claims.ipynb #22b97f70
 RULE = ("Verdicts come from `qrpo_nb.claims.verdict`, never by hand. Each claim is one effect, oriented so that the paper "
         "claims effect > threshold, with its standard error (SE). **confirmed**: in the paper's direction by more than 2 SE; "
         "**contradicted**: in the opposite direction by more than 2 SE; **not confirmed at this scale**: neither; "
@@ -589,6 +608,7 @@ def claims_markdown(claims: Sequence[Claim], scale: str | None = None) -> str:
         lines.append(f"{i}. `{c.id}`: {c.how or '—'} ({num}).")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/11a_claims.ipynb #a77885c8
 def write_claims(out_dir,                  # the figures folder (CLAIMS.md and claims.csv are written there)
                  code: Sequence | None = None, chat: Sequence | None = None,   # the parts' evaluate folders
                  *, claims: Sequence[Claim] | None = None,  # already computed claims (else computed from the folders)

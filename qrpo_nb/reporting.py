@@ -59,7 +59,7 @@ def fmt_pm(mean, std=None, digits: int = 4) -> str:
     s = f"{mean:.{digits}f}"
     return s if std is None or (isinstance(std, float) and math.isnan(std)) else f"{s} ± {std:.{digits}f}"
 
-# %% ../nbs/11_reporting.ipynb #114765fc
+# %% ../nbs/11_reporting.ipynb #da7354c1
 def scale_note(scale: dict | None) -> str:
     "One line stating the scale of the run (model, data size, steps, ...) a table or figure came from."
     if not scale: return "Scale of this run: not stated."
@@ -74,6 +74,7 @@ def to_markdown(df: pd.DataFrame, caption: str | None = None, note: str | None =
     if note: lines += ["", f"*{note}*"]
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/11_reporting.ipynb #c94bdd4f
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
         "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "β": r"$\beta$", "ρ": r"$\rho$", "—": "--"}
 
@@ -94,6 +95,7 @@ def to_latex(df: pd.DataFrame, caption: str | None = None, label: str | None = N
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
+# %% ../nbs/11_reporting.ipynb #9de90d47
 def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, caption: str | None = None, note: str | None = None) -> list[Path]:
     "Write `name.md` and `name.tex`; returns their paths."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +104,7 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, caption: str | 
     tex.write_text(to_latex(df, caption, f"tab:{name}", note), encoding="utf-8")
     return [md, tex]
 
-# %% ../nbs/11_reporting.ipynb #4e7c27d5
+# %% ../nbs/11_reporting.ipynb #d2cc9cae
 def paper_style():
     "A matplotlib style context close to the paper's figures (white grid, no top/right spines, large sans-serif text)."
     return plt.style.context(["seaborn-v0_8-whitegrid", {"axes.spines.top": False, "axes.spines.right": False,
@@ -128,6 +130,7 @@ def save_figure(fig, name: str, out_dir: str | Path,
     plt.close(fig)
     return paths
 
+# %% ../nbs/11_reporting.ipynb #d26d690e
 def footnote(fig, text: str, fontsize: int = 9):
     "A note under the figure, wrapped to the figure's width (a long one-liner would widen the saved image)."
     import textwrap
@@ -146,8 +149,7 @@ def label_overlaps(fig) -> list[tuple[str, str]]:
             out += [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
     return out
 
-
-# %% ../nbs/11_reporting.ipynb #1284e294
+# %% ../nbs/11_reporting.ipynb #de01be6d
 def _pub_lookup(pub, source, model, dataset, method, metric):
     r = pub[(pub.source == source) & (pub.model == model) & (pub.dataset == dataset) & (pub.method == method) & (pub.metric == metric)]
     return (float(r["mean"].iloc[0]), float(r["std"].iloc[0])) if len(r) else (float("nan"), float("nan"))
@@ -167,6 +169,7 @@ def table2(selected: pd.DataFrame,  # `select` output for the code task (rewards
     df = pd.DataFrame(rows)
     return df.set_index("Method").loc[_order(df.Method)].reset_index()
 
+# %% ../nbs/11_reporting.ipynb #c9b405e9
 def initial_rows(summary: pd.DataFrame,  # `summarise` output (every run's step 0 is π_ref)
                 ) -> pd.DataFrame:
     "π_ref's row per (model, dataset), shaped like `select` output (method `initial`): the mean over the runs' step-0 rows, identical in a real run."
@@ -180,6 +183,7 @@ def initial_rows(summary: pd.DataFrame,  # `summarise` output (every run's step 
         out.append(row)
     return pd.DataFrame(out)
 
+# %% ../nbs/11_reporting.ipynb #06dc0e74
 def table3(selected: pd.DataFrame,  # `select` output for the chat tasks (one or more model × dataset)
            alpaca: dict | None = None,  # {(model, dataset, method): run_alpaca_eval result}
            published: pd.DataFrame | None = None,
@@ -210,7 +214,7 @@ def table3(selected: pd.DataFrame,  # `select` output for the chat tasks (one or
     df["_o"] = [METHOD_ORDER.index(m) if m in METHOD_ORDER else 99 for m in df.Method]
     return df.sort_values(["Model", "Dataset", "_o"], kind="mergesort").drop(columns="_o").reset_index(drop=True)
 
-# %% ../nbs/11_reporting.ipynb #c337e10f
+# %% ../nbs/11_reporting.ipynb #ea06f1f8
 CONFIG_TABLES = {"table5": "Datasets", "table6": "Rewards", "table7": "Sampling parameters",
                  "table8": "Distribution-shift settings", "table9": "Training (SFT and RL fine-tuning)",
                  "table10": "Hyperparameter sweep: chat", "table11": "Hyperparameter sweep: code"}
@@ -235,6 +239,7 @@ PAPER_CONFIG = {
                 "REBEL β": "1e-4, 1e-2, 1.0", "QRPO β": "3e-3, 1e-2, 3e-2"},
 }
 
+# %% ../nbs/11_reporting.ipynb #0299f4d9
 def _fmt_cfg(v) -> str:
     if isinstance(v, (list, tuple)): return ", ".join(_fmt_cfg(x) for x in v)
     if isinstance(v, dict): return "; ".join(f"{k}: {_fmt_cfg(x)}" for k, x in v.items())
@@ -254,7 +259,7 @@ def tables_5_11(preset: dict) -> dict[str, pd.DataFrame]:
     if unknown: raise ValueError(f"unknown configuration tables {sorted(unknown)}; expected keys of CONFIG_TABLES")
     return {k: config_table(preset.get(k), PAPER_CONFIG[k]) for k in CONFIG_TABLES}
 
-# %% ../nbs/11_reporting.ipynb #0ca85a79
+# %% ../nbs/11_reporting.ipynb #9555e439
 def setting_table(summary: pd.DataFrame,  # `summarise` output of one (model, dataset)
                   selected: pd.DataFrame | None = None,  # `select` output, to mark the chosen rows
                   lc: bool = True,  # include the LC-reward column (chat tables)
@@ -281,6 +286,7 @@ def setting_table(summary: pd.DataFrame,  # `summarise` output of one (model, da
     df["_o"] = [METHOD_ORDER.index(m) if m in METHOD_ORDER else 99 for m in df.Method]
     return df.sort_values(["_o", "Setting"], kind="mergesort").drop(columns="_o").reset_index(drop=True)
 
+# %% ../nbs/11_reporting.ipynb #2c652ede
 # The paper's appendix tables per chat (model, dataset). Their captions did not survive extraction: the datasets follow
 # from the step counts (764 = 98,000 / 128 for Magpie-Air in Tables 12–13, 476 = 61,135 / 128 for UltraFeedback in
 # Tables 14–15); the model order within a dataset (Llama, then Mistral) is Table 3's.
@@ -311,6 +317,7 @@ def table_names_12_16(pairs: Sequence[tuple], code_datasets: Sequence[str] = ("l
         if str(d).lower() in code_datasets: out["table16" if code == 0 else f"table16_{code + 1}"] = (m, d); code += 1
     return out
 
+# %% ../nbs/11_reporting.ipynb #04b705f3
 def tables_12_16(summary: pd.DataFrame, order: Sequence[tuple] | None = None, code_datasets: Sequence[str] = ("leetcode",),
                  paper_match: dict | None = None,
                  chat_max_mean_length: float | None = None,  # the authors' chat selection rule (`evaluation.PAPER_MAX_MEAN_LENGTH`)
@@ -325,7 +332,7 @@ def tables_12_16(summary: pd.DataFrame, order: Sequence[tuple] | None = None, co
         out[name] = setting_table(sub, select(sub, max_mean_length=chat_max_mean_length if chat else None), lc=chat)
     return out
 
-# %% ../nbs/11_reporting.ipynb #3e41fa9c
+# %% ../nbs/11_reporting.ipynb #4d9c61a4
 def _bars(ax, methods, means, stds, title, ylabel, ref=None, digits=1):
     cols = [METHOD_COLORS.get(m, "#cccccc") for m in methods]
     x = np.arange(len(methods))
@@ -350,6 +357,7 @@ def _bars(ax, methods, means, stds, title, ylabel, ref=None, digits=1):
     ax.grid(axis="y", ls="--", alpha=0.7)
     return pd.DataFrame(dict(panel=title.split("\n")[0], method=list(methods), mean=means, std=stds))
 
+# %% ../nbs/11_reporting.ipynb #854f6669
 def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (model, dataset) of this run
             alpaca: dict | None = None,  # {method: run_alpaca_eval result}
             published: pd.DataFrame | None = None,
@@ -381,7 +389,7 @@ def figure1(selected: pd.DataFrame | None = None,  # `select` output for one (mo
         fig.tight_layout()
     return with_data(fig, pd.concat(data, ignore_index=True))
 
-# %% ../nbs/11_reporting.ipynb #a3d1cc88
+# %% ../nbs/11_reporting.ipynb #d836342f
 # the paper's Figure 3: off-policy crimson, offline teal; a second off-policy setting gets a lighter crimson
 FIG3_COLORS = {"off-policy-random": "#8c1d4a", "off-policy-best": "#d4789c", "offline": "#2b6e63", "off-policy": "#8c1d4a"}
 
@@ -401,6 +409,7 @@ def scaling_points(summary: pd.DataFrame,  # `summarise` output of the scaling r
     t = summary[summary.split == test][keys + ["lr", "checkpoint"] + cols]
     return best.merge(t, on=keys + ["lr", "checkpoint"], how="left").sort_values(keys).reset_index(drop=True)
 
+# %% ../nbs/11_reporting.ipynb #498b01e7
 def figure3(df: pd.DataFrame, scale: dict | None = None):
     "Figure 3: test reward of the selected checkpoint against the number of reference rewards n, one line per setting, one panel per β."
     need = {"n_ref", "beta", "setting", "reward_mean", "reward_std"}
@@ -427,8 +436,7 @@ def figure3(df: pd.DataFrame, scale: dict | None = None):
     return with_data(fig, df[[c for c in ("setting", "beta", "n_ref", "lr", "checkpoint", "reward_mean", "reward_std", "n_seeds") if c in df]]
                      .sort_values(["beta", "setting", "n_ref"]))
 
-
-# %% ../nbs/11_reporting.ipynb #cb57bb18
+# %% ../nbs/11_reporting.ipynb #64f7168d
 LENGTH_ORDER = ["DPO", "SimPO", "REBEL", "QRPO"]   # the paper's legend order in Figures 4 and 8
 LENGTH_YLABEL = "Implicit reward, not normalised\n(own y-scale per method)"
 LENGTH_NOTE = ("one panel per method, each on its own y-scale: the implicit reward β·log π_θ/π_ref is not normalised "
@@ -454,6 +462,7 @@ def _length_panel(ax, g: pd.DataFrame, f, m: str, max_points: int = 1500, seed: 
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
     return g.assign(slope=f.slope, intercept=f.intercept, rho=f.rho)[["method", "length_norm", "implicit_reward", "slope", "intercept", "rho"]]
 
+# %% ../nbs/11_reporting.ipynb #80041cb5
 def _length_grid(panels: dict, scale: dict | None, titles: bool):
     "One row per panel (model / dataset), one column per method (the same method in a column), shared x."
     fitted = {t: _length_fits(p.assign(method=p.method.map(method_label))) for t, p in panels.items()}
@@ -476,6 +485,7 @@ def _length_grid(panels: dict, scale: dict | None, titles: bool):
     d = pd.concat(data, ignore_index=True)
     return with_data(fig, d[["panel"] + [c for c in d if c != "panel"]])
 
+# %% ../nbs/11_reporting.ipynb #1b7b3b8e
 def figure4(points: pd.DataFrame,  # columns: method, length_norm, implicit_reward
             title: str | None = None, scale: dict | None = None):
     "Figure 4: length bias of each method — its own panel with cloud, least-squares line, mean marker and ρ."
@@ -489,8 +499,7 @@ def figure8(panels: dict,  # a title ("model / dataset") -> its points
     if not panels: raise ValueError("figure8 needs at least one panel")
     return _length_grid(panels, scale, titles=True)
 
-
-# %% ../nbs/11_reporting.ipynb #eb2fe928
+# %% ../nbs/11_reporting.ipynb #a788570a
 def read_jsonl(path: str | Path) -> list[dict]:
     "Records of a JSONL file (blank and truncated last lines skipped)."
     out = []
@@ -515,6 +524,7 @@ def _training_curves(logs: dict, step_key: str = "step") -> pd.DataFrame:
             rows += [dict(label=label, which=which, step=s, logratio=v) for s, v in pts]
     return pd.DataFrame(rows)
 
+# %% ../nbs/11_reporting.ipynb #359b5fb3
 def figure6(logs: dict | None = None,  # label (e.g. "β = 0.01") -> trainer metrics records or a metrics.jsonl path
             validation: pd.DataFrame | None = None,  # `VALIDATION_LOGRATIO_COLUMNS`: mean log-ratios of the validation pairs per checkpoint
             step_key: str = "step", scale: dict | None = None):
@@ -546,8 +556,7 @@ def figure6(logs: dict | None = None,  # label (e.g. "β = 0.01") -> trainer met
         fig.tight_layout()
     return with_data(fig, data)
 
-
-# %% ../nbs/11_reporting.ipynb #95c0a6f2
+# %% ../nbs/11_reporting.ipynb #280f60aa
 def code_figure(text: str, title: str, max_lines: int = 80):
     "A monospaced listing as a figure (long listings are cut with a note)."
     lines = text.rstrip("\n").splitlines() or [""]
@@ -565,6 +574,7 @@ def split_prefix(prefix: str) -> tuple[str, str]:
     i = next((j for j, l in enumerate(lines) if re.match(r"(class|def)\s", l)), len(lines))
     return "\n".join(lines[:i]).strip("\n"), "\n".join(lines[i:]).strip("\n")
 
+# %% ../nbs/11_reporting.ipynb #27bf5abe
 def leetcode_texts(protocol: str = "paper", # `qrpo_nb.leetcode` protocol: "paper" (Figures 9-11) or "ours"
                   ) -> tuple[str, str]:
     "(example prompt, unified prefix) of the LeetCode protocol, as Figures 9 (prompt), 10 and 11 (prefix) show them."
@@ -576,6 +586,7 @@ def leetcode_texts(protocol: str = "paper", # `qrpo_nb.leetcode` protocol: "pape
     prompt = leetcode_prompt(row, prefix="# ... the unified initialisation code of Figures 10 and 11 ...", protocol=protocol)
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in prompt), prefix
 
+# %% ../nbs/11_reporting.ipynb #c5a9be26
 def figures_9_11(prompt: str, prefix: str, out_dir: str | Path) -> dict[str, list[Path]]:
     "Figures 9 (prompt), 10 (prefix imports), 11 (prefix helpers): PNG, PDF and a Markdown listing each."
     imports, helpers = split_prefix(prefix)
@@ -656,7 +667,7 @@ def machine_line(stage_dirs: Sequence[str | Path]) -> str:
                         f"kernel environment: {pins}", None)
     return "; ".join(seen)
 
-# %% ../nbs/11_reporting.ipynb #9faf30b9
+# %% ../nbs/11_reporting.ipynb #89b38ee8
 @dataclass
 class ReportItem:
     "One indexed item of the report."
@@ -675,6 +686,7 @@ def as_extra(built) -> ReportExtra:
     if wrong: raise TypeError(f"a report extra returns a ReportExtra or a list of ReportItem, got items of type {wrong}")
     return ReportExtra(items)
 
+# %% ../nbs/11_reporting.ipynb #26275e31
 def write_report(items: Sequence[ReportItem], out_dir: str | Path, scale: dict | None = None,
                  run: str = "", alpaca_status: str = NO_JUDGE, title: str = "QRPO reproduction report",
                  repeats: Sequence[int] | None = None,  # evaluation repeats per checkpoint in this run (`n_seeds`)
@@ -701,6 +713,128 @@ def write_report(items: Sequence[ReportItem], out_dir: str | Path, scale: dict |
     p = out / "REPORT.md"; p.write_text("\n".join(lines) + "\n" + "".join(sections), encoding="utf-8")
     return p
 
+# %% ../nbs/11_reporting.ipynb #82792f5e
+def _alpaca_status(alpaca: dict) -> str:
+    "The AlpacaEval line of REPORT.md: 'ran' when every judged model's status is ok, else the statuses (no judge: `NO_JUDGE`)."
+    statuses = {v.get("status") for v in alpaca.values()} or {NO_JUDGE}
+    return "ran (see Table 3)" if statuses == {"ok"} else "; ".join(sorted(s for s in statuses if s != "ok"))
+
+def _with_zero(scale, zero): return " ".join(filter(None, [scale_note(scale), zero]))   # a table's note: scale, then why all zero
+
+def _chat_items(out, chat, src, scale, zero, alpaca, paper_match, chat_max_mean_length) -> list:
+    "Table 3 (π_ref's rows and the selected models) and Figure 1 (the first chat model × dataset) from the chat rows."
+    sel = select(chat, max_mean_length=chat_max_mean_length)
+    items = [ReportItem("table3", save_table(table3(pd.concat([initial_rows(chat), sel], ignore_index=True), alpaca, paper_match=paper_match), "table3", out,
+                                             "Table 3: test LC reward, reward and AlpacaEval 2 of the selected models, beside the paper",
+                                             _with_zero(scale, zero)), src, zero or "")]
+    first = sel[(sel.model == sel.model.iloc[0]) & (sel.dataset == sel.dataset.iloc[0])]
+    key0 = (first.model.iloc[0], first.dataset.iloc[0])
+    ae0 = {k[2]: v for k, v in alpaca.items() if k[:2] == key0}
+    try:
+        items.append(ReportItem("figure1", save_figure(figure1(first, ae0, scale=scale), "figure1", out), src,
+                                f"this run: {key0[0]} / {key0[1]}" + (f"; {zero}" if zero else "")))
+    except ValueError as e: items.append(ReportItem("figure1", [], src, f"not produced: {e}"))
+    return items
+
+def _table2_item(out, codes, src, scale, zero) -> ReportItem:
+    "Table 2 from the code rows (π_ref's row and the selected models)."
+    return ReportItem("table2", save_table(table2(pd.concat([initial_rows(codes), select(codes)], ignore_index=True)), "table2", out,
+                                           "Table 2: average test pass rate (%) on the code task, beside the paper", _with_zero(scale, zero)), src,
+                      zero or "")
+
+# %% ../nbs/11_reporting.ipynb #b3958502
+def _setting_items(out, summary, pairs, names, src, scale, code_datasets, paper_match, chat_max_mean_length) -> list:
+    "Tables 12–16: one per (model, dataset), named by `names` (`table_names_12_16`), each saying which paper table it stands for."
+    items = []
+    for name, df in tables_12_16(summary, pairs, code_datasets, paper_match, chat_max_mean_length).items():
+        m, d = names[name]
+        pos = PAPER_CHAT_TABLES.get(name)
+        where = f"; stands for the paper's Table {name[5:]} ({pos[0]} / {pos[1]})" if pos else ""
+        zk = zero_note(summary[(summary.model == m) & (summary.dataset == d)], "code" if str(d).lower() in code_datasets else "chat")
+        items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: best checkpoint per setting, {m} / {d} (* = selected){where}",
+                                                 " ".join(filter(None, [scale_note(scale), zk]))), src, f"{m} / {d}{where}" + (f"; {zk}" if zk else "")))
+    return items
+
+def _no_counterpart_items(names: dict) -> list:
+    "The paper's chat tables no (model, dataset) of this run stands for: say so, and why."
+    have = [f"{m} / {d} (Table {n[5:]})" for n, (m, d) in names.items() if n in PAPER_CHAT_TABLES]
+    return [ReportItem(name, [], "—", f"no counterpart at this scale: the paper's Table {name[5:]} is {pm} / {pd_}; "
+                       f"this run trains {len(have)} chat model × dataset ({', '.join(have)}), none of which stands for it")
+            for name, (pm, pd_) in PAPER_CHAT_TABLES.items() if name not in names]
+
+def _summary_items(out, summary, src, scale, code_datasets, paper_match, alpaca, chat_max_mean_length) -> list:
+    "Every item of the results summary: Tables 3 and Figure 1 (chat), Table 2 (code), Tables 12–16, and the chat tables without a counterpart."
+    code = summary.dataset.astype(str).str.lower().isin(code_datasets)
+    chat, codes = summary[~code], summary[code]
+    zero = {k: zero_note(part, k) for k, part in (("chat", chat), ("code", codes))}
+    items = _chat_items(out, chat, src, scale, zero["chat"], alpaca, paper_match, chat_max_mean_length) if len(chat) else []
+    if len(codes): items.append(_table2_item(out, codes, src, scale, zero["code"]))
+    pairs = list(dict.fromkeys(map(tuple, summary[["model", "dataset"]].to_numpy())))   # order of appearance: the parts' order
+    names = table_names_12_16(pairs, code_datasets, paper_match)
+    items += _setting_items(out, summary, pairs, names, src, scale, code_datasets, paper_match, chat_max_mean_length)
+    return items + (_no_counterpart_items(names) if len(chat) else [])
+
+# %% ../nbs/11_reporting.ipynb #b9b7be3e
+def _attempt(name, make, source, note="") -> ReportItem:
+    "An item made by `make()`; a degenerate input (ValueError, KeyError) skips it, with the reason, not the report."
+    try: return ReportItem(name, make(), source, note)
+    except (ValueError, KeyError) as e: return ReportItem(name, [], source, f"not produced: {e}")
+
+def _config_items(out, preset_tables: dict) -> list:
+    "Tables 5–11 from the preset's data."
+    return [ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: {CONFIG_TABLES[name]} (this run beside the paper)"), "preset")
+            for name, df in tables_5_11(preset_tables).items()]
+
+def _figure3_item(out, src, scale, scaling, scaling_part) -> ReportItem:
+    "Figure 3 from the scaling points; the note names the part, the settings, the β and n."
+    what = (f"QRPO scaling runs of the {scaling_part}" if scaling_part else "QRPO scaling runs") + (
+        f": settings {', '.join(dict.fromkeys(map(_setting_name, scaling.setting)))}; β ∈ {{{', '.join(f'{b:g}' for b in sorted(scaling.beta.unique()))}}}; "
+        f"n ∈ {{{', '.join(f'{n:g}' for n in sorted(scaling.n_ref.unique()))}}}" if {"setting", "beta", "n_ref"} <= set(scaling) else "")
+    kind = "code" if scaling_part and "code" in scaling_part else "chat"
+    return _attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src, "; ".join(filter(None, [what, zero_note(scaling, kind)])))
+
+def _figure_items(out, src, scale, scaling, scaling_part, length_points, figure4_key, logs, validation_logratios) -> list:
+    "Figures 3, 4, 8 and 6, each when its inputs are given."
+    items = [] if scaling is None else [_figure3_item(out, src, scale, scaling, scaling_part)]
+    if length_points:
+        t0 = figure4_key if figure4_key is not None else next(iter(length_points))
+        p0 = length_points[t0]
+        items.append(_attempt("figure4", lambda: save_figure(figure4(p0, t0, scale), "figure4", out), src, f"{t0}; {LENGTH_NOTE}"))
+        items.append(_attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src, LENGTH_NOTE))
+    has_val = validation_logratios is not None and len(validation_logratios)
+    if logs or has_val:
+        rows = ([f"validation pairs at the checkpoints ({', '.join(dict.fromkeys(validation_logratios.label))})"] if has_val else
+                ["validation log-ratios not given (the evaluate stage wrote none)"]) + (["training batches (trainer logs)"] if logs else [])
+        items.append(_attempt("figure6", lambda: save_figure(figure6(logs, validation_logratios if has_val else None, scale=scale), "figure6", out),
+                              src + ("" if has_val else " (trainer logs)"), "; ".join(rows)))
+    return items
+
+# %% ../nbs/11_reporting.ipynb #2e0a43bd
+def _leetcode_items(out, leetcode: tuple | None) -> list:
+    "Figures 9–11 from the given (prompt, prefix), else from `qrpo_nb.leetcode`."
+    lsrc = "given prompt and prefix" if leetcode else "qrpo_nb.leetcode (LeetCode prompt builder and prefix)"
+    leetcode = leetcode or leetcode_texts()
+    if not leetcode: return []
+    try: return [ReportItem(k, v, lsrc) for k, v in figures_9_11(*leetcode, out).items()]
+    except ValueError as e: return [ReportItem(k, [], lsrc, f"not produced: {e}") for k in ("figure9", "figure10", "figure11")]
+
+def _extra_items(out, extras: Sequence) -> tuple[list, list]:
+    "The extras' items and sections (benchmarks, claims, the Q♯ comparison ...): a failing builder is reported, not fatal."
+    items, sections = [], []
+    for build in extras:
+        try: got = as_extra(build(out))
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            items.append(ReportItem(getattr(build, "item", getattr(build, "__name__", "extra")), [], "—", f"not produced: {e}")); continue
+        items += got.items
+        if got.section: sections.append(got.section)
+    return items, sections
+
+def _collected_items(out) -> list:
+    "Table 1, Table 4, Figures 5 and 7: the files other notebooks wrote into `out`."
+    return [ReportItem(k, v, "theory notebook" if k != "table1" else "losses notebook (loss registry)", "" if v else "not found in the folder: run its notebook")
+            for k, v in collect_items(out).items()]
+
+# %% ../nbs/11_reporting.ipynb #7643d916
 def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
                  summary: pd.DataFrame | None = None,  # `summarise` of the results store (chat and code runs)
                  *, run: str = "",  # the source run (preset / run folder) written beside each item
@@ -724,92 +858,20 @@ def build_report(out_dir: str | Path,  # the figures folder (paper_figures/)
     "Build every item we have inputs for into `out_dir` and write the indexing `REPORT.md`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if run_dirs: run = run_folder(*run_dirs, relative_to=out.resolve().parent)
+    src, alpaca = run or "—", alpaca or {}
     items = [ReportItem("figure2", [], "documentation", FIGURE2_NOTE)]
-    src = run or "—"
-    alpaca = alpaca or {}
-    statuses = {v.get("status") for v in alpaca.values()} or {NO_JUDGE}
-    ae_status = "ran (see Table 3)" if statuses == {"ok"} else "; ".join(sorted(s for s in statuses if s != "ok"))
-    if summary is not None and len(summary):
-        code = summary.dataset.astype(str).str.lower().isin(code_datasets)
-        chat, codes = summary[~code], summary[code]
-        zero = {k: zero_note(part, k) for k, part in (("chat", chat), ("code", codes))}
-        with_zero = lambda k: " ".join(filter(None, [scale_note(scale), zero[k]]))
-        if len(chat):
-            sel = select(chat, max_mean_length=chat_max_mean_length)
-            items.append(ReportItem("table3", save_table(table3(pd.concat([initial_rows(chat), sel], ignore_index=True), alpaca, paper_match=paper_match), "table3", out,
-                                    "Table 3: test LC reward, reward and AlpacaEval 2 of the selected models, beside the paper",
-                                    with_zero("chat")), src, zero["chat"] or ""))
-            first = sel[(sel.model == sel.model.iloc[0]) & (sel.dataset == sel.dataset.iloc[0])]
-            key0 = (first.model.iloc[0], first.dataset.iloc[0])
-            ae0 = {k[2]: v for k, v in alpaca.items() if k[:2] == key0}
-            try:
-                items.append(ReportItem("figure1", save_figure(figure1(first, ae0, scale=scale), "figure1", out), src,
-                                        f"this run: {key0[0]} / {key0[1]}" + (f"; {zero['chat']}" if zero["chat"] else "")))
-            except ValueError as e: items.append(ReportItem("figure1", [], src, f"not produced: {e}"))
-        if len(codes):
-            items.append(ReportItem("table2", save_table(table2(pd.concat([initial_rows(codes), select(codes)], ignore_index=True)), "table2", out,
-                                    "Table 2: average test pass rate (%) on the code task, beside the paper", with_zero("code")), src,
-                                    zero["code"] or ""))
-        pairs = list(dict.fromkeys(map(tuple, summary[["model", "dataset"]].to_numpy())))   # order of appearance: the parts' order
-        names = table_names_12_16(pairs, code_datasets, paper_match)
-        for name, df in tables_12_16(summary, pairs, code_datasets, paper_match, chat_max_mean_length).items():
-            m, d = names[name]
-            pos = PAPER_CHAT_TABLES.get(name)
-            where = f"; stands for the paper's Table {name[5:]} ({pos[0]} / {pos[1]})" if pos else ""
-            zk = zero_note(summary[(summary.model == m) & (summary.dataset == d)], "code" if str(d).lower() in code_datasets else "chat")
-            items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: best checkpoint per setting, {m} / {d} (* = selected){where}",
-                                                     " ".join(filter(None, [scale_note(scale), zk]))), src, f"{m} / {d}{where}" + (f"; {zk}" if zk else "")))
-        if len(chat):   # the paper's chat tables no (model, dataset) of this run stands for: say so, and why
-            have = [f"{m} / {d} (Table {n[5:]})" for n, (m, d) in names.items() if n in PAPER_CHAT_TABLES]
-            for name, (pm, pd_) in PAPER_CHAT_TABLES.items():
-                if name not in names:
-                    items.append(ReportItem(name, [], "—", f"no counterpart at this scale: the paper's Table {name[5:]} is {pm} / {pd_}; "
-                                            f"this run trains {len(have)} chat model × dataset ({', '.join(have)}), none of which stands for it"))
-    if preset_tables is not None:
-        for name, df in tables_5_11(preset_tables).items():
-            items.append(ReportItem(name, save_table(df, name, out, f"Table {name[5:]}: {CONFIG_TABLES[name]} (this run beside the paper)"), "preset"))
-    def attempt(name, make, source, note=""):   # a degenerate input skips its item, with the reason, not the report
-        try: items.append(ReportItem(name, make(), source, note))
-        except (ValueError, KeyError) as e: items.append(ReportItem(name, [], source, f"not produced: {e}"))
-    if scaling is not None:
-        what = (f"QRPO scaling runs of the {scaling_part}" if scaling_part else "QRPO scaling runs") + (
-            f": settings {', '.join(dict.fromkeys(map(_setting_name, scaling.setting)))}; β ∈ {{{', '.join(f'{b:g}' for b in sorted(scaling.beta.unique()))}}}; "
-            f"n ∈ {{{', '.join(f'{n:g}' for n in sorted(scaling.n_ref.unique()))}}}" if {"setting", "beta", "n_ref"} <= set(scaling) else "")
-        kind = "code" if scaling_part and "code" in scaling_part else "chat"
-        attempt("figure3", lambda: save_figure(figure3(scaling, scale), "figure3", out), src, "; ".join(filter(None, [what, zero_note(scaling, kind)])))
-    if length_points:
-        t0 = figure4_key if figure4_key is not None else next(iter(length_points))
-        p0 = length_points[t0]
-        attempt("figure4", lambda: save_figure(figure4(p0, t0, scale), "figure4", out), src, f"{t0}; {LENGTH_NOTE}")
-        attempt("figure8", lambda: save_figure(figure8(length_points, scale), "figure8", out), src, LENGTH_NOTE)
-    has_val = validation_logratios is not None and len(validation_logratios)
-    if logs or has_val:
-        rows = ([f"validation pairs at the checkpoints ({', '.join(dict.fromkeys(validation_logratios.label))})"] if has_val else
-                ["validation log-ratios not given (the evaluate stage wrote none)"]) + (["training batches (trainer logs)"] if logs else [])
-        attempt("figure6", lambda: save_figure(figure6(logs, validation_logratios if has_val else None, scale=scale), "figure6", out),
-                src + ("" if has_val else " (trainer logs)"), "; ".join(rows))
-    lsrc = "given prompt and prefix" if leetcode else "qrpo_nb.leetcode (LeetCode prompt builder and prefix)"
-    leetcode = leetcode or leetcode_texts()
-    if leetcode:
-        try:
-            for k, v in figures_9_11(*leetcode, out).items(): items.append(ReportItem(k, v, lsrc))
-        except ValueError as e: items += [ReportItem(k, [], lsrc, f"not produced: {e}") for k in ("figure9", "figure10", "figure11")]
-    sections = []
-    for build in extras:   # extra items and sections (benchmarks, claims, the Q♯ comparison ...): a failing builder is reported, not fatal
-        try: got = as_extra(build(out))
-        except (ValueError, KeyError, FileNotFoundError) as e:
-            items.append(ReportItem(getattr(build, "item", getattr(build, "__name__", "extra")), [], "—", f"not produced: {e}")); continue
-        items += got.items
-        if got.section: sections.append(got.section)
-    for k, v in collect_items(out).items():
-        items.append(ReportItem(k, v, "theory notebook" if k != "table1" else "losses notebook (loss registry)",
-                                "" if v else "not found in the folder: run its notebook"))
+    if summary is not None and len(summary): items += _summary_items(out, summary, src, scale, code_datasets, paper_match, alpaca, chat_max_mean_length)
+    if preset_tables is not None: items += _config_items(out, preset_tables)
+    items += _figure_items(out, src, scale, scaling, scaling_part, length_points, figure4_key, logs, validation_logratios)
+    items += _leetcode_items(out, leetcode)
+    extra, sections = _extra_items(out, extras)
+    items += extra + _collected_items(out)
     for it in items:
         if it.item in (sources or {}) and it.files: it.source = sources[it.item]
     repeats = sorted(int(x) for x in summary["n_seeds"].dropna().unique()) if summary is not None and "n_seeds" in summary else None
-    return write_report(items, out, scale, run, ae_status, repeats=repeats, sections=sections, machine=machine_line(run_dirs or ()))
+    return write_report(items, out, scale, run, _alpaca_status(alpaca), repeats=repeats, sections=sections, machine=machine_line(run_dirs or ()))
 
-# %% ../nbs/11_reporting.ipynb #d5a11eb2
+# %% ../nbs/11_reporting.ipynb #2ca82ce3
 def read_parts(inputs: dict,  # the report stage's inputs: "<stage>" or "<part>/<stage>" (optionally "@<π_ref>") -> folder
                preset: dict,  # the preset as the pipeline resolved it
                figures_dir: str | Path,
@@ -833,6 +895,7 @@ def read_parts(inputs: dict,  # the report stage's inputs: "<stage>" or "<part>/
                            stands_for=(preset.get("parts") or {}).get(name, {}).get("stands_for") if multi else preset.get("stands_for"))
     return parts
 
+# %% ../nbs/11_reporting.ipynb #584eaece
 # the paper's rows of Tables 10 and 11 per method
 SWEEP_ROWS = {"dpo": "DPO β", "simpo": "SimPO β (γ/β = 0.5)", "rebel": "REBEL β", "qrpo": "QRPO β"}
 
@@ -858,6 +921,7 @@ def config_rows(p: dict) -> dict:
                                                   **{SWEEP_ROWS.get(m, f"{m} β"): v for m, v in sweep.items()}},
     }
 
+# %% ../nbs/11_reporting.ipynb #15c57fba
 def parts_preset_tables(parts: dict) -> dict:
     "Tables 5–11 over every part: an item equal in every part that has its table is written once, the others per task."
     rows = {n: config_rows(p) for n, p in parts.items()}
@@ -870,8 +934,7 @@ def parts_preset_tables(parts: dict) -> dict:
                 out.setdefault(t, {})[k if same else f"{parts[n]['task']}: {k}"] = v
     return out
 
-
-# %% ../nbs/11_reporting.ipynb #faed919c
+# %% ../nbs/11_reporting.ipynb #3f1fefea
 def _model_of(p): return p["summary"].model.iloc[0] if len(p["summary"]) else "model"
 
 def _paper_cell(stands_for) -> tuple | None:
@@ -889,6 +952,7 @@ def paper_match_of(parts: dict, preset: dict) -> dict | None:
         if cell and not p["code"]: out.setdefault((_model_of(p), p["task"]), cell)
     return out or None
 
+# %% ../nbs/11_reporting.ipynb #7f94caad
 def _scaling_of(parts, chat, code):
     "Figure 3's points from the first part (chat first: the paper's Figure 3 is chat data) whose evaluate stage wrote them."
     for n in chat + code:
@@ -916,6 +980,7 @@ def _length_points_of(parts, chat, code):
             if key4 is None: key4, src4 = key, p["source"]
     return points, key4, src4
 
+# %% ../nbs/11_reporting.ipynb #d148e122
 def _figure6_of(parts, chat, code, multi, method: str = "qrpo"):
     "Figure 6's inputs: the validation log-ratios of `method`'s offline runs (smallest and largest β; per β the main run, else the largest n) and the same runs' trainer logs."
     for n in chat + code:   # the paper's Figure 6 is the chat offline regime
@@ -944,8 +1009,7 @@ def _figure6_of(parts, chat, code, multi, method: str = "qrpo"):
                     src = p["source"] + " (trainer logs)"
     return None, logs, src
 
-
-# %% ../nbs/11_reporting.ipynb #bfd2294b
+# %% ../nbs/11_reporting.ipynb #75945acb
 def _load_extra(b):
     "A builder, or its `module:function` name."
     if callable(b): return b
@@ -963,6 +1027,32 @@ def write_exact_items(figs: str | Path):
     write_table4(table4(), figs / "table4.md", figs / "table4.tex")
     plt.close(figure5(figs / "figure5.png")); plt.close(figure7(figs / "figure7.png"))
 
+# %% ../nbs/11_reporting.ipynb #f84e14f2
+def _part_sources(parts: dict, chat: list, code: list, base: Path, preset: dict) -> dict:
+    "A multi-part run's items built from one part, named by it (several parts of one kind: all of them); Tables 12–16 each by the part that ran its cell."
+    sources = {}
+    for n, p in parts.items():
+        mine = ["table2", "table16"] if p["code"] else ["table3", "figure1", *PAPER_CHAT_TABLES]
+        kin = code if p["code"] else chat   # several parts of one kind: name them all
+        for it in mine: sources.setdefault(it, p["source"] if len(kin) == 1 else run_folder(*(d for k in kin for d in parts[k]["evs"]), relative_to=base) + f" ({', '.join(kin)})")
+        sources.setdefault("table11" if p["code"] else "table10", f"preset (part {n})")
+    sources["figure8"] = run_folder(*(d for p in parts.values() for d in p["evs"]), relative_to=base) + f" ({', '.join(parts)})"
+    cell_part = {(_model_of(p), p["task"]): p for p in parts.values()}   # each of Tables 12-16 from the part that ran its cell
+    for name, cell in table_names_12_16(list(cell_part), tuple(parts[n]["task"] for n in code), paper_match_of(parts, preset)).items():
+        sources[name] = cell_part[cell]["source"]
+    return sources
+
+def _run_scale(parts: dict, preset: dict, multi: bool) -> dict:
+    "The scale note's data: the preset, the model(s), and per part its prompts and runs."
+    if multi:
+        return {"preset": preset.get("name"), "model": ", ".join(dict.fromkeys(_model_of(p) for p in parts.values())),
+                **{f"{_model_of(p)} / {p['task']}": f"{p['cfg']['prepare'].get('n_train')} train / {p['cfg']['prepare'].get('n_eval')} eval prompts, {len(p['runs'])} runs"
+                   for p in parts.values()}}
+    p = parts[""]
+    return {"preset": preset.get("name"), "model": _model_of(p), "task": p["task"], "train prompts": p["cfg"]["prepare"].get("n_train"),
+            "eval prompts": p["cfg"]["prepare"].get("n_eval"), "runs": len(p["runs"])}
+
+# %% ../nbs/11_reporting.ipynb #79bfabdb
 def report_parts(figures_dir: str | Path,  # where the report goes (paper_figures/)
                  inputs: dict,  # the report stage's inputs (see `read_parts`)
                  preset: dict,  # the resolved preset
@@ -978,41 +1068,18 @@ def report_parts(figures_dir: str | Path,  # where the report goes (paper_figure
     code = [n for n, p in parts.items() if p["code"]]
     chat = [n for n, p in parts.items() if not p["code"]]
     summary = pd.concat([p["summary"] for p in parts.values()], ignore_index=True)
-    base = figs.resolve().parent
-    sources = {}
     scaling, sn = _scaling_of(parts, chat, code)
-    if sn is not None:
-        sources["figure3"] = parts[sn]["source"]
-        scaling_part = (f"{sn} part ({parts[sn]['task']})" if multi else parts[sn]["task"])
     length_points, figure4_key, src4 = _length_points_of(parts, chat, code)
-    if src4: sources["figure4"] = src4
     val, logs, src6 = _figure6_of(parts, chat, code, multi)
-    if src6: sources["figure6"] = src6
-    if multi:   # the items built from one part name it as their source
-        for n, p in parts.items():
-            mine = ["table2", "table16"] if p["code"] else ["table3", "figure1", *PAPER_CHAT_TABLES]
-            kin = code if p["code"] else chat   # several parts of one kind: name them all
-            for it in mine: sources.setdefault(it, p["source"] if len(kin) == 1 else run_folder(*(d for k in kin for d in parts[k]["evs"]), relative_to=base) + f" ({', '.join(kin)})")
-            sources.setdefault("table11" if p["code"] else "table10", f"preset (part {n})")
-        sources["figure8"] = run_folder(*(d for p in parts.values() for d in p["evs"]), relative_to=base) + f" ({', '.join(parts)})"
-        cell_part = {(_model_of(p), p["task"]): p for p in parts.values()}   # each of Tables 12-16 from the part that ran its cell
-        for name, cell in table_names_12_16(list(cell_part), tuple(parts[n]["task"] for n in code), paper_match_of(parts, preset)).items():
-            sources[name] = cell_part[cell]["source"]
-        scale = {"preset": preset.get("name"), "model": ", ".join(dict.fromkeys(_model_of(p) for p in parts.values())),
-                 **{f"{_model_of(p)} / {p['task']}": f"{p['cfg']['prepare'].get('n_train')} train / {p['cfg']['prepare'].get('n_eval')} eval prompts, {len(p['runs'])} runs"
-                    for p in parts.values()}}
-    else:
-        p = parts[""]
-        scale = {"preset": preset.get("name"), "model": _model_of(p), "task": p["task"], "train prompts": p["cfg"]["prepare"].get("n_train"),
-                 "eval prompts": p["cfg"]["prepare"].get("n_eval"), "runs": len(p["runs"])}
+    sources = {k: v for k, v in (("figure3", parts[sn]["source"] if sn is not None else None), ("figure4", src4), ("figure6", src6)) if v}
+    if multi: sources.update(_part_sources(parts, chat, code, figs.resolve().parent, preset))
     if exact_items: write_exact_items(figs)
     builders = [_load_extra(b) for b in extras]
-    return build_report(figs, summary, run_dirs=[out_dir, *inputs.values()], scale=scale,
+    return build_report(figs, summary, run_dirs=[out_dir, *inputs.values()], scale=_run_scale(parts, preset, multi),
                         code_datasets=tuple(parts[n]["task"] for n in code), preset_tables=parts_preset_tables(parts),
-                        scaling=scaling, scaling_part=scaling_part if sn is not None else None,
+                        scaling=scaling, scaling_part=(f"{sn} part ({parts[sn]['task']})" if multi else parts[sn]["task"]) if sn is not None else None,
                         length_points=length_points or None, logs=logs or None, validation_logratios=val,
                         figure4_key=figure4_key, sources=sources, paper_match=paper_match_of(parts, preset),
                         # the authors' chat selection rule, as the chat parts' evaluate stage applied it (paper: 1,000 tokens)
                         chat_max_mean_length=next((p["cfg"]["evaluate"].get("max_mean_length") for p in parts.values() if not p["code"]), None),
                         extras=[(lambda b: lambda out: b(out, parts))(b) for b in builders])
-
