@@ -32,6 +32,7 @@ def code_run_folders(part_dir) -> dict:
     if miss: raise FileNotFoundError(f"{part_dir}: no complete {', '.join(miss)} stage (run the pipeline's prepare..rewards first)")
     return out
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #c6599427
 def scale_reward(r, bounds=None) -> np.ndarray:
     "R mapped onto the histogram's [0, 1]: (R − lo)/(hi − lo) for the reward's `bounds` (lo, hi); None: R as is."
     r = np.asarray(r, float)
@@ -49,6 +50,7 @@ def pool_labels(rewards: Sequence[float], reward: str="R", bounds=None) -> list:
     if reward == "Rq": return [float((r <= x).mean()) for x in r]
     raise ValueError(f"reward must be 'R' or 'Rq', got {reward!r}")
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #3db53259
 def _pool_prompt_ids(tokenizer, row) -> tuple[list, list]:
     from qrpo_nb.data import encode_example
     enc = [encode_example(tokenizer, row["prompt"], c) for c in row["completions"]]
@@ -67,6 +69,7 @@ def pool_examples(tokenizer, pools: list, reward: str="R", seed: int=0, bounds=N
         xs.append(x); ys.append(y); rs.append(pool_labels(row["rewards"], reward, bounds))
     return round1_targets(xs, ys, rs, seed=seed)
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #35030c80
 def fit_pool_value_model(ref_model, tokenizer, pools: list, reward: str="R", kind: str="q", output: str="histogram",
                          n_atoms: int=11, epochs: int=5, lr: float=1e-3, batch_size: int=32, seed: int=0, *,
                          rounds: int=1, reward_fn=None, rollin_eta: float=0.1, rollin_samples: int | None=None,
@@ -97,7 +100,6 @@ def fit_pool_value_model(ref_model, tokenizer, pools: list, reward: str="R", kin
     return vm, {"reward": reward, "n_examples": len(examples), "dropped_prompts": len(dropped), "loss": hist,
                 "seconds": time.perf_counter() - t0, "rounds": per_round}
 
-
 # %% ../nbs/13b_qsharp_tasks.ipynb #c6d1c487
 def _left_pad(seqs: list, pad: int, device) -> tuple[Tensor, Tensor]:
     T = max(len(s) for s in seqs)
@@ -112,6 +114,7 @@ def step_kl(logits: Tensor, ref_logits: Tensor, temperature: float=1.0, top_p: f
     ref = torch.log_softmax(ref_logits.double(), -1)
     return torch.where(lp > -math.inf, lp.exp() * (lp - ref), torch.zeros_like(lp)).sum(-1)
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #fb279948
 @torch.no_grad()
 def sample_with_kl(model, tokenizer, rows: list, *, ref_model=None, value_model: ValueModel | None=None, eta: float | None=None,
                    mode: str="qsharp", top_k: int | None=20, temperature: float=1.0, top_p: float=1.0,
@@ -157,6 +160,7 @@ def _last_checkpoint(output_dir) -> Path:
     if not steps: raise FileNotFoundError(f"{output_dir}: no checkpoint-* folder")
     return steps[-1][1]
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #506c3feb
 def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=(0.1, 0.3, 1.0), seeds: Sequence[int]=(0, 1, 2),
                     splits: Sequence[str]=("validation", "test"), cd: bool=True, methods: Sequence[str]=("qrpo",),
                     checkpoints: str="all", temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=48, batch_size: int=64,
@@ -193,6 +197,7 @@ def compare_on_task(folders: dict, value_models: dict, *, etas: Sequence[float]=
                            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size,
                            top_k=top_k, progress=progress)
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #7a58a7e8
 def compare_on_rows(rows: dict, tokenizer, ref, value_models: dict, reward_fn, *, trained: Sequence=(), etas: Sequence[float]=(0.1, 0.3, 1.0),
                     seeds: Sequence[int]=(0, 1, 2), cd: bool=True, temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=48,
                     batch_size: int=64, top_k: int | None=20, progress=print):
@@ -229,6 +234,7 @@ def compare_on_rows(rows: dict, tokenizer, ref, value_models: dict, reward_fn, *
                      f"KL {np.mean([o['kl'] for o in last]):.3f} ({time.perf_counter() - t0:.0f} s)")
     return pd.DataFrame(out)
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #1539df0b
 def _same_weights(model, state_dict) -> bool:
     sd = model.state_dict()
     return sd.keys() == state_dict.keys() and all(torch.equal(sd[k], state_dict[k]) for k in sd)
@@ -246,6 +252,7 @@ def selection_frame(df, dataset: str="task"):
     t = t.drop(columns=["reward"]).rename(columns={score: "reward"})
     return summarise(t, metrics=("reward", "kl", "length"), by=["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split"])
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #9d61e543
 def reward_kl_summary(df, valid: str="validation", test: str="test", k_reward: float=2.0, trajectory: Sequence[str]=()):
     """One point per (method, reward, η or β) on `test`: mean ± std over seeds of reward and KL, at the checkpoint chosen
     on `valid` (`evaluation.best_per_setting`, as every table of the package), and `selected`: the η or β the paper's
@@ -280,6 +287,7 @@ def reward_kl_summary(df, valid: str="validation", test: str="test", k_reward: f
     out["_o"] = (out.method + ":" + out.reward).map(order)
     return out.sort_values(["_o", "eta", "checkpoint"], ascending=[True, False, True]).drop(columns="_o").reset_index(drop=True)
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #7daa99e2
 def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
     "Test reward against KL(π‖π_ref), mean ± std over seeds, one line per (method, reward), η/β written beside each point."
     import matplotlib.pyplot as plt
@@ -306,6 +314,7 @@ def plot_reward_kl(summary, path=None, title="Q♯ vs QRPO on the same π_ref"):
     if path is not None: fig.savefig(path, dpi=130)
     return fig
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #b76aad00
 def ahead_at_equal_kl(summary, a=("qsharp", "Rq"), b=("qrpo", "Rq")) -> dict:
     "Where the KL ranges of curves `a` and `b` overlap: the reward difference a − b at each of b's points (a interpolated in log KL), against the seeds' spread."
     A = summary[(summary.method == a[0]) & (summary.reward == a[1])].sort_values("kl_mean")
@@ -381,6 +390,7 @@ def gsm8k_gold(answer: str) -> str:
     if "####" not in answer: raise ValueError(f"GSM8K answer has no '#### N' line: {answer[-80:]!r}")
     return answer.split("####")[-1].strip().replace(",", "")
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #ac8247ac
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 def _to_number(s: str):
@@ -416,6 +426,7 @@ def normalise_math_answer(s: str) -> str:
     if m: s = f"\\frac{{{m.group(1)}}}{{{m.group(2)}}}"
     return s.rstrip(".")
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #91ec3e7f
 def extract_answer(completion: str, numeric_fallback: bool=False) -> str | None:
     "A completion's final answer: its last `\\boxed{}`, else a `#### N` line, else (if `numeric_fallback`) its last number."
     b = last_boxed(completion)
@@ -454,6 +465,7 @@ def _check_columns(rows, cols, name):
             if c not in r: raise ValueError(f"{name} row {i}: missing column {c!r} (the dataset's schema has {', '.join(cols)})")
             if not isinstance(r[c], str) or not r[c].strip(): raise ValueError(f"{name} row {i}: column {c!r} must be a non-empty string")
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #0f997f9b
 def load_gsm8k(path, split: str="test", instruction: str=MATH_INSTRUCTION) -> list:
     "GSM8K rows (`question`, `answer` ending `#### N`) as evaluation prompts with their `gold` answer."
     rows = _read_rows(path); _check_columns(rows, ("question", "answer"), "GSM8K")
@@ -478,6 +490,7 @@ def load_math500(path, split: str="test", instruction: str=MATH_INSTRUCTION) -> 
                     "subject": r.get("subject"), "level": r.get("level")})
     return out
 
+# %% ../nbs/13b_qsharp_tasks.ipynb #8d8ca5cb
 def answer_reward(rows: list, completions: list, numeric_fallback: bool | None=None) -> list:
     "1.0 where a completion's final answer matches its row's `gold`, else 0.0 (GSM8K rows also accept a last number)."
     if len(rows) != len(completions): raise ValueError(f"{len(rows)} rows but {len(completions)} completions")
