@@ -5,20 +5,16 @@
 # %% ../nbs/13a_star_graphs.ipynb #77cfcb25
 from __future__ import annotations
 import copy, math, time
-from dataclasses import dataclass, field
-from typing import Sequence
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from .lab import World, kl
-from .qsharp import q_over_eta, ValueModel, QSharpLogitsProcessor, round1_targets, train_value_model
+from .qsharp import ValueModel, QSharpLogitsProcessor, round1_targets, train_value_model
 from transformers import LogitsProcessorList
 
 # %% auto #0
 __all__ = ['STAR_PAD', 'STAR_BOS', 'STAR_EOS', 'STAR_SEP', 'STAR_QUERY', 'STAR_ANSWER', 'STAR_NAMES', 'star_graph', 'star_reward',
            'star_model', 'pretrain_star', 'star_accuracy', 'star_split', 'star_pairs', 'train_star_policy',
-           'star_branch_accuracy', 'star_experiment', 'plot_star_graphs']
+           'star_branch_accuracy', 'star_samples', 'star_experiment', 'plot_star_graphs']
 
 # %% ../nbs/13a_star_graphs.ipynb #45958516
 STAR_PAD, STAR_BOS, STAR_EOS, STAR_SEP, STAR_QUERY, STAR_ANSWER, STAR_NAMES = 0, 1, 2, 3, 4, 5, 6
@@ -39,6 +35,7 @@ def star_reward(answer: list, completion: list) -> float:
     "1 if the completion is exactly the path (up to and including its EOS), else 0."
     return float(list(completion[:len(answer)]) == list(answer))
 
+# %% ../nbs/13a_star_graphs.ipynb #6f669d77
 def star_model(n_names: int=50, hidden_size: int=128, num_hidden_layers: int=3, num_attention_heads: int=4, seed: int=0):
     "A config-built Llama for star graphs (vocabulary: 6 specials + the names)."
     from qrpo_nb.models import tiny_llama
@@ -64,6 +61,7 @@ def pretrain_star(model, degree: int, arm_length: int, steps: int=1500, batch_si
     model.eval()
     return hist
 
+# %% ../nbs/13a_star_graphs.ipynb #7e23b939
 @torch.no_grad()
 def star_accuracy(model, graphs: list, value_model: ValueModel | None=None, eta: float=0.1, top_k: int | None=20,
                   mode: str="qsharp", greedy: bool=False, batch_size: int=256, seed: int=0) -> float:
@@ -88,6 +86,7 @@ def star_split(degree: int, arm_length: int, n_train: int, n_test: int, seed: in
     return ([star_graph(degree, arm_length, rng_train) for _ in range(n_train)],
             [star_graph(degree, arm_length, rng_test) for _ in range(n_test)])
 
+# %% ../nbs/13a_star_graphs.ipynb #01be25d7
 def star_pairs(comps: list, rews: list, seed: int=0) -> list:
     "One off-policy-random pair per graph (two distinct pool samples, ranked by reward, ties in random order): (graph, chosen j, rejected j)."
     g, out = np.random.default_rng(seed), []
@@ -107,6 +106,7 @@ def _star_logps(model, prompts: Tensor, ys: list) -> Tensor:
     lp = torch.log_softmax(model(input_ids=ids).logits[:, prompts.shape[1] - 1:-1].float(), -1)
     return (lp.gather(-1, c[..., None])[..., 0] * m).sum(-1)
 
+# %% ../nbs/13a_star_graphs.ipynb #8d1deaf7
 def train_star_policy(ref, graphs: list, comps: list, rews: list, method: str, beta: float, epochs: int=3, lr: float=3e-4,
                       batch_size: int=32, seed: int=0, **loss_options) -> tuple:
     "A copy of π_ref trained with a registered loss (`qrpo_nb.losses.LOSSES`) on one off-policy-random pair per graph: (policy, losses)."
@@ -140,6 +140,7 @@ def train_star_policy(ref, graphs: list, comps: list, rews: list, method: str, b
             hist.append(loss.item())
     return pol.eval(), hist
 
+# %% ../nbs/13a_star_graphs.ipynb #50799edf
 @torch.no_grad()
 def star_branch_accuracy(value_model: ValueModel, graphs: list, eta: float=0.1) -> float:
     "Share of graphs where the value model, at the branching node (after the centre), ranks the goal's arm above every other arm."
@@ -156,6 +157,23 @@ def star_branch_accuracy(value_model: ValueModel, graphs: list, eta: float=0.1) 
         ok += int(firsts[int(q.argmax())] == a[1])
     return ok / len(graphs)
 
+# %% ../nbs/13a_star_graphs.ipynb #d5894976
+@torch.no_grad()
+def star_samples(ref, graphs: list, samples_per_prompt: int, seed: int=0, batch_size: int=256) -> tuple[list, list]:
+    "`samples_per_prompt` π_ref samples per graph (T = 1, cut after the first EOS) and their rewards: (completions, rewards)."
+    torch.manual_seed(seed)
+    comps, rews = [], []
+    for b in range(0, len(graphs), batch_size):
+        batch = graphs[b:b + batch_size]
+        ids = torch.tensor([p for p, _ in batch]).repeat_interleave(samples_per_prompt, 0)
+        out = ref.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0,
+                           max_new_tokens=len(batch[0][1]), eos_token_id=STAR_EOS, pad_token_id=STAR_PAD)[:, ids.shape[1]:].tolist()
+        for i, (p, a) in enumerate(batch):
+            ys = [y[:y.index(STAR_EOS) + 1] if STAR_EOS in y else y for y in out[i * samples_per_prompt:(i + 1) * samples_per_prompt]]
+            comps.append(ys); rews.append([star_reward(a, y) for y in ys])
+    return comps, rews
+
+# %% ../nbs/13a_star_graphs.ipynb #2b462e51
 def star_experiment(degree: int=2, arm_length: int=5, seed: int=0, pretrain_steps: int=600, n_train: int=2000,
                     samples_per_prompt: int=4, n_test: int=500, value_kind: str="q", value_epochs: int=5,
                     value_lr: float=1e-3, eta: float=0.1, hidden_size: int=128, num_hidden_layers: int=2,
@@ -167,17 +185,7 @@ def star_experiment(degree: int=2, arm_length: int=5, seed: int=0, pretrain_step
     ref = star_model(hidden_size=hidden_size, num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads, seed=seed)
     t0 = time.perf_counter()
     loss = pretrain_star(ref, degree, arm_length, pretrain_steps, lr=pretrain_lr, seed=seed)
-    torch.manual_seed(seed)
-    comps, rews = [], []
-    with torch.no_grad():
-        for b in range(0, n_train, 256):
-            batch = train[b:b + 256]
-            ids = torch.tensor([p for p, _ in batch]).repeat_interleave(samples_per_prompt, 0)
-            out = ref.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0,
-                               max_new_tokens=arm_length + 2, eos_token_id=STAR_EOS, pad_token_id=STAR_PAD)[:, ids.shape[1]:].tolist()
-            for i, (p, a) in enumerate(batch):
-                ys = [y[:y.index(STAR_EOS) + 1] if STAR_EOS in y else y for y in out[i * samples_per_prompt:(i + 1) * samples_per_prompt]]
-                comps.append(ys); rews.append([star_reward(a, y) for y in ys])
+    comps, rews = star_samples(ref, train, samples_per_prompt, seed)
     examples, dropped = round1_targets([p for p, _ in train], comps, rews, seed=seed)
     res = {"degree": degree, "arm_length": arm_length, "seed": seed, "pretrain_steps": pretrain_steps,
            "pretrain_final_loss": loss[-1] if loss else math.nan, "n_value_examples": len(examples), "dropped_prompts": len(dropped),
