@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pipeline.ipynb #4a22361f
 from __future__ import annotations
-import argparse, datetime as _dt, difflib, hashlib, importlib.util, json, os, re, resource, shlex, shutil, sys, time
+import argparse, datetime as _dt, difflib, functools, hashlib, importlib.util, json, os, re, resource, shlex, shutil, sys, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +132,7 @@ def _local_paths(x, root: Path):
     if isinstance(x, list): return [_local_paths(v, root) for v in x]
     return x
 
+# %% ../nbs/12_pipeline.ipynb #c82f783f
 def load_preset(
     name_or_path: str | os.PathLike, # a preset name in `presets_dir()` or a path to a YAML file
 ) -> dict:
@@ -232,6 +233,7 @@ def reward_model_path(
         except OSError: shutil.rmtree(tmp, ignore_errors=True)   # another process built it first
     return str(folder)
 
+# %% ../nbs/12_pipeline.ipynb #5a84e5bf
 def task_reward(
     task: str,                  # a CPU task of `qrpo_nb.data.TASKS` or a key of `PAPER_TASKS`
     options: dict | None = None, # the CPU task's options (as saved by the prepare stage)
@@ -331,6 +333,32 @@ def _settings_of(train: dict) -> list:
     sc = train.get("scaling") or {}
     return list(dict.fromkeys(list(train.get("settings") or []) + list(sc.get("settings") or [])))
 
+# %% ../nbs/12_pipeline.ipynb #2fae269b
+def _for_ref(
+    cfgs: dict,      # stage name -> parameters (not changed)
+    ref: str,        # a π_ref: "init" or "sft"
+    settings: list,  # every setting the train stage trains (`_settings_of`)
+    where: str,      # what to name in errors
+) -> dict:
+    "The stages' parameters for π_ref `ref`: SFT on or off, the train stage's settings restricted to those training from it, the pairs they need."
+    mine = lambda xs: [x for x in xs if ref_policy(x) == ref]
+    c = {k: dict(v) for k, v in cfgs.items()}
+    c["sft"]["enabled"] = ref == "sft"
+    tr = c["train"]
+    if tr.get("settings") is not None: tr["settings"] = mine(tr["settings"])
+    if tr.get("scaling"):
+        sc = dict(tr["scaling"])
+        if sc.get("settings") is not None: sc["settings"] = mine(sc["settings"])
+        tr["scaling"] = sc if sc.get("settings", tr.get("settings")) else None
+    need = list(dict.fromkeys(x.removeprefix("sft-") for x in mine(settings)))
+    given = c["pairs"].get("settings")
+    if given is not None:
+        lack = [n for n in need if n not in {g.removeprefix("sft-") for g in given}]
+        if lack: raise ValueError(f"{where}: stages.pairs.settings {given} lacks {lack}, which stages.train trains")
+    c["pairs"]["settings"] = need
+    return c
+
+# %% ../nbs/12_pipeline.ipynb #b6cd452d
 def split_by_ref(
     cfgs: dict,              # stage name -> parameters, for the stages of `PER_REF_STAGES` (and prepare)
     where: str = "preset",   # what to name in errors
@@ -350,25 +378,17 @@ def split_by_ref(
                                  "would need a second SFT pass on chosen, which the pipeline does not run: drop their `sft-` prefix")
         return {"init": dict(cfgs, sft=dict(sft, enabled=True))}
     if not settings: return {"init": cfgs}   # no settings given: the templates' defaults
-    out = {}
-    for ref in dict.fromkeys(ref_policy(x) for x in settings):
-        mine = lambda xs: [x for x in xs if ref_policy(x) == ref]
-        c = {k: dict(v) for k, v in cfgs.items()}
-        c["sft"]["enabled"] = ref == "sft"
-        tr = c["train"]
-        if tr.get("settings") is not None: tr["settings"] = mine(tr["settings"])
-        if tr.get("scaling"):
-            sc = dict(tr["scaling"])
-            if sc.get("settings") is not None: sc["settings"] = mine(sc["settings"])
-            tr["scaling"] = sc if sc.get("settings", tr.get("settings")) else None
-        need = list(dict.fromkeys(x.removeprefix("sft-") for x in mine(settings)))
-        given = c["pairs"].get("settings")
-        if given is not None:
-            lack = [n for n in need if n not in {g.removeprefix("sft-") for g in given}]
-            if lack: raise ValueError(f"{where}: stages.pairs.settings {given} lacks {lack}, which stages.train trains")
-        c["pairs"]["settings"] = need
-        out[ref] = c
-    return out
+    return {ref: _for_ref(cfgs, ref, settings, where) for ref in dict.fromkeys(ref_policy(x) for x in settings)}
+
+# %% ../nbs/12_pipeline.ipynb #939dce1d
+def _where(preset: dict, part: str | None = None) -> str:
+    "How an error names a preset, or one of its parts."
+    return f"preset {preset.get('name')!r}" + (f", part {part!r}" if part else "")
+
+def _sections(preset: dict):
+    "(where, section) for the preset itself and then each of its parts: the mappings holding `common` and `stages`."
+    yield _where(preset), preset
+    for part, sec in (preset.get("parts") or {}).items(): yield _where(preset, part), sec
 
 # %% ../nbs/12_pipeline.ipynb #46df5704
 _PARAMS_CACHE: dict = {}
@@ -382,16 +402,21 @@ def template_parameters(path: str | os.PathLike) -> dict:
         _PARAMS_CACHE[k] = dict(pm.inspect_notebook(str(path)))
     return _PARAMS_CACHE[k]
 
+def _template_takes(templates=None) -> dict[str, set]:
+    "Stage name -> the parameters of its template, for the templates that exist."
+    tdir = Path(templates or templates_dir())
+    return {n: set(template_parameters(tdir/st.notebook)) for n, st in STAGES.items() if (tdir/st.notebook).exists()}
+
+# %% ../nbs/12_pipeline.ipynb #f6d25def
 def check_preset_keys(
     preset: dict,            # a loaded preset
     templates: str | os.PathLike | None = None, # templates folder (default `templates_dir()`)
 ) -> None:
     "Raise naming the key, the stage and the template for a preset key that is not a parameter of its template."
     tdir = Path(templates or templates_dir())
-    params = {n: set(template_parameters(tdir/st.notebook)) for n, st in STAGES.items() if (tdir/st.notebook).exists()}
+    params = _template_takes(tdir)
     every = set().union(*params.values()) if params else set()
-    for part, sec in [(None, preset)] + list((preset.get("parts") or {}).items()):
-        where = f"preset {preset.get('name')!r}" + (f", part {part!r}" if part else "")
+    for where, sec in _sections(preset):
         for name, cfg in (sec.get("stages") or {}).items():
             if name not in params: continue   # no template: `run_stage` says so
             bad = sorted(set(cfg or {}) - params[name] - PLANNER_KEYS.get(name, set()))
@@ -403,13 +428,15 @@ def check_preset_keys(
         if bad: raise ValueError(f"{where}: common key(s) {bad} are parameters of no stage template in {tdir}")
 
 # %% ../nbs/12_pipeline.ipynb #ce3d83d9
+def _method_sections(preset: dict):
+    "(where, section) for each section that names methods: the train stage of the preset and of each part, then the sweep."
+    for where, sec in _sections(preset): yield f"{where}: stages.train", (sec.get("stages") or {}).get("train") or {}
+    yield f"{_where(preset)}: sweep", preset.get("sweep") or {}
+
 def _method_names(preset: dict) -> list[tuple[str, str]]:
     "(where, method) for every method a preset trains: each train stage's `methods` and `scaling.method`, the sweep's."
-    name = f"preset {preset.get('name')!r}"
-    secs = [(name + (f", part {part!r}" if part else "") + ": stages.train", (sec.get("stages") or {}).get("train") or {})
-            for part, sec in [(None, preset)] + list((preset.get("parts") or {}).items())] + [(f"{name}: sweep", preset.get("sweep") or {})]
     out = []
-    for at, sec in secs:   # a train stage and the sweep have the same shape: `methods` and `scaling.method`
+    for at, sec in _method_sections(preset):   # a train stage and the sweep have the same shape: `methods` and `scaling.method`
         out += [(f"{at}.methods", m) for m in (sec.get("methods") or {})]
         sc = sec.get("scaling")
         if isinstance(sc, dict) and sc.get("method"): out.append((f"{at}.scaling.method", sc["method"]))
@@ -431,11 +458,6 @@ def check_methods(
                              + f"; registered losses: {known}")
 
 # %% ../nbs/12_pipeline.ipynb #7bf24eb5
-def _template_takes(templates=None) -> dict[str, set]:
-    "Stage name -> the parameters of its template, for the templates that exist."
-    tdir = Path(templates or templates_dir())
-    return {n: set(template_parameters(tdir/st.notebook)) for n, st in STAGES.items() if (tdir/st.notebook).exists()}
-
 def _only_taken(preset: dict, name: str, part: str | None, takes: dict) -> dict:
     """`stage_config` without the `common` keys that stage `name`'s template does not take: `common` is shared by
     every stage (`dtype` means nothing to prepare, rewards, pairs or report), and papermill warns 'Passed unknown
@@ -447,6 +469,40 @@ def _only_taken(preset: dict, name: str, part: str | None, takes: dict) -> dict:
     return {k: v for k, v in cfg.items() if k in takes[name] or k in own}
 
 # %% ../nbs/12_pipeline.ipynb #6d85f8bf
+def _stage_run(root: Path, name: str, cfg: dict, part: str | None, ref: str | None, ups: dict) -> StageRun:
+    "Stage `name` with parameters `cfg`, keyed with the runs it reads (`ups`: stage name -> StageRun), in its folder under `root`."
+    st = STAGES[name]
+    key = stage_key(cfg, {d: ups[d].key for d in st.deps})
+    d = (root/part if part else root)/name/key
+    return StageRun(st, key, d, dict(cfg, out_dir=str(d), inputs={u: str(ups[u].out_dir) for u in st.deps}),
+                    part, tuple(ups[u].label for u in st.deps), ref)
+
+def _report_run(root: Path, cfg: dict, ups: dict, figures: Path, preset: dict) -> StageRun:
+    "The report stage, keyed with every run it reads (`ups`: label -> StageRun); it writes to `figures`."
+    key = stage_key(cfg, {u: r.key for u, r in ups.items()})
+    d = root/"report"/key
+    return StageRun(STAGES["report"], key, d, dict(cfg, out_dir=str(d), inputs={u: str(r.out_dir) for u, r in ups.items()},
+                    figures_dir=str(figures), preset=preset), None, tuple(ups))
+
+# %% ../nbs/12_pipeline.ipynb #faeeae5c
+def _part_runs(preset: dict, part: str | None, root: Path, takes: dict) -> tuple[list, dict]:
+    """The runs of one part (`None`: a single-part preset): prepare, then stages 2-7 and the optional stages it lists
+    once per π_ref (labels "<stage>@init", "<stage>@sft" where there are both), and those the report reads (label -> run)."""
+    cfgs = {n: _only_taken(preset, n, part, takes) for n in PART_STAGES}
+    have = {"prepare": _stage_run(root, "prepare", cfgs["prepare"], part, None, {})}
+    out, report_ups = [have["prepare"]], {}
+    refs = split_by_ref(cfgs, _where(preset, part))
+    extra = [n for n in OPTIONAL_STAGES if n in ((preset["parts"][part] if part else preset).get("stages") or {})]
+    for ref, c in refs.items():
+        at = ref if len(refs) > 1 else None
+        for n in PER_REF_STAGES:
+            have[n] = _stage_run(root, n, c[n], part, at, have); out.append(have[n])
+        for n in extra:   # an optional stage the part lists: after its inputs, once per π_ref; the report reads it
+            have[n] = _stage_run(root, n, _only_taken(preset, n, part, takes), part, at, have); out.append(have[n])
+        report_ups.update({have[d].label: have[d] for d in STAGES["report"].deps + tuple(extra)})
+    return out, report_ups
+
+# %% ../nbs/12_pipeline.ipynb #26fffbed
 def plan(
     preset: dict,                   # a loaded preset
     runs_dir: str | os.PathLike = "runs", # root of every run folder
@@ -460,33 +516,11 @@ def plan(
     takes = _template_takes(templates)
     root = Path(runs_dir).resolve()/preset["name"]
     figures = Path(figures_dir or default_figures_dir()).resolve()
-    parts = preset.get("parts")
     out, report_ups = [], {}
-    def add(name, cfg, part, ref, ups):   # ups: stage name -> the StageRun it reads
-        st = STAGES[name]
-        key = stage_key(cfg, {d: ups[d].key for d in st.deps})
-        d = (root/part if part else root)/name/key
-        r = StageRun(st, key, d, dict(cfg, out_dir=str(d), inputs={u: str(ups[u].out_dir) for u in st.deps}),
-                     part, tuple(ups[u].label for u in st.deps), ref)
-        out.append(r); return r
-    # a multi-part preset: each part's stages 1-7 under runs/<preset>/<part>/, labelled "<part>/<stage>"
-    for part in (parts or [None]):
-        where = f"preset {preset['name']!r}" + (f", part {part!r}" if part else "")
-        cfgs = {n: _only_taken(preset, n, part, takes) for n in PART_STAGES}
-        have = {"prepare": add("prepare", cfgs["prepare"], part, None, {})}
-        refs = split_by_ref(cfgs, where)
-        extra = [n for n in OPTIONAL_STAGES if n in ((preset["parts"][part] if part else preset).get("stages") or {})]
-        for ref, c in refs.items():   # both π_ref: labels "<stage>@init" and "<stage>@sft"
-            for n in PER_REF_STAGES:
-                have[n] = add(n, c[n], part, ref if len(refs) > 1 else None, have)
-            for n in extra:   # an optional stage the part lists: after its inputs, once per π_ref; the report reads it
-                have[n] = add(n, _only_taken(preset, n, part, takes), part, ref if len(refs) > 1 else None, have)
-            report_ups.update({have[d].label: have[d] for d in STAGES["report"].deps + tuple(extra)})
-    cfg = _only_taken(preset, "report", None, takes)
-    key = stage_key(cfg, {u: r.key for u, r in report_ups.items()})
-    d = root/"report"/key
-    out.append(StageRun(STAGES["report"], key, d, dict(cfg, out_dir=str(d), inputs={u: str(r.out_dir) for u, r in report_ups.items()},
-                        figures_dir=str(figures), preset=preset), None, tuple(report_ups)))
+    for part in (preset.get("parts") or [None]):   # a multi-part preset: each part's stages 1-7 under runs/<preset>/<part>/
+        runs, ups = _part_runs(preset, part, root, takes)
+        out += runs; report_ups.update(ups)
+    out.append(_report_run(root, _only_taken(preset, "report", None, takes), report_ups, figures, preset))
     return out
 
 # %% ../nbs/12_pipeline.ipynb #78f340cb
@@ -586,7 +620,7 @@ def _shared_engine():
 class SharedKernel:
     "One Jupyter kernel that runs many stages, reset before each (`runner: {kernel: shared}`)."
     def __init__(self, kernel_name: str = "python3"):
-        self.kernel_name, self.km, self.starts, self.env = kernel_name, None, 0, {}; _shared_engine()
+        self.kernel_name, self.km, self.starts = kernel_name, None, 0; _shared_engine()
 
     def alive(self) -> bool:
         from nbclient.util import run_sync
@@ -656,7 +690,8 @@ def runner_kernel(preset: dict) -> SharedKernel | None:
     return SharedKernel() if (preset.get("runner") or {}).get("kernel", "fresh") == "shared" else None
 
 # %% ../nbs/12_pipeline.ipynb #d9acfb1f
-def host_info() -> dict:
+@functools.cache
+def _host_info() -> dict:
     "What a run's numbers depend on beyond the code and the pins (issue 17): CPU model, its widest vector ISA, cores, torch."
     import platform
     from importlib.metadata import version, PackageNotFoundError
@@ -672,6 +707,10 @@ def host_info() -> dict:
     return {"cpu": cpu or platform.processor(), "isa": "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else None,
             "cores": os.cpu_count(), "torch": tv}
 
+def host_info() -> dict:
+    "What a run's numbers depend on beyond the code and the pins (issue 17): CPU model, its widest vector ISA, cores, torch (read once; a copy)."
+    return dict(_host_info())
+
 # %% ../nbs/12_pipeline.ipynb #fa167fe7
 class StageError(RuntimeError):
     "A stage could not run or its notebook failed."
@@ -682,10 +721,33 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 def _write_atomic(path: Path, obj) -> None:
+    "`obj` as JSON at `path`, written to a temporary file and then renamed (`os.replace` is atomic): all of it or nothing."
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=1, default=str))
     os.replace(tmp, path)
 
+# %% ../nbs/12_pipeline.ipynb #80ed271f
+def _open_stage(run: StageRun, marker: bool) -> None:
+    "The stage's folder; with `marker`, no `_FAILED` or `_COMPLETE` left from before, and the `config.json` it runs with."
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    if marker:
+        for f in ("_FAILED", "_COMPLETE"): (run.out_dir/f).unlink(missing_ok=True)
+        _write_atomic(run.out_dir/"config.json", {"stage": run.stage.name, "key": run.key, "params": run.params})
+
+def _close_stage(run: StageRun, nb_out: Path, secs: float, cpu_secs: float, kernel, env: dict) -> None:
+    "After its notebook ran: the stage's completion marker, or `_FAILED` and a StageError where it lacks a declared output."
+    lack = run.missing_outputs
+    if lack:   # the notebook ran but broke its contract: not complete
+        msg = f"stage {run.stage.name!r} ran but did not write its declared output(s) {[str(f) for f in lack]}; executed notebook: {nb_out}"
+        _write_atomic(run.out_dir/"_FAILED", {"stage": run.stage.name, "error": msg})
+        raise StageError(msg)
+    _write_atomic(run.marker, {"stage": run.stage.name, "key": run.key, "seconds": round(secs, 2),
+                               "cpu_seconds": round(cpu_secs, 2), "kernel": "shared" if kernel else "fresh",
+                               "env": env, "host": host_info(),
+                               "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                               "notebook": str(nb_out)})
+
+# %% ../nbs/12_pipeline.ipynb #b03cd272
 def run_stage(
     run: StageRun,          # the stage resolved by `plan`
     templates: str | os.PathLike | None = None, # folder of templates (default `templates_dir()`)
@@ -700,10 +762,7 @@ def run_stage(
     st = run.stage
     tpl = Path(templates or templates_dir())/st.notebook
     if not tpl.exists(): raise StageError(f"stage {st.name!r}: template {tpl} not found")
-    run.out_dir.mkdir(parents=True, exist_ok=True)
-    if marker:
-        for f in ("_FAILED", "_COMPLETE"): (run.out_dir/f).unlink(missing_ok=True)
-        _write_atomic(run.out_dir/"config.json", {"stage": st.name, "key": run.key, "params": run.params})
+    _open_stage(run, marker)
     _kernel_can_import_package()
     env = kernel_env()   # what a fresh kernel inherits; a shared kernel's is the one it started with
     cpu_now = kernel.cpu_seconds if kernel is not None else _children_cpu
@@ -722,20 +781,66 @@ def run_stage(
         if marker: _write_atomic(run.out_dir/"_FAILED", {"stage": st.name, "error": f"{type(e).__name__}: {e}"[:4000]})
         raise StageError(f"stage {st.name!r} failed; executed notebook: {nb_out}\n{str(e)[-2000:]}") from e
     secs = time.time() - t0
-    lack = run.missing_outputs if marker else []
-    if lack:   # the notebook ran but broke its contract: not complete
-        msg = f"stage {st.name!r} ran but did not write its declared output(s) {[str(f) for f in lack]}; executed notebook: {nb_out}"
-        _write_atomic(run.out_dir/"_FAILED", {"stage": st.name, "error": msg})
-        raise StageError(msg)
-    if marker:
-        _write_atomic(run.marker, {"stage": st.name, "key": run.key, "seconds": round(secs, 2),
-                                   "cpu_seconds": round(cpu_now() - c0, 2), "kernel": "shared" if kernel else "fresh",
-                                   "env": env, "host": host_info(),
-                                   "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-                                   "notebook": str(nb_out)})
+    if marker: _close_stage(run, nb_out, secs, cpu_now() - c0, kernel, env)
     return secs
 
 # %% ../nbs/12_pipeline.ipynb #41d67e6e
+def _selection(runs: list, stages, force: bool, name: str) -> tuple[set, set]:
+    """(forced, need) for `reproduce`: the labels to re-run even when complete (the selected stages and what follows
+    them, with `force`), and every label to visit (the selected stages, those forced, and the incomplete runs they read)."""
+    by = {r.label: r for r in runs}
+    sel = list(STAGES) if not stages else list(stages)
+    bad = [s for s in sel if s not in STAGES]
+    if bad: raise ValueError(f"unknown stage(s) {bad}; known stages: {list(STAGE_ORDER)}, optional: {list(OPTIONAL_STAGES)}")
+    absent = [s for s in sel if s in OPTIONAL_STAGES and not any(r.stage.name == s for r in runs)]
+    if stages and absent: raise ValueError(f"stage(s) {absent} are optional and no part of preset {name!r} lists them in its stages")
+    forced = set()
+    if force:
+        for r in runs:
+            if r.stage.name in sel or set(r.deps) & forced: forced.add(r.label)
+    need = {r.label for r in runs if r.stage.name in sel} | forced   # and incomplete upstream runs of those
+    for r in reversed(runs):
+        if r.label in need:
+            need |= {d for d in r.deps if not by[d].complete or d in forced}
+    return forced, need
+
+# %% ../nbs/12_pipeline.ipynb #a495e044
+class _StageLoop:
+    "The runs one `reproduce` call visits (plan order), and what it records of them (`summary.json` in `root`)."
+    def __init__(self, todo: list, forced: set, root: Path, templates, log: callable, log_output: bool):
+        self.todo, self.forced, self.root, self.templates, self.log, self.log_output = todo, forced, root, templates, log, log_output
+        self.status, self.seconds, self.cpu = {}, {}, {}
+        self.pos, self.t0 = {r.label: f"{i} of {len(todo)}" for i, r in enumerate(todo, 1)}, time.time()
+
+    def summary(self, **more) -> None:
+        "Write `summary.json`: each run's status, seconds and CPU seconds so far, then `more`."
+        _write_atomic(self.root/"summary.json", {"status": self.status, "seconds": self.seconds, "cpu_seconds": self.cpu, **more})
+
+    def run_one(self, r: StageRun, kernel: SharedKernel | None) -> None:
+        "Run `r` on `kernel` (None: a fresh one), unless it is complete and neither forced nor always run."
+        s, at = r.label, self.pos[r.label]
+        if r.complete and s not in self.forced and not r.stage.always:
+            self.status[s] = "skipped"; self.log(f"[{s}] complete, skipped ({r.out_dir}; stage {at})"); return
+        if s in self.forced and r.out_dir.exists(): shutil.rmtree(r.out_dir)
+        self.log(f"[{s}] {'resuming' if r.out_dir.exists() else 'running'} {r.stage.notebook} -> {r.out_dir} (stage {at})")
+        try:
+            self.seconds[s] = round(run_stage(r, self.templates, log_output=self.log_output, kernel=kernel), 2)
+        except StageError:
+            self.status[s] = "failed"
+            self.summary()
+            raise
+        self.status[s] = "ran"; self.cpu[s] = json.loads(r.marker.read_text()).get("cpu_seconds")
+        self.log(f"[{s}] done in {self.seconds[s]:.1f} s ({self.cpu[s]:.1f} CPU s; stage {at}, {time.time() - self.t0:.0f} s so far)")
+
+    def in_turn(self, kernel: SharedKernel | None, preset: dict) -> None:
+        "Every run, one after another: on `kernel`, else on the preset's shared kernel (started and stopped here), else fresh kernels."
+        own = kernel is None and (kernel := runner_kernel(preset)) is not None   # a kernel this call starts, and stops
+        try:
+            for r in self.todo: self.run_one(r, kernel)
+        finally:
+            if own: kernel.close()
+
+# %% ../nbs/12_pipeline.ipynb #4a1e95b7
 def reproduce(
     preset: str | dict,        # preset name, path or loaded dict
     stages: Iterable[str] | None = None, # stages to run (default: all)
@@ -753,60 +858,23 @@ def reproduce(
         from qrpo_nb.sweep import sweep_as_parts
         pr = sweep_as_parts(pr)
     runs = plan(pr, runs_dir, figures_dir, templates)   # in execution order; labels are "<stage>" or "<part>/<stage>"
-    by = {r.label: r for r in runs}
-    sel = list(STAGES) if not stages else list(stages)
-    bad = [s for s in sel if s not in STAGES]
-    if bad: raise ValueError(f"unknown stage(s) {bad}; known stages: {list(STAGE_ORDER)}, optional: {list(OPTIONAL_STAGES)}")
-    absent = [s for s in sel if s in OPTIONAL_STAGES and not any(r.stage.name == s for r in runs)]
-    if stages and absent: raise ValueError(f"stage(s) {absent} are optional and no part of preset {pr['name']!r} lists them in its stages")
-    forced = set()
-    if force:
-        for r in runs:
-            if r.stage.name in sel or set(r.deps) & forced: forced.add(r.label)
-    need = {r.label for r in runs if r.stage.name in sel} | forced   # and incomplete upstream runs of those
-    for r in reversed(runs):
-        if r.label in need:
-            need |= {d for d in r.deps if not by[d].complete or d in forced}
-    status, seconds, cpu = {}, {}, {}
+    forced, need = _selection(runs, stages, force, pr["name"])
     root = Path(runs_dir).resolve()/pr["name"]
     root.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in runs if r.label in need]
-    pos, t_all = {r.label: f"{i} of {len(todo)}" for i, r in enumerate(todo, 1)}, time.time()
+    loop = _StageLoop([r for r in runs if r.label in need], forced, root, templates, log, log_output)
     shared = kernel is not None or runner_kernel(pr) is not None
-    def run_one(r, k):
-        s, at = r.label, pos[r.label]
-        if r.complete and s not in forced and not r.stage.always:
-            status[s] = "skipped"; log(f"[{s}] complete, skipped ({r.out_dir}; stage {at})"); return
-        if s in forced and r.out_dir.exists(): shutil.rmtree(r.out_dir)
-        log(f"[{s}] {'resuming' if r.out_dir.exists() else 'running'} {r.stage.notebook} -> {r.out_dir} (stage {at})")
-        try:
-            seconds[s] = round(run_stage(r, templates, log_output=log_output, kernel=k), 2)
-        except StageError:
-            status[s] = "failed"
-            _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu})
-            raise
-        status[s] = "ran"; cpu[s] = json.loads(r.marker.read_text()).get("cpu_seconds")
-        log(f"[{s}] done in {seconds[s]:.1f} s ({cpu[s]:.1f} CPU s; stage {at}, {time.time() - t_all:.0f} s so far)")
-    workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(todo))
+    workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(loop.todo))
     parallel = kernel is None and shared and workers > 1
     pins = runner_env(pr.get("runner"), workers if parallel else 1)
     if pins: log(f"[runner] every kernel starts with {describe_pins(pins)}")
     if kernel is not None and kernel.alive() and any(kernel.env.get(k) != v for k, (v, _) in pins.items()):
         log("[runner] the shared kernel given was started without these pins: restarting it"); kernel.close()
     with pinned_env(pins):
-        if parallel:   # stages side by side as their inputs are ready, one shared kernel per worker
-            _parallel_stages(todo, workers, run_one)
-        else:
-            own = kernel is None and (kernel := runner_kernel(pr)) is not None   # a kernel this call starts, and stops
-            try:
-                for r in todo: run_one(r, kernel)
-            finally:
-                if own: kernel.close()
-    _write_atomic(root/"summary.json", {"status": status, "seconds": seconds, "cpu_seconds": cpu,
-                                       "kernel": "shared" if kernel is not None or parallel else "fresh",
-                                       "env": {k: {"value": v, "source": s} for k, (v, s) in pins.items()}, "host": host_info(),
-                                       "keys": {r.label: r.key for r in runs}})
-    return {"status": status, "seconds": seconds, "cpu_seconds": cpu}
+        if parallel: _parallel_stages(loop.todo, workers, loop.run_one)   # side by side as their inputs are ready, a shared kernel per worker
+        else: loop.in_turn(kernel, pr)
+    loop.summary(kernel="shared" if shared else "fresh", env={k: {"value": v, "source": s} for k, (v, s) in pins.items()},
+                 host=host_info(), keys={r.label: r.key for r in runs})
+    return {"status": loop.status, "seconds": loop.seconds, "cpu_seconds": loop.cpu}
 
 # %% ../nbs/12_pipeline.ipynb #861c5625
 def _parallel_stages(runs: list, workers: int, run_one: callable) -> None:
