@@ -53,6 +53,7 @@ def _job_id(j: dict) -> str:
     return "_".join([f(j["method"]), f(j["dataset"]), f(_short(j["model"])), f(j["setting"]), f"n{j['n_ref']}",
                      f"b{j['beta']:g}", f"lr{j['lr']:g}"])
 
+# %% ../nbs/12a_sweep.ipynb #b07f6381
 def expand_sweep(
     preset: dict,                # a loaded preset with a `sweep` section
     grid: str = "main",          # "main" (Tables 3, 12-16: 225 runs per method) or "scaling" (Figure 3)
@@ -142,14 +143,49 @@ def sweep_blocks(
     return blocks
 
 # %% ../nbs/12a_sweep.ipynb #5ac025e6
+def _data_root(preset: dict, runs_dir) -> Path:
+    "Where a sweep's data stages run: `sweep.data_root`, else `runs/<preset>/` (where `reproduce: sweep` runs the same stages)."
+    return Path(preset["sweep"].get("data_root") or Path(runs_dir).resolve()/preset["name"])
+
 def _data_runs(preset: dict, runs_dir, templates=None, check_params: bool = True) -> dict[tuple, dict]:
     "(task, model, dataset) -> {label: StageRun} of its data stages, under the sweep's data root."
-    root = Path(runs_dir).resolve()/preset["name"]
-    data_root = Path(preset["sweep"].get("data_root") or root)   # where `reproduce: sweep` runs the same stages
-    return {k: {r.label: r for r in plan(b, data_root, templates=templates, check_params=check_params)
+    return {k: {r.label: r for r in plan(b, _data_root(preset, runs_dir), templates=templates, check_params=check_params)
                 if r.stage.name in DATA_STAGES + JOB_STAGES}
             for k, b in sweep_blocks(preset).items()}
 
+# %% ../nbs/12a_sweep.ipynb #15bb9b90
+def _job_stages(preset: dict, templates=None, check_params: bool = True) -> tuple:
+    "The stages each job runs (`sweep.job_stages`), checked; with `check_params`, the sweep's `train` keys against the train template."
+    sw = preset["sweep"]
+    stages = tuple(sw.get("job_stages", JOB_STAGES))
+    for s in stages:
+        if s not in STAGES: raise ValueError(f"job stage {s!r} is not a stage; known: {list(STAGE_ORDER)}")
+    if check_params:
+        tdir = Path(templates or templates_dir())
+        if (tdir/STAGES["train"].notebook).exists():
+            bad = sorted(set(sw.get("train") or {}) - set(template_parameters(tdir/STAGES["train"].notebook)))
+            if bad: raise ValueError(f"preset {preset['name']!r}: sweep.train key(s) {bad} are not parameters of the train template")
+    return stages
+
+def _job_params(j: dict, pl: dict, stages: tuple, d: Path, train: dict) -> tuple[dict, dict]:
+    """(params, reads) of job `j` in folder `d`: each stage's parameters from its block's plan `pl` (label -> StageRun),
+    reading its own earlier stages and the data stages of its own π_ref (`reads`: label -> folder); `train`: the sweep's constants."""
+    ref = ref_policy(j["setting"])
+    lab = lambda s: s if s in pl else f"{s}@{ref}"   # a block with one π_ref has plain labels
+    params, prev, reads = {}, {}, {}
+    for s in stages:
+        base = pl[lab(s)].params
+        inputs = {}
+        for u in STAGES[s].deps:
+            if u in prev: inputs[u] = str(prev[u])
+            else: inputs[u] = reads[lab(u)] = str(pl[lab(u)].out_dir)
+        cfg = {k: v for k, v in base.items() if k not in ("out_dir", "inputs")}
+        if s == "train": cfg = dict(cfg, **train, runs=[j])
+        params[s] = dict(cfg, out_dir=str(d/s), inputs=inputs)
+        prev[s] = d/s
+    return params, reads
+
+# %% ../nbs/12a_sweep.ipynb #3f6e04c7
 def write_jobs(
     preset: dict, jobs: list[dict], # the preset and the jobs of `expand_sweep`
     runs_dir: str | os.PathLike = "runs", grid: str = "main",
@@ -159,35 +195,17 @@ def write_jobs(
     "Write each job's folder and `job.json`, reading the data stages of its own (model, dataset, π_ref); returns the job folders."
     sw = preset["sweep"]
     root = Path(runs_dir).resolve()/preset["name"]
-    stages = tuple(sw.get("job_stages", JOB_STAGES))
-    for s in stages:
-        if s not in STAGES: raise ValueError(f"job stage {s!r} is not a stage; known: {list(STAGE_ORDER)}")
-    if check_params:
-        tdir = Path(templates or templates_dir())
-        if (tdir/STAGES["train"].notebook).exists():
-            bad = sorted(set(sw.get("train") or {}) - set(template_parameters(tdir/STAGES["train"].notebook)))
-            if bad: raise ValueError(f"preset {preset['name']!r}: sweep.train key(s) {bad} are not parameters of the train template")
+    stages = _job_stages(preset, templates, check_params)
     data = _data_runs(preset, runs_dir, templates, check_params)
     out = []
     for j in jobs:
         pl = data[(j["task"], j["model"], j["dataset"])]
-        ref = ref_policy(j["setting"])
-        lab = lambda s: s if s in pl else f"{s}@{ref}"   # a block with one π_ref has plain labels
         d = root/"sweep"/grid/j["id"]
-        params, prev, reads = {}, {}, {}
-        for s in stages:
-            base = pl[lab(s)].params
-            inputs = {}
-            for u in STAGES[s].deps:
-                if u in prev: inputs[u] = str(prev[u])
-                else: inputs[u] = reads[lab(u)] = str(pl[lab(u)].out_dir)
-            cfg = {k: v for k, v in base.items() if k not in ("out_dir", "inputs")}
-            if s == "train": cfg = dict(cfg, **(sw.get("train") or {}), runs=[j])
-            params[s] = dict(cfg, out_dir=str(d/s), inputs=inputs)
-            prev[s] = d/s
+        params, reads = _job_params(j, pl, stages, d, sw.get("train") or {})
         if write:
             d.mkdir(parents=True, exist_ok=True)
-            _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref, "stages": list(stages), "reads": reads, "params": params,
+            _write_atomic(d/"job.json", {"id": j["id"], "job": j, "pi_ref": ref_policy(j["setting"]), "stages": list(stages),
+                                         "reads": reads, "params": params,
                                          "runner": preset.get("runner") or {}})   # its env / threads pins reach `run-job`
         out.append(d)
     return out
@@ -288,6 +306,7 @@ def slurm_script(
               f'test -e {shlex.quote(str(d))}/_COMPLETE  # exit non-zero when the job failed']
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/12a_sweep.ipynb #386255b5
 def emit_slurm(
     job_dirs: list, slurm: dict | None = None, out: str | os.PathLike | None = None,
 ) -> Path | None:
@@ -301,6 +320,46 @@ def emit_slurm(
     return sub
 
 # %% ../nbs/12a_sweep.ipynb #6f06da79
+def _run_here(pr: dict, mode: str, dirs: list, runs_dir, templates, log: callable) -> None:
+    """`data`: each (model, dataset) block's data stages (prepare once, stages 2-5 once per π_ref); `local`: those,
+    then every job that is not complete, here, in turn (on one shared kernel where the preset asks), under its pins."""
+    blocks, data_root = sweep_blocks(pr), _data_root(pr, runs_dir)
+    kernel, pins = runner_kernel(pr), runner_env(pr.get("runner"))
+    if pins: log(f"[runner] every kernel starts with {describe_pins(pins)}")
+    try:
+        with pinned_env(pins):   # before the shared kernel starts (lazily, at its first stage)
+            for i, (k, b) in enumerate(blocks.items(), 1):
+                log(f"[block {i}/{len(blocks)}] data stages of {'/'.join(k)} -> {data_root/b['name']}")
+                reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, kernel=kernel)
+            if mode == "local":
+                for i, d in enumerate(dirs, 1):
+                    if job_status(d) == "complete": continue
+                    log(f"[job {i}/{len(dirs)}] {d.name}")
+                    log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, kernel=kernel)}")
+    finally:
+        if kernel is not None: kernel.close()
+
+# %% ../nbs/12a_sweep.ipynb #86913477
+def _submit(pr: dict, dirs: list, runs_dir, grid: str, templates, log: callable) -> None:
+    "`slurm`: the batch scripts and `submit.sh` of the jobs that are not complete, and what to run first if data stages are missing."
+    sub = emit_slurm(dirs, pr["sweep"].get("slurm"), Path(runs_dir).resolve()/pr["name"]/"sweep"/grid)
+    todo = [k for k, r in _data_runs(pr, runs_dir, templates).items()
+            if not all(x.complete for x in r.values() if x.stage.name in DATA_STAGES)]
+    if todo: log(f"first run the data stages of {len(todo)} (model, dataset) blocks: qrpo-nb sweep --preset {pr['name']} --data")
+    log(f"submit with: bash {sub}" if sub else "every job is complete: nothing to submit")
+
+def _statuses(dirs: list, log: callable) -> dict:
+    "Each job's status (folder name -> complete, failed or pending), logged with the counts and the failed jobs."
+    status = {d.name: job_status(d) for d in dirs}
+    counts = {k: sum(v == k for v in status.values()) for k in ("complete", "failed", "pending")}
+    log(f"status: {counts}")
+    failed = [k for k, v in status.items() if v == "failed"]
+    if failed:
+        log("failed jobs (re-run the same command to retry them; errors in each folder's _FAILED):")
+        for k in failed: log(f"  {k}")
+    return status
+
+# %% ../nbs/12a_sweep.ipynb #4c0b22b5
 def sweep(
     preset: str | dict, grid: str = "main", methods: Iterable[str] | None = None,
     mode: str = "list",        # "list", "data" (the data stages only), "local" (data stages, then jobs) or "slurm"
@@ -314,35 +373,6 @@ def sweep(
     log(f"{pr['name']}/{grid}: {len(jobs)} jobs " + ", ".join(f"{m}: {n}" for m, n in
         sorted({m: sum(j['method'] == m for j in jobs) for m in {j['method'] for j in jobs}}.items())))
     dirs = write_jobs(pr, jobs, runs_dir, grid, templates, write=mode != "list")   # --list is a dry run
-    blocks = sweep_blocks(pr)
-    data_root = Path(pr["sweep"].get("data_root") or Path(runs_dir).resolve()/pr["name"])
-    kernel = runner_kernel(pr) if mode in ("data", "local") else None
-    pins = runner_env(pr.get("runner")) if mode in ("data", "local") else {}
-    if pins: log(f"[runner] every kernel starts with {describe_pins(pins)}")
-    try:
-        with pinned_env(pins):   # before the shared kernel starts (lazily, at its first stage)
-            if mode in ("data", "local"):   # each (model, dataset): prepare once, then stages 2-5 once per π_ref
-                for i, (k, b) in enumerate(blocks.items(), 1):
-                    log(f"[block {i}/{len(blocks)}] data stages of {'/'.join(k)} -> {data_root/b['name']}")
-                    reproduce(b, DATA_STAGES, runs_dir=data_root, templates=templates, log=log, kernel=kernel)
-            if mode == "local":
-                for i, d in enumerate(dirs, 1):
-                    if job_status(d) == "complete": continue
-                    log(f"[job {i}/{len(dirs)}] {d.name}")
-                    log(f"[job {i}/{len(dirs)}] {d.name}: {run_job(d, templates, kernel=kernel)}")
-    finally:
-        if kernel is not None: kernel.close()
-    if mode == "slurm":
-        sub = emit_slurm(dirs, pr["sweep"].get("slurm"), Path(runs_dir).resolve()/pr["name"]/"sweep"/grid)
-        todo = [k for k, r in _data_runs(pr, runs_dir, templates).items()
-                if not all(x.complete for x in r.values() if x.stage.name in DATA_STAGES)]
-        if todo: log(f"first run the data stages of {len(todo)} (model, dataset) blocks: qrpo-nb sweep --preset {pr['name']} --data")
-        log(f"submit with: bash {sub}" if sub else "every job is complete: nothing to submit")
-    status = {d.name: job_status(d) for d in dirs}
-    counts = {k: sum(v == k for v in status.values()) for k in ("complete", "failed", "pending")}
-    log(f"status: {counts}")
-    failed = [k for k, v in status.items() if v == "failed"]
-    if failed:
-        log("failed jobs (re-run the same command to retry them; errors in each folder's _FAILED):")
-        for k in failed: log(f"  {k}")
-    return status
+    if mode in ("data", "local"): _run_here(pr, mode, dirs, runs_dir, templates, log)
+    if mode == "slurm": _submit(pr, dirs, runs_dir, grid, templates, log)
+    return _statuses(dirs, log)
