@@ -9,32 +9,16 @@ import argparse, json, sys
 from .pipeline import *
 from .sweep import *
 
-# the pipeline's and the sweep's names are this module's too (`from qrpo_nb.cli import *` included)
-_all_ = ['PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES',
-         'RUNNER_KERNELS', 'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS',
-         'REWARD_BUILDERS', 'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET',
-         'KERNEL_VARS', 'in_checkout', 'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir',
-         'normalise_numbers', 'load_preset', 'Stage', 'stage_outputs', 'reward_model_path', 'task_reward',
-         'policy_tokenizer', 'stage_key', 'StageRun', 'stage_config', 'ref_policy', 'split_by_ref',
-         'template_parameters', 'check_preset_keys', 'check_methods', 'plan', 'SharedKernel', 'runner_kernel',
-         'runner_env', 'kernel_env', 'pinned_env', 'describe_pins', 'host_info', 'StageError', 'run_stage', 'reproduce',
-         'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES', 'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS',
-         'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs', 'expand_sweep', 'sweep_blocks', 'write_jobs',
-         'sweep_as_parts', 'job_status', 'run_job', 'slurm_script', 'emit_slurm', 'sweep']
-
-
 # %% auto #0
-__all__ = ['ENV_HELP', 'main', 'PACKAGE_DIR', 'REPO_ROOT', 'PACKAGE_DATA', 'STAGE_ORDER', 'PART_STAGES', 'OPTIONAL_STAGES',
-           'RUNNER_KERNELS', 'RUNNER_KEYS', 'THREAD_VARS', 'PATH_KEYS', 'STAGES', 'PAPER_TASKS', 'REWARD_BUILDERS',
-           'TOKENIZER_BUILDERS', 'PER_REF_STAGES', 'PLANNER_KEYS', 'KERNEL_QUIET', 'KERNEL_VARS', 'in_checkout',
-           'templates_dir', 'presets_dir', 'accelerate_dir', 'default_figures_dir', 'normalise_numbers', 'load_preset',
-           'Stage', 'stage_outputs', 'reward_model_path', 'task_reward', 'policy_tokenizer', 'stage_key', 'StageRun',
-           'stage_config', 'ref_policy', 'split_by_ref', 'template_parameters', 'check_preset_keys', 'check_methods',
-           'plan', 'SharedKernel', 'runner_kernel', 'runner_env', 'kernel_env', 'pinned_env', 'describe_pins',
-           'host_info', 'StageError', 'run_stage', 'reproduce', 'JOB_STAGES', 'DISTRIBUTED_STAGES', 'DATA_STAGES',
-           'SWEEP_MODEL_KEYS', 'SWEEP_DATASET_KEYS', 'PAPER_DATASET_NAMES', 'SLURM_DEFAULTS', 'grid_runs',
-           'expand_sweep', 'sweep_blocks', 'write_jobs', 'sweep_as_parts', 'job_status', 'run_job', 'slurm_script',
-           'emit_slurm', 'sweep']
+__all__ = ['ENV_HELP', 'main']
+
+# %% ../nbs/12b_cli.ipynb #d21aa1c4
+from . import pipeline as _pipeline, sweep as _sweep
+
+# the pipeline's and the sweep's names are this module's too (`from qrpo_nb.cli import *` included): their own
+# `__all__` after this module's (nbdev writes that in the module; the notebook has none)
+__all__ = list(globals().get("__all__", []))
+__all__ += [n for n in _pipeline.__all__ + _sweep.__all__ if n not in __all__]
 
 # %% ../nbs/12b_cli.ipynb #4a8559cf
 ENV_HELP = """environment:
@@ -44,8 +28,8 @@ ENV_HELP = """environment:
   QRPO_NB_FIGURES     where the report goes (default: the checkout's paper_figures/, else ./paper_figures)
 Runs go to --runs-dir (default ./runs, relative to the working directory)."""
 
-def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `qrpo-nb` console script."
+def _parser() -> argparse.ArgumentParser:
+    "The `qrpo-nb` command line: `reproduce`, `sweep` and `run-job`."
     ap = argparse.ArgumentParser(prog="qrpo-nb", description="Reproduce QRPO's tables and figures with papermill.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ENV_HELP)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -66,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--runs-dir", default="runs"); s.add_argument("--templates", default=None)
     j = sub.add_parser("run-job", help="run one sweep job folder (what each SLURM job executes)")
     j.add_argument("job_dir"); j.add_argument("--templates", default=None)
-    a = ap.parse_args(argv)
+    return ap
+
+# %% ../nbs/12b_cli.ipynb #c9424a99
+def main(argv: list[str] | None = None) -> int:
+    "Entry point of the `qrpo-nb` console script."
+    a = _parser().parse_args(argv)
     try:
         if a.cmd == "reproduce":
             stages = [x.strip() for x in a.stages.split(",") if x.strip()] if a.stages else None
