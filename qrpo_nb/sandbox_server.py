@@ -795,6 +795,26 @@ def _run_local(link, ns, test, planned, entry, stubs):
     if test['kind'] == 'check': tns['check'](tns['candidate'])
     return 'passed', ''
 
+# %% ../nbs/04a_sandbox_server.ipynb #3d0681ba
+def _job_inert(job) -> bool:
+    "Whether nothing of the job's trusted code and tests can outlive it (`_inert`): its tester may then serve the next job."
+    return _inert(job['prefix']) and _inert(job['setup']) and all(
+        _inert(t['src'] if t['kind'] != 'call' else f"_ = {t['call']} == {t['expected']}") for t in job['tests'])
+
+def _streamed(link, out_fd, tests, i, j, plan, ns):
+    "Tests i..j-1 (calls the candidate evaluates whole) in one batch, each verdict reported as its answer arrives; yields the next test's index after each."
+    for k, rep in enumerate(link.stream([{'expr': plan(t)[1]} for t in range(i, j)])):
+        test = tests[i + k]
+        outcome, detail = _streamed_verdict(rep, test, ns)
+        report(out_fd, {'result': i + k, 'outcome': outcome, 'detail': detail, 'next': i + k + 1})
+        yield i + k + 1
+
+def _failure(e) -> tuple:
+    "(outcome, detail) of a test that raised `e` in the tester: a failed assertion fails it, anything else is an error."
+    if isinstance(e, AssertionError): return 'failed', f'AssertionError: {str(e)[:200]}'
+    if isinstance(e, RemoteError): return 'error', str(e)
+    return 'error', f'{type(e).__name__}: {str(e)[:200]}'
+
 # %% ../nbs/04a_sandbox_server.ipynb #634b11fe
 def tester_main(sock_fd, out_fd, job, start):
     "Process B: trusted test code; the candidate's results arrive as plain data and are compared here."
@@ -809,32 +829,22 @@ def tester_main(sock_fd, out_fd, job, start):
     n, tests = len(job['tests']), job['tests']
     parsed = {}
     def plan(i): return _plan(parsed, tests, i, cand_names, trusted, stubs)
-    inert = _inert(job['prefix']) and _inert(job['setup']) and all(
-        _inert(t['src'] if t['kind'] != 'call' else f"_ = {t['call']} == {t['expected']}") for t in tests)
-    report(out_fd, {'begin': start, 'inert': inert})
+    report(out_fd, {'begin': start, 'inert': _job_inert(job)})
     i = start
     while i < n:
         j, cur = i, i
         while j < n and tests[j]['kind'] == 'call' and plan(j)[0] == 'stream': j += 1
         try:
             if j > i:  # a run of call tests: one batch, verdicts as the answers arrive
-                for k, rep in enumerate(link.stream([{'expr': plan(t)[1]} for t in range(i, j)])):
-                    test = tests[i + k]
-                    outcome, detail = _streamed_verdict(rep, test, ns)
-                    report(out_fd, {'result': i + k, 'outcome': outcome, 'detail': detail, 'next': i + k + 1})
-                    cur = i + k + 1
+                for cur in _streamed(link, out_fd, tests, i, j, plan, ns): pass   # cur: the next test, once one is reported
                 i = j
                 continue
             outcome, detail = _run_local(link, ns, tests[i], plan(i), entry, stubs)
         except EOFError:
             report(out_fd, {'result': cur, 'outcome': 'error', 'detail': 'candidate process died', 'lost': True})
             return
-        except AssertionError as e:
-            outcome, detail = 'failed', f'AssertionError: {str(e)[:200]}'
-        except RemoteError as e:
-            outcome, detail = 'error', str(e)
         except BaseException as e:
-            outcome, detail = 'error', f'{type(e).__name__}: {str(e)[:200]}'
+            outcome, detail = _failure(e)
         finally:
             link.cache = {}
         # (cur: the test the failure belongs to; within a streamed run, the first one whose answer did not arrive)
@@ -1041,66 +1051,95 @@ def _hand_over(self: Server, tester, cand, tests, start):
         a_end.close(); b_end.close()
 
 # %% ../nbs/04a_sandbox_server.ipynb #99900d50
+class _Verdicts:
+    "One job's outcomes and details so far, what the candidate did to the sandbox (`flags`), and its time limits."
+    def __init__(self, cand, n):
+        self.n, self.t0, self.timeouts = n, time.monotonic(), 0
+        self.outcomes, self.details, self.flags = ['timeout'] * n, ['not run: the time budget was spent'] * n, set()
+        self.timeout, self.total, self.max_to = cand['timeout_s'], cand['total_timeout_s'], cand.get('max_limit_hits')
+
+    def timed_out(self, start, current):
+        "The segment's clock ran out at test `current` (None: loading the code); the test a fresh candidate process takes up next (n: none)."
+        if current is None:  # loading the code took too long
+            for j in range(start, self.n): self.outcomes[j], self.details[j] = 'timeout', 'loading the code timed out'
+        elif time.monotonic() >= self.t0 + self.total:
+            for j in range(current, self.n): self.outcomes[j], self.details[j] = 'timeout', 'total time budget exhausted'
+        else:
+            self.outcomes[current], self.details[current] = 'timeout', f'test timed out after {self.timeout}s'
+            restart = current + 1
+            self.timeouts += 1
+            return restart
+        return self.n
+
+    def verdict(self, msg):
+        "A test's verdict from the tester: None to go on, else the test a fresh candidate process takes up next."
+        i = msg['result']
+        self.outcomes[i], self.details[i] = msg['outcome'], msg['detail']
+        if msg.get('lost'): return i + 1
+        if msg['outcome'] == 'error' and str(msg['detail']).startswith('MemoryError'):
+            self.timeouts += 1  # the memory limit counts as the time limit does
+            if self.max_to is not None and self.timeouts >= self.max_to and i + 1 < self.n: return i + 1
+        return None
+
+# %% ../nbs/04a_sandbox_server.ipynb #71089331
+@patch_method
+def follow(self: _Verdicts, tester, start):
+    """The tester's reports on one segment, from test `start` to its end: (restart, inert, done), the test a fresh
+    candidate process takes up next (n: none), whether the job can leave nothing behind, whether its last test was reported."""
+    current, restart, inert, done = None, self.n, False, False
+    deadline = time.monotonic() + self.timeout
+    while True:
+        hard = min(deadline, self.t0 + self.total)
+        try: msg = recv(tester.r, hard)
+        except TimeoutError:
+            if tester.stopped(): self.flags.add('the candidate stopped the tester')
+            restart = self.timed_out(start, current)
+            break
+        except (EOFError, ValueError):
+            self.flags.add('the tester was killed')
+            break
+        if not isinstance(msg, dict): self.flags.add('bad tester message'); break
+        if msg.get('signalled'): self.flags.add(f"the tester received signal(s) {msg['signalled']}")
+        if 'begin' in msg:
+            current, inert = msg['begin'], msg.get('inert') is True
+            deadline = time.monotonic() + self.timeout
+        elif 'result' in msg:
+            nxt = self.verdict(msg)
+            if nxt is not None: restart = nxt; break
+            current = msg['next']; deadline = time.monotonic() + self.timeout
+            if current >= self.n: done = True; break
+        elif 'load_error' in msg:
+            for j in range(start, self.n): self.outcomes[j], self.details[j] = 'error', msg['load_error']
+            break
+    return restart, inert, done
+
+# %% ../nbs/04a_sandbox_server.ipynb #b773a0aa
 @patch_method
 def run_job(self: Server, cand, tests):
+    "One job, segment by segment (a fresh candidate process after a lost or timed-out one): {'outcomes', 'details'}, or {'fatal'}."
     n = len(tests['tests'])
-    outcomes, details, flags = ['timeout'] * n, ['not run: the time budget was spent'] * n, set()
-    start, t0, timeouts = 0, time.monotonic(), 0
+    v = _Verdicts(cand, n)
+    start = 0
     cand = dict(cand, scratch=self.scratch, workdir=os.path.join(self.scratch, 'job'))
-    timeout, total, max_to = cand['timeout_s'], cand['total_timeout_s'], cand.get('max_limit_hits')
     key = self.last_key = (max(cand['memory_mb'], 1024), cand['fsize_mb'], max(cand['nofile'], 64))
     while start < n:
-        if time.monotonic() >= t0 + total: break
-        if max_to is not None and timeouts >= max_to:
-            for j in range(start, n): details[j] = f'not run: {timeouts} test(s) hit the time or memory limit'
+        if time.monotonic() >= v.t0 + v.total: break
+        if v.max_to is not None and v.timeouts >= v.max_to:
+            for j in range(start, n): v.details[j] = f'not run: {v.timeouts} test(s) hit the time or memory limit'
             break
         tester = self.new_tester(key)
         fatal = self._hand_over(tester, cand, tests, start)
         if fatal is not None: return fatal
-        current, restart, inert, done = None, n, False, False  # done: the tester reported its last test itself
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                hard = min(deadline, t0 + total)
-                try: msg = recv(tester.r, hard)
-                except TimeoutError:
-                    if tester.stopped(): flags.add('the candidate stopped the tester')
-                    if current is None:  # loading the code took too long
-                        for j in range(start, n): outcomes[j], details[j] = 'timeout', 'loading the code timed out'
-                    elif time.monotonic() >= t0 + total:
-                        for j in range(current, n): outcomes[j], details[j] = 'timeout', 'total time budget exhausted'
-                    else:
-                        outcomes[current], details[current] = 'timeout', f'test timed out after {timeout}s'
-                        restart, timeouts = current + 1, timeouts + 1
-                    break
-                except (EOFError, ValueError):
-                    flags.add('the tester was killed')
-                    break
-                if not isinstance(msg, dict): flags.add('bad tester message'); break
-                if msg.get('signalled'): flags.add(f"the tester received signal(s) {msg['signalled']}")
-                if 'begin' in msg:
-                    current, inert = msg['begin'], msg.get('inert') is True
-                    deadline = time.monotonic() + timeout
-                elif 'result' in msg:
-                    i = msg['result']
-                    outcomes[i], details[i] = msg['outcome'], msg['detail']
-                    if msg.get('lost'): restart = i + 1; break
-                    if msg['outcome'] == 'error' and str(msg['detail']).startswith('MemoryError'):
-                        timeouts += 1  # the memory limit counts as the time limit does
-                        if max_to is not None and timeouts >= max_to and i + 1 < n: restart = i + 1; break
-                    current = msg['next']; deadline = time.monotonic() + timeout
-                    if current >= n: done = True; break
-                elif 'load_error' in msg:
-                    for j in range(start, n): outcomes[j], details[j] = 'error', msg['load_error']
-                    break
+        restart, inert, done = n, False, False  # done: the tester reported its last test itself
+        try: restart, inert, done = v.follow(tester, start)
         finally:
-            if inert and done and not flags and cand.get('reuse_tester', True) and alive(tester.pid):
+            if inert and done and not v.flags and cand.get('reuse_tester', True) and alive(tester.pid):
                 self.tester = tester  # nothing of this job can outlive it: it serves the next one
             else: tester.kill()  # a fresh tester next time: nothing of this job's set-up stays
             if restart < n: sweep(self.me, self.keep())  # a fresh candidate process takes over
         start = restart
-    result = {'outcomes': outcomes, 'details': details}
-    if flags: attacked(result, 'the candidate attacked the sandbox: ' + '; '.join(sorted(flags)))
+    result = {'outcomes': v.outcomes, 'details': v.details}
+    if v.flags: attacked(result, 'the candidate attacked the sandbox: ' + '; '.join(sorted(v.flags)))
     return result
 
 # %% ../nbs/04a_sandbox_server.ipynb #7057fd21
