@@ -47,7 +47,7 @@ def render_prompt(tokenizer, prompt) -> list[int]:
     if isinstance(prompt, str): return tokenizer(prompt, add_special_tokens=True)["input_ids"]  # a base model's plain text
     raise ValueError("a chat prompt needs a tokenizer with a chat template (set tokenizer.chat_template)")
 
-# %% ../nbs/07_generation.ipynb #e3f6dc95
+# %% ../nbs/07_generation.ipynb #ca274953
 def _nucleus_keep(sorted_lp: torch.Tensor, top_p: float) -> torch.Tensor:
     "Kept positions of log-probs sorted in descending order: those whose strictly-more-likely mass is below `top_p`."
     e = sorted_lp.exp()
@@ -67,12 +67,46 @@ def _nucleus_topk(logp, top_p, k):
     past = (e.cumsum(-1)[:, -1] - e[:, -1]) >= top_p + 1e-4                  # every token past the k-th is outside, with margin
     return torch.zeros_like(logp, dtype=torch.bool).scatter(-1, idx, kp), prefix & no_tie & past, float(e.sum(-1).min())
 
+# %% ../nbs/07_generation.ipynb #120835ec
+_MIN_TERM = 2.0 ** -21  # the smallest probability the histogram path sums: float64 sums of such floats are exact
+
+def _nucleus_hist(logp, top_p, n_bins=2048):
+    """The nucleus mask of CPU rows from a histogram of their log-probs, and which rows it settles exactly.
+    Bins cover [log 2^-21, max] (bin 0: the most likely tokens; the rest falls in the last). Tokens in the bins before
+    the one where the mass reaches `top_p` are kept, those past the one where it passes `top_p` + 2^-22 are dropped,
+    and only the tokens of the bins between are sorted, their mass-before computed as the full sort's does it (CPU
+    `cumsum` of float32 sums in float64) from the exact mass above them. A row is settled only when every token up to
+    there has probability >= 2^-21: float64 sums of those are exact in any order (no rounding to reproduce), and the
+    full sort's kept set is then a prefix (each token adds more than the float32 rounding of the mass)."""
+    R, n = logp.shape[0], n_bins
+    hi = logp.amax(-1, keepdim=True)
+    scale = n / (hi - math.log(_MIN_TERM)).clamp_min(1e-6)
+    b = ((hi - logp) * scale).clamp_(max=n - 1).int()   # monotone in logp
+    off = torch.arange(R, dtype=torch.int32)[:, None] * n
+    mass = torch.bincount((b + off).view(-1), weights=logp.exp().view(-1).double(), minlength=R * n).view(R, n)
+    cum = mass.cumsum(-1)
+    first, last = (cum < top_p).sum(-1).tolist(), (cum < top_p + 2.0 ** -22).sum(-1).tolist()
+    keep, ok = torch.zeros_like(logp, dtype=torch.bool), torch.zeros(R, dtype=torch.bool)
+    for r, (f, l) in enumerate(zip(first, last)):
+        if l >= n - 1: continue  # the edge in the tail bin
+        idx = ((b[r] >= f) & (b[r] <= l)).nonzero()[:, 0]
+        val, o = logp[r, idx].sort(descending=True, stable=True)  # ties: lowest index first, as the topk path
+        e = val.exp()
+        if float(e[-1]) < _MIN_TERM: continue
+        above = float(cum[r, f - 1]) if f else 0.0
+        keep[r] = b[r] < f
+        keep[r, idx[o]] = ((e.double().cumsum(0) + above).float() - e) < top_p
+        ok[r] = True
+    return keep, ok
+
+# %% ../nbs/07_generation.ipynb #483fd045
 def nucleus_logprobs(scores: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:
     """Log-probabilities of temperature-scaled `scores` (B, V) restricted and renormalised to the top-p nucleus.
     A token is kept when the mass of the tokens sorted before it stays below `top_p` (the top one always is). The
-    sorted prefix comes from `topk` (k = 1,024, then 8,192) for rows where that provably covers the nucleus, else from
-    a full sort: the same kept set and bit-identical log-probs, except which of several tokens tied at the nucleus'
-    edge are kept (topk: lowest index first; a full sort: torch's unspecified tie order)."""
+    sorted prefix comes from `topk` (k = 1,024, then 8,192) for rows where that provably covers the nucleus, then, on
+    CPU, from a histogram of the log-probs (flat rows, whose nucleus holds most of the vocabulary), else from a full
+    sort: the same kept set and bit-identical log-probs, except which of several tokens tied at the nucleus' edge are
+    kept (topk and histogram: lowest index first; a full sort: torch's unspecified tie order)."""
     logp = torch.log_softmax(scores.float() / temperature, dim=-1)
     if top_p >= 1.0: return logp
     V = logp.shape[-1]
@@ -87,12 +121,19 @@ def nucleus_logprobs(scores: torch.Tensor, temperature: float = 1.0, top_p: floa
         m, ok, mass = _nucleus_topk(logp[rows], top_p, k)
         keep[rows[ok]] = m[ok]; todo[rows[ok]] = False
         if mass < top_p / 4: break  # flat rows: a larger k will not cover them either
+    if bool(todo.any()) and logp.device.type == "cpu":  # the histogram reproduces CPU's float64 cumsum
+        rows = todo.nonzero()[:, 0]
+        rows = rows[logp[rows].isfinite().all(-1)]
+        if len(rows):
+            m, ok = _nucleus_hist(logp[rows], top_p)
+            keep[rows[ok]] = m[ok]; todo[rows[ok]] = False
     if bool(todo.any()):
         rows = todo.nonzero()[:, 0]
         s, order = logp[rows].sort(dim=-1, descending=True)  # the reference sort (ties in torch's order)
         keep[rows] = torch.zeros_like(s, dtype=torch.bool).scatter(-1, order, _nucleus_keep(s, top_p))
     return torch.log_softmax(logp.masked_fill(~keep, -math.inf), dim=-1)
 
+# %% ../nbs/07_generation.ipynb #2e42cdbc
 class SeededSampler:
     "Logits processor drawing each row from its own seeded stream (temperature, top-p, Gumbel-max)."
     def __init__(self, seeds: Sequence[int], temperature: float = 1.0, top_p: float = 1.0):
@@ -240,6 +281,27 @@ def _write_json_atomic(path: Path, obj):
 
 def _chunk_path(out: Path, c: int, k: int) -> Path: return out / f"chunk-{c:06d}-of-{k:06d}.parquet"
 
+def _row_ids(rows, id_column: str) -> list[str]:
+    "The rows' ids as strings, each checked present and unique."
+    seen = {}
+    for i, r in enumerate(rows):
+        if id_column not in r: raise ValueError(f"row {i}: missing column {id_column!r}")
+        key = str(r[id_column])
+        if key in seen: raise ValueError(f"row {i}: duplicate {id_column} {key!r} (first at row {seen[key]})")
+        seen[key] = i
+    return list(seen)
+
+def _pin_meta(out: Path, meta: dict):
+    "Write `out/meta.json`, or check that the one there says the same (a restart with another configuration is refused)."
+    meta_path = out / "meta.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        diff = sorted(key for key in set(old) | set(meta) if old.get(key) != meta.get(key))
+        if diff:
+            raise ValueError(f"{meta_path} was written by a run with a different {', '.join(diff)}: use another "
+                             f"output_dir or delete it (nothing was overwritten)")
+    else: _write_json_atomic(meta_path, meta)
+
 # %% ../nbs/07_generation.ipynb #03e291a7
 def run_chunks(rows: list[dict],        # input rows, each with a unique `id_column`
                fn: Callable[[list[dict]], list[dict]],  # a chunk of rows -> one output row per input row
@@ -254,25 +316,12 @@ def run_chunks(rows: list[dict],        # input rows, each with a unique `id_col
     if chunk_size < 1: raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if not rows: raise ValueError("no rows to process")
     if world_size < 1 or not 0 <= rank < world_size: raise ValueError(f"bad rank {rank} for world_size {world_size}")
-    seen = {}
-    for i, r in enumerate(rows):
-        if id_column not in r: raise ValueError(f"row {i}: missing column {id_column!r}")
-        key = str(r[id_column])
-        if key in seen: raise ValueError(f"row {i}: duplicate {id_column} {key!r} (first at row {seen[key]})")
-        seen[key] = i
-    ids = list(seen)
+    ids = _row_ids(rows, id_column)
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     k = max(1, math.ceil(len(rows) / chunk_size))
     meta = dict(config=json.loads(json.dumps(config, sort_keys=True, default=str)), num_rows=len(rows),
                 chunk_size=chunk_size, num_chunks=k, id_column=id_column, ids_sha256=_ids_hash(ids))
-    meta_path = out / "meta.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        diff = sorted(key for key in set(old) | set(meta) if old.get(key) != meta.get(key))
-        if diff:
-            raise ValueError(f"{meta_path} was written by a run with a different {', '.join(diff)}: use another "
-                             f"output_dir or delete it (nothing was overwritten)")
-    else: _write_json_atomic(meta_path, meta)
+    _pin_meta(out, meta)
     mine = [c for c in range(k) if c % world_size == rank]
     todo = [c for c in mine if not _chunk_path(out, c, k).exists()]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=desc, unit="chunk", disable=not progress)
@@ -337,6 +386,35 @@ def _rows_of(data) -> list[dict]:
     if isinstance(data, datasets.Dataset): return data.to_list()
     return [dict(r) for r in data]
 
+def _as_tokenizer(tokenizer):
+    if not isinstance(tokenizer, (str, os.PathLike)): return tokenizer
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(tokenizer))
+
+def _model_name(model_or_path) -> str:
+    if isinstance(model_or_path, (str, os.PathLike)): return str(model_or_path)
+    return getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or type(model_or_path).__name__
+
+def _check_prompt_rows(rows, tokenizer, max_prompt_tokens):
+    "Every row has a `prompt_id` and a valid `prompt` of at most `max_prompt_tokens` tokens (checked before any compute)."
+    for i, r in enumerate(rows):
+        for col in ("prompt_id", "prompt"):
+            if col not in r: raise ValueError(f"row {i}: missing column {col!r} (columns: {sorted(r)})")
+        prompt_key(r["prompt"])
+        if max_prompt_tokens is not None:
+            m = len(render_prompt(tokenizer, r["prompt"]))
+            if m > max_prompt_tokens:
+                raise ValueError(f"row {i} (prompt_id {r['prompt_id']!r}): prompt of {m} tokens exceeds "
+                                 f"max_prompt_tokens={max_prompt_tokens}")
+
+def _load_once(model_or_path, backend, seed, backend_options: dict):
+    "A path loaded once (not once per chunk): a vLLM engine (its options taken out of `backend_options`) or a causal LM."
+    if not isinstance(model_or_path, (str, os.PathLike)): return model_or_path
+    if backend == "vllm":
+        opts = dict(backend_options.pop("llm_kwargs", None) or {})
+        return load_vllm(model_or_path, backend_options.pop("tensor_parallel_size", 1), seed, **opts)
+    return _load_causal_lm(model_or_path)
+
 # %% ../nbs/07_generation.ipynb #e5657270
 def generate_references(model_or_path,          # π_ref: a model, a path, or a `vllm.LLM`
                         tokenizer,
@@ -357,27 +435,12 @@ def generate_references(model_or_path,          # π_ref: a model, a path, or a 
                         progress: bool = True,
                         **backend_options) -> datasets.Dataset | None:
     "Sample `n` reference completions per prompt into `output_dir`, sharded over ranks and resumable."
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+    tokenizer = _as_tokenizer(tokenizer)
     rows = _rows_of(prompts)
-    for i, r in enumerate(rows):
-        for col in ("prompt_id", "prompt"):
-            if col not in r: raise ValueError(f"row {i}: missing column {col!r} (columns: {sorted(r)})")
-        prompt_key(r["prompt"])
-        if max_prompt_tokens is not None:
-            m = len(render_prompt(tokenizer, r["prompt"]))
-            if m > max_prompt_tokens:
-                raise ValueError(f"row {i} (prompt_id {r['prompt_id']!r}): prompt of {m} tokens exceeds "
-                                 f"max_prompt_tokens={max_prompt_tokens}")
+    _check_prompt_rows(rows, tokenizer, max_prompt_tokens)
     rank, world_size = _dist_rank_world(rank, world_size)
-    name = str(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else \
-        getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or type(model_or_path).__name__
-    if isinstance(model_or_path, (str, os.PathLike)):  # load once, not once per chunk
-        if backend == "vllm":
-            opts = dict(backend_options.pop("llm_kwargs", None) or {})
-            model_or_path = load_vllm(model_or_path, backend_options.pop("tensor_parallel_size", 1), seed, **opts)
-        else: model_or_path = _load_causal_lm(model_or_path)
+    name = _model_name(model_or_path)
+    model_or_path = _load_once(model_or_path, backend, seed, backend_options)
     config = dict(model=name, backend=backend, n=n, temperature=temperature, top_p=top_p,
                   max_new_tokens=max_new_tokens, seed=seed, stage="references", **({"strip": True} if strip else {}))
 
