@@ -4,13 +4,14 @@
 
 # %% ../nbs/13_qsharp.ipynb #a20fe4b0
 from __future__ import annotations
-import copy, math, time
-from dataclasses import dataclass, field
+import copy, math
+from dataclasses import dataclass
 from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from fastcore.basics import patch
 from .lab import World, kl
 
 # %% auto #0
@@ -51,6 +52,7 @@ class TokenTree:
         k = torch.arange(self.V ** self.D)
         return torch.stack([(k // self.V ** (self.D - 1 - d)) % self.V for d in range(self.D)], -1)
 
+# %% ../nbs/13_qsharp.ipynb #d9a9253a
 def make_tree(n_prompts: int=4, # P prompts
               vocab: int=5, # V tokens per step
               depth: int=4, # D steps (V**D completions per prompt)
@@ -128,6 +130,7 @@ def bernoulli_q_over_eta(p: Tensor, eta: float) -> Tensor:
     p = torch.as_tensor(p)
     return torch.logaddexp(torch.log1p(-p), torch.log(p) + 1 / eta)
 
+# %% ../nbs/13_qsharp.ipynb #f20517a6
 def reward_histograms(tree: TokenTree, reward: Tensor, n_atoms: int) -> list:
     "Exact distribution of the atom-rounded reward under π_ref from every (s, a): per depth (P, V**d, V, K)."
     h = F.one_hot(atom_index(reward, n_atoms), n_atoms).double()      # (P, V**D, K) at the leaves
@@ -159,6 +162,7 @@ def _sample_steps(tree, step_logp, p_idx, g, start=None, prefix=None):
         toks[:, d] = a; pre = pre * tree.V + a
     return toks
 
+# %% ../nbs/13_qsharp.ipynb #b984502f
 def collect_rollouts(tree: TokenTree, reward: Tensor,
                      n_per_prompt: int=16, # samples per prompt (the Q♯ paper: 16)
                      rollin_step_logp: list | None=None, # the roll-in policy per prefix; None: π_ref (round 1)
@@ -191,6 +195,7 @@ def collect_rollouts(tree: TokenTree, reward: Tensor,
         pre = pre * tree.V + y[:, d]
     return {k: torch.cat(v) for k, v in rows.items()} | {"dropped_prompts": (~keep).nonzero().flatten().tolist()}
 
+# %% ../nbs/13_qsharp.ipynb #2175a48d
 def merge_rollouts(*data: dict) -> dict:
     "Aggregate the targets of several rounds."
     keys = ("prompt", "depth", "prefix", "token", "label")
@@ -210,6 +215,7 @@ def fit_histograms(tree: TokenTree, data: dict, n_atoms: int=11, prior_weight: f
         out.append((counts + prior_weight * prior) / (counts.sum(-1, keepdim=True) + prior_weight))
     return out
 
+# %% ../nbs/13_qsharp.ipynb #64af4d07
 def qsharp_rounds(tree: TokenTree, reward: Tensor, eta: float, n_per_round: Sequence[int]=(16, 16), n_atoms: int=11,
                   prior_weight: float=1.0, top_k: int | None=None, seed: int=0) -> list:
     "Rounds of Q♯ in the tree (data aggregated over rounds): the guided sequence log-probs (P, V**D) after each round."
@@ -246,6 +252,7 @@ def approximation_costs(tree: TokenTree, betas: Sequence[float]=(0.03, 0.1, 0.3,
             add(b, "rounds", f"2 rounds of {rounds_n}", qsharp_rounds(tree, R, b, (rounds_n, rounds_n), seed=s)[-1], s)
     return pd.DataFrame(rows)
 
+# %% ../nbs/13_qsharp.ipynb #1fc1715e
 def plot_approximation_costs(df, path=None):
     "KL(π ‖ π*) against β, one line per approximation (mean ± std over seeds)."
     import matplotlib.pyplot as plt
@@ -295,23 +302,6 @@ class ValueModel(torch.nn.Module):
         if tokens is None: return torch.einsum("...h,voh->...vo", hidden, self.weight) + self.bias
         return torch.einsum("...h,...koh->...ko", hidden, self.weight[tokens]) + self.bias[tokens]
 
-    def hidden(self, input_ids, attention_mask=None, cache=None, position_ids=None):
-        "Last hidden states (B, T, H) and the updated KV cache (`cache` given: it is extended in place)."
-        name = self.__dict__.get("_cache_arg")      # the backbone's name for the KV cache, looked up once
-        if name is None:
-            import inspect
-            name = self.__dict__["_cache_arg"] = "cache" if "cache" in inspect.signature(self.backbone.forward).parameters else "past_key_values"
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                            use_cache=cache is not None, **({name: cache} if cache is not None else {}))
-        return out.last_hidden_state, getattr(out, name, None)
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None=None) -> Tensor:
-        "Logits (B, T−1, n_out) of every action ids[:, j+1] in state ids[:, :j+1]."
-        pos = None if attention_mask is None else (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-        h, _ = self.hidden(input_ids, attention_mask, position_ids=pos)
-        if self.kind == "v": return self.head(h[:, 1:])
-        return self.head_logits(h[:, :-1], input_ids[:, 1:, None])[:, :, 0]
-
     def q_over_eta(self, logits: Tensor, eta: float) -> Tensor:
         "Q/η = log E[exp(z/η)] of the predicted distribution (one value per row of `logits` (..., n_out))."
         logits = logits.float()
@@ -320,20 +310,43 @@ class ValueModel(torch.nn.Module):
         z = atoms(self.n_atoms).to(logits.device, logits.dtype)
         return torch.logsumexp(torch.log_softmax(logits, -1) + z / eta, -1)
 
-    def mean(self, logits: Tensor) -> Tensor:
-        "E[z] of the predicted distribution (CD's value)."
-        logits = logits.float()
-        if self.output == "bernoulli": return torch.sigmoid(logits[..., 0])
-        return (torch.softmax(logits, -1) * atoms(self.n_atoms).to(logits.device, logits.dtype)).sum(-1)
+# %% ../nbs/13_qsharp.ipynb #998619aa
+@patch
+def hidden(self: ValueModel, input_ids, attention_mask=None, cache=None, position_ids=None):
+    "Last hidden states (B, T, H) and the updated KV cache (`cache` given: it is extended in place)."
+    name = self.__dict__.get("_cache_arg")      # the backbone's name for the KV cache, looked up once
+    if name is None:
+        import inspect
+        name = self.__dict__["_cache_arg"] = "cache" if "cache" in inspect.signature(self.backbone.forward).parameters else "past_key_values"
+    out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        use_cache=cache is not None, **({name: cache} if cache is not None else {}))
+    return out.last_hidden_state, getattr(out, name, None)
 
-    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        "Per-target loss: BCE (Bernoulli, labels in [0, 1]) or NLL of the nearest atom (histogram)."
-        if self.output == "bernoulli":
-            labels = labels.to(logits.dtype)
-            if ((labels < 0) | (labels > 1) | torch.isnan(labels)).any(): raise ValueError("Bernoulli labels must lie in [0, 1]")
-            return F.binary_cross_entropy_with_logits(logits[..., 0], labels, reduction="none")
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), atom_index(labels.reshape(-1).double().cpu(), self.n_atoms).to(logits.device),
-                               reduction="none").view(labels.shape)
+@patch
+def forward(self: ValueModel, input_ids: Tensor, attention_mask: Tensor | None=None) -> Tensor:
+    "Logits (B, T−1, n_out) of every action ids[:, j+1] in state ids[:, :j+1]."
+    pos = None if attention_mask is None else (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+    h, _ = self.hidden(input_ids, attention_mask, position_ids=pos)
+    if self.kind == "v": return self.head(h[:, 1:])
+    return self.head_logits(h[:, :-1], input_ids[:, 1:, None])[:, :, 0]
+
+# %% ../nbs/13_qsharp.ipynb #a174af08
+@patch
+def mean(self: ValueModel, logits: Tensor) -> Tensor:
+    "E[z] of the predicted distribution (CD's value)."
+    logits = logits.float()
+    if self.output == "bernoulli": return torch.sigmoid(logits[..., 0])
+    return (torch.softmax(logits, -1) * atoms(self.n_atoms).to(logits.device, logits.dtype)).sum(-1)
+
+@patch
+def loss(self: ValueModel, logits: Tensor, labels: Tensor) -> Tensor:
+    "Per-target loss: BCE (Bernoulli, labels in [0, 1]) or NLL of the nearest atom (histogram)."
+    if self.output == "bernoulli":
+        labels = labels.to(logits.dtype)
+        if ((labels < 0) | (labels > 1) | torch.isnan(labels)).any(): raise ValueError("Bernoulli labels must lie in [0, 1]")
+        return F.binary_cross_entropy_with_logits(logits[..., 0], labels, reduction="none")
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), atom_index(labels.reshape(-1).double().cpu(), self.n_atoms).to(logits.device),
+                           reduction="none").view(labels.shape)
 
 # %% ../nbs/13_qsharp.ipynb #179c4393
 from transformers import LogitsProcessor, LogitsProcessorList, DynamicCache
@@ -367,71 +380,79 @@ class QSharpLogitsProcessor(LogitsProcessor):
         self.prompt_mask, self._cache, self._mask, self._len, self._h = attention_mask, None, None, 0, None
         self.kl, self.n_tokens = None, None
 
-    @torch.no_grad()
-    def _advance(self, input_ids):
-        "Feed the tokens the value model has not seen yet; return its mask and last hidden state."
-        B, T = input_ids.shape
-        if self._mask is None:
-            m = self.prompt_mask if self.prompt_mask is not None else torch.ones_like(input_ids)
-            if tuple(m.shape) != (B, T): raise ValueError(f"attention_mask has shape {tuple(m.shape)}, the prompts {(B, T)}")
-            self._mask, new = m.to(input_ids.device).long(), input_ids
-        else:
-            self._mask = torch.cat([self._mask, torch.ones(B, T - self._len, dtype=torch.long, device=input_ids.device)], 1)
-            new = input_ids[:, self._len:]
-        pos = (self._mask.cumsum(-1) - 1).clamp_min(0)
-        if self.use_cache:
-            if self._cache is None: self._cache = DynamicCache()
-            h, self._cache = self.vm.hidden(new, self._mask, self._cache, pos[:, -new.shape[1]:])
-        else: h, _ = self.vm.hidden(input_ids, self._mask, None, pos)
-        self._len = T
-        return h[:, -1]
+# %% ../nbs/13_qsharp.ipynb #fe9fc318
+@patch
+@torch.no_grad()
+def _advance(self: QSharpLogitsProcessor, input_ids):
+    "Feed the tokens the value model has not seen yet; return its mask and last hidden state."
+    B, T = input_ids.shape
+    if self._mask is None:
+        m = self.prompt_mask if self.prompt_mask is not None else torch.ones_like(input_ids)
+        if tuple(m.shape) != (B, T): raise ValueError(f"attention_mask has shape {tuple(m.shape)}, the prompts {(B, T)}")
+        self._mask, new = m.to(input_ids.device).long(), input_ids
+    else:
+        self._mask = torch.cat([self._mask, torch.ones(B, T - self._len, dtype=torch.long, device=input_ids.device)], 1)
+        new = input_ids[:, self._len:]
+    pos = (self._mask.cumsum(-1) - 1).clamp_min(0)
+    if self.use_cache:
+        if self._cache is None: self._cache = DynamicCache()
+        h, self._cache = self.vm.hidden(new, self._mask, self._cache, pos[:, -new.shape[1]:])
+    else: h, _ = self.vm.hidden(input_ids, self._mask, None, pos)
+    self._len = T
+    return h[:, -1]
 
-    @torch.no_grad()
-    def candidate_logits(self, input_ids: Tensor, idx: Tensor) -> Tensor:
-        "Value-model logits (B, k, n_out) of the candidate tokens `idx` (B, k) after the prefixes `input_ids`."
-        h = self._advance(input_ids)
-        if self.vm.kind == "q": return self.vm.head_logits(h, idx)
-        B, k = idx.shape
-        mask = torch.cat([self._mask.repeat_interleave(k, 0), torch.ones(B * k, 1, dtype=torch.long, device=idx.device)], 1)
-        pos = self._mask.sum(-1).repeat_interleave(k)[:, None]
-        if self.use_cache:
-            cache = copy.deepcopy(self._cache); cache.batch_repeat_interleave(k)
-            hc, _ = self.vm.hidden(idx.reshape(-1, 1), mask, cache, pos)
-        else:
-            seq = torch.cat([input_ids.repeat_interleave(k, 0), idx.reshape(-1, 1)], 1)
-            hc, _ = self.vm.hidden(seq, mask, None, (mask.cumsum(-1) - 1).clamp_min(0))
-        return self.vm.head_logits(hc[:, -1]).view(B, k, -1)
+@patch
+@torch.no_grad()
+def candidate_logits(self: QSharpLogitsProcessor, input_ids: Tensor, idx: Tensor) -> Tensor:
+    "Value-model logits (B, k, n_out) of the candidate tokens `idx` (B, k) after the prefixes `input_ids`."
+    h = self._advance(input_ids)
+    if self.vm.kind == "q": return self.vm.head_logits(h, idx)
+    B, k = idx.shape
+    mask = torch.cat([self._mask.repeat_interleave(k, 0), torch.ones(B * k, 1, dtype=torch.long, device=idx.device)], 1)
+    pos = self._mask.sum(-1).repeat_interleave(k)[:, None]
+    if self.use_cache:
+        cache = copy.deepcopy(self._cache); cache.batch_repeat_interleave(k)
+        hc, _ = self.vm.hidden(idx.reshape(-1, 1), mask, cache, pos)
+    else:
+        seq = torch.cat([input_ids.repeat_interleave(k, 0), idx.reshape(-1, 1)], 1)
+        hc, _ = self.vm.hidden(seq, mask, None, (mask.cumsum(-1) - 1).clamp_min(0))
+    return self.vm.head_logits(hc[:, -1]).view(B, k, -1)
 
-    def bonus(self, input_ids: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
-        "The top-k indices (B, k) and their bonus (B, k) in logit units at temperature 1."
-        k = scores.shape[-1] if self.top_k is None else min(self.top_k, scores.shape[-1])
-        idx = scores.topk(k, -1).indices
-        lg = self.candidate_logits(input_ids, idx)
-        b = self.vm.q_over_eta(lg, self.eta) if self.mode == "qsharp" else self.vm.mean(lg) / self.eta
-        if self.shift == "min": b = b - b.amin(-1, keepdim=True)
-        return idx, b
+# %% ../nbs/13_qsharp.ipynb #c6402c60
+@patch
+def bonus(self: QSharpLogitsProcessor, input_ids: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    "The top-k indices (B, k) and their bonus (B, k) in logit units at temperature 1."
+    k = scores.shape[-1] if self.top_k is None else min(self.top_k, scores.shape[-1])
+    idx = scores.topk(k, -1).indices
+    lg = self.candidate_logits(input_ids, idx)
+    b = self.vm.q_over_eta(lg, self.eta) if self.mode == "qsharp" else self.vm.mean(lg) / self.eta
+    if self.shift == "min": b = b - b.amin(-1, keepdim=True)
+    return idx, b
 
-    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        idx, b = self.bonus(input_ids, scores)
-        out = scores.scatter_add(-1, idx, (self.temperature * b).to(scores.dtype))
-        if self.track_kl: self._track_kl(input_ids, scores, out)
-        return out
+@patch
+def __call__(self: QSharpLogitsProcessor, input_ids: Tensor, scores: Tensor) -> Tensor:
+    idx, b = self.bonus(input_ids, scores)
+    out = scores.scatter_add(-1, idx, (self.temperature * b).to(scores.dtype))
+    if self.track_kl: self._track_kl(input_ids, scores, out)
+    return out
 
-    def _track_kl(self, input_ids, scores, out):
-        B = scores.shape[0]
-        if self.kl is None:
-            self._start = input_ids.shape[1]
-            self.kl = torch.zeros(B, dtype=torch.float64, device=scores.device); self.n_tokens = torch.zeros(B, dtype=torch.long, device=scores.device)
-            self._alive, self._eos_t = torch.ones(B, dtype=torch.bool, device=scores.device), torch.tensor(self.eos, dtype=torch.long, device=scores.device)
-        elif self.eos: self._alive &= ~torch.isin(input_ids[:, -1], self._eos_t)   # a row stops counting after its first EOS
-        alive = self._alive
-        lp = torch.log_softmax(out.double() / self.temperature, -1)      # float64: an exact zero stays zero
-        if self.top_p < 1:                                                # the nucleus, as the package's sampler draws it
-            lp = torch.log_softmax(lp.masked_fill(nucleus_logprobs(out, self.temperature, self.top_p) == -math.inf, -math.inf), -1)
-        ref = torch.log_softmax(scores.double(), -1)
-        step = torch.where(lp > -math.inf, lp.exp() * (lp - ref), torch.zeros_like(lp)).sum(-1)
-        self.kl += torch.where(alive, step, torch.zeros_like(step)); self.n_tokens += alive.long()
+@patch
+def _track_kl(self: QSharpLogitsProcessor, input_ids, scores, out):
+    B = scores.shape[0]
+    if self.kl is None:
+        self._start = input_ids.shape[1]
+        self.kl = torch.zeros(B, dtype=torch.float64, device=scores.device); self.n_tokens = torch.zeros(B, dtype=torch.long, device=scores.device)
+        self._alive, self._eos_t = torch.ones(B, dtype=torch.bool, device=scores.device), torch.tensor(self.eos, dtype=torch.long, device=scores.device)
+    elif self.eos: self._alive &= ~torch.isin(input_ids[:, -1], self._eos_t)   # a row stops counting after its first EOS
+    alive = self._alive
+    lp = torch.log_softmax(out.double() / self.temperature, -1)      # float64: an exact zero stays zero
+    if self.top_p < 1:                                                # the nucleus, as the package's sampler draws it
+        lp = torch.log_softmax(lp.masked_fill(nucleus_logprobs(out, self.temperature, self.top_p) == -math.inf, -math.inf), -1)
+    ref = torch.log_softmax(scores.double(), -1)
+    step = torch.where(lp > -math.inf, lp.exp() * (lp - ref), torch.zeros_like(lp)).sum(-1)
+    self.kl += torch.where(alive, step, torch.zeros_like(step)); self.n_tokens += alive.long()
 
+# %% ../nbs/13_qsharp.ipynb #431b1368
 def guided_generate(model, value_model: ValueModel, input_ids: Tensor, attention_mask: Tensor | None=None, *, eta: float,
                     top_k: int | None=20, mode: str="qsharp", shift: str="min", do_sample: bool=True,
                     temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=64, eos_token_id=None, pad_token_id=None,
@@ -472,6 +493,7 @@ def round1_targets(prompt_ids: list, # per prompt its token ids (the rendered pr
             out.append({"prompt_index": i, "ids": list(x) + list(y), "start": len(x) + h, "label": float(r)})
     return _drop_constant(out)
 
+# %% ../nbs/13_qsharp.ipynb #f3c7da83
 @torch.no_grad()
 def rollout_targets(model, prompt_ids: list, rollins: list, reward_fn, *, max_new_tokens: int, eos_token_id: int | list,
                     pad_token_id: int=0, seed: int=0, batch_size: int=32, batched: bool=False,
@@ -503,6 +525,7 @@ def rollout_targets(model, prompt_ids: list, rollins: list, reward_fn, *, max_ne
         for e, l in zip(out, labels): e["label"] = float(l)
     return _drop_constant(out)
 
+# %% ../nbs/13_qsharp.ipynb #6b34ea1f
 def value_batch(examples: list, pad_token_id: int=0):
     "Right-padded ids (B, T), attention mask, and the target mask (B, T−1) of the actions at positions ≥ start."
     T = max(len(e["ids"]) for e in examples)
@@ -536,7 +559,7 @@ def train_value_model(vm: ValueModel, examples: list, epochs: int=5, lr: float=2
     return hist
 
 # %% ../nbs/13_qsharp.ipynb #c8bf9d0f
-import json, os
+import json
 from pathlib import Path
 
 def save_value_model(vm: ValueModel, path):
@@ -558,12 +581,14 @@ def load_value_model(path, device=None) -> ValueModel:
     vm.load_state_dict(torch.load(path / "head.pt", map_location="cpu"), strict=False)
     return vm.to(device) if device is not None else vm
 
+# %% ../nbs/13_qsharp.ipynb #bbe68a19
 def _value_fingerprint(vm) -> str:
     import hashlib
     h = hashlib.sha256()
     for k, v in sorted(vm.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().float().numpy().tobytes()[:4096])
     return h.hexdigest()[:16]
 
+# %% ../nbs/13_qsharp.ipynb #df8edd77
 def generate_guided(model, value_model: ValueModel, tokenizer, rows: list, n: int, output_dir, *, eta: float, top_k: int | None=20,
                     mode: str="qsharp", temperature: float=1.0, top_p: float=1.0, max_new_tokens: int=64, seed: int=0,
                     batch_size: int=16, chunk_size: int=64, rank: int=0, world_size: int=1, progress: bool=False):
