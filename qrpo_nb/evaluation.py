@@ -304,19 +304,96 @@ def read_details(details_dir: str | Path, step: int, split: str) -> pd.DataFrame
     if not files: raise ValueError(f"no per-completion tables for step {step}, split {split!r} in {details_dir}")
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
-# %% ../nbs/10_evaluation.ipynb #db47aa6e
+# %% ../nbs/10_evaluation.ipynb #58c3dc0f
+def _checkpoint_generators(tokenizer, model_name, key:dict, sampling:dict|None, load_fn:Callable|None,
+                           generate_options:dict|None) -> Callable:
+    "`evaluate_run`'s default `make_generate`: model or path (loaded by `load_fn`) -> `make_generate_fn` with the paper's sampling."
+    if tokenizer is None: raise ValueError("pass make_generate, or a tokenizer to build the generator with make_generate_fn")
+    opts, samp = dict(generate_options or {}), dict(sampling or {})
+    unknown = set(samp) - {"temperature", "top_p"}
+    if unknown: raise ValueError(f"sampling takes temperature and top_p only, got {sorted(unknown)}")
+    if load_fn is None:
+        from qrpo_nb.models import load_model
+        load_fn = lambda p: load_model(str(p)).eval()
+    def make_generate(model):
+        m = load_fn(model) if isinstance(model, (str, os.PathLike)) else model
+        return make_generate_fn(m, tokenizer, model_name=model_name or key.get("model"), **samp, **opts)
+    return make_generate
+
+def _done(store: ResultsStore, key: dict) -> set:
+    "The (checkpoint, split, seed) triples `store` already holds for the run `key`."
+    have = store.load()
+    if not len(have): return set()
+    m = np.ones(len(have), bool)
+    for k, v in key.items():
+        if k in have: m &= (have[k] == v).to_numpy()
+    return set(map(tuple, have.loc[m, ["checkpoint", "split", "seed"]].to_numpy().tolist()))
+
+# %% ../nbs/10_evaluation.ipynb #f63bac2b
+class _Step0Cache:
+    "Step 0's (π_ref's) per-seed rows and details in a folder shared by the runs of one π_ref, keyed by what they depend on."
+    def __init__(self, root, ref_id, key, model_name, sampling, generate_options, splits):
+        self.root, self.ref_id, self.key, self.model_name = Path(root), ref_id, key, model_name
+        self.sampling, self.generate_options, self.splits = sampling, generate_options, splits
+
+    def tag(self, sp) -> str:
+        "π_ref and what the evaluation depends on: prompts, task, sampling, generation options."
+        import hashlib
+        blob = json.dumps([self.key.get("model"), self.key.get("dataset"), self.model_name, self.sampling,
+                           repr(sorted((self.generate_options or {}).items())),
+                           [r.get("prompt_id", r.get("prompt")) for r in self.splits[sp]]], default=str, sort_keys=True)
+        return f"{_slug(self.ref_id)}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}-{sp}"
+
+    def path(self, sp) -> Path: return self.root / f"step0-{self.tag(sp)}.json"
+
+    def read(self, todo:dict) -> dict:
+        "`{split: (rows, details)}` of the splits whose every seed still to do is cached."
+        cached = {}
+        for sp in self.splits:
+            if not todo[sp]: continue
+            with FileLock(str(self.path(sp)) + ".lock"):
+                if not self.path(sp).exists(): continue
+                by_seed = {r["seed"]: r for r in json.loads(self.path(sp).read_text())}
+                if all(s in by_seed for s in todo[sp]):
+                    cached[sp] = ([by_seed[s] for s in todo[sp]], read_details(self.root, 0, self.tag(sp)))
+        return cached
+
+# %% ../nbs/10_evaluation.ipynb #040473e1
+@patch
+def write(self: _Step0Cache, sp, seeds, res:list, det:pd.DataFrame, k:dict):
+    "Add step 0's rows `res` (metrics only, no run keys) and details of `seeds` on split `sp` to the cache."
+    self.root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(self.path(sp)) + ".lock"):
+        old = json.loads(self.path(sp).read_text()) if self.path(sp).exists() else []
+        own = {r["seed"]: {c: v for c, v in r.items() if c not in k} for r in res}   # metrics only: no run keys
+        merged = {r["seed"]: r for r in old} | own
+        _write_details(self.root, 0, self.tag(sp), seeds, det)   # details first: the JSON says they exist
+        tmp = self.path(sp).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps([merged[s] for s in sorted(merged)])); os.replace(tmp, self.path(sp))
+
+def _evaluate_split(rows, gen, reward_fn, k:dict, seeds, length_fn, stats, chat_length_fn):
+    "One checkpoint on one split by `online_eval`; each row records the sampling its generator used."
+    res, det = online_eval(rows, gen, reward_fn, k, seeds, length_fn, stats, progress=False, chat_length_fn=chat_length_fn)
+    if getattr(gen, "sampling", None): res = [dict(r, **gen.sampling) for r in res]   # a generator of one's own may have none
+    return res, det
+
+def _from_cache(cached, seeds, k:dict):
+    "Cached step-0 rows and details of `seeds`, under this run's key columns `k`."
+    res = [dict(r, **k) for r in cached[0]]
+    det = cached[1][cached[1].seed.isin(seeds)].drop_duplicates(["seed", "prompt_index"], keep="last")
+    det = det.drop(columns=[c for c in det.columns if c in KEY_COLUMNS + EXTRA_KEYS and c not in ("seed",)]).assign(**k)
+    return res, det
+
+# %% ../nbs/10_evaluation.ipynb #cebcd012
 def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_folders(output_dir)`)
                  splits: dict,        # {"validation": rows, "test": rows}
                  make_generate: Callable | None,  # model or path -> generate_fn(prompts, seed); None: built from `tokenizer`
                  reward_fn: Callable,  # (rows, completions) -> rewards
                  key: dict,           # key columns except checkpoint, split, seed (extra keys such as n_ref allowed)
-                 store: ResultsStore,
-                 seeds: Sequence[int] = (0, 1, 2),
-                 length_fn: Callable | None = None,
+                 store: ResultsStore, seeds: Sequence[int] = (0, 1, 2), length_fn: Callable | None = None,
                  ref_stats: dict | None = None,  # {split: reference_stats of its prompts}
                  details_dir: str | Path | None = None,  # where per-completion tables go (Parquet), if given
-                 progress: bool = True,
-                 *,
+                 progress: bool = True, *,
                  tokenizer=None,      # with make_generate=None: the tokenizer of `make_generate_fn`
                  model_name: str | None = None,  # family for the paper's sampling (default key["model"])
                  sampling: dict | None = None,   # temperature / top_p overriding the paper's
@@ -328,69 +405,22 @@ def evaluate_run(checkpoints: dict,   # {step: model or path} (e.g. `checkpoint_
                 ) -> pd.DataFrame:
     "Evaluate every checkpoint on every split with every seed (resuming), append to `store`; returns the new rows."
     if step0_cache is not None and not ref_id: raise ValueError("step0_cache needs ref_id (which π_ref step 0 is)")
-    if make_generate is None:
-        if tokenizer is None: raise ValueError("pass make_generate, or a tokenizer to build the generator with make_generate_fn")
-        opts = dict(generate_options or {}); samp = dict(sampling or {})
-        unknown = set(samp) - {"temperature", "top_p"}
-        if unknown: raise ValueError(f"sampling takes temperature and top_p only, got {sorted(unknown)}")
-        if load_fn is None:
-            from qrpo_nb.models import load_model
-            load_fn = lambda p: load_model(str(p)).eval()
-        def make_generate(model):
-            m = load_fn(model) if isinstance(model, (str, os.PathLike)) else model
-            return make_generate_fn(m, tokenizer, model_name=model_name or key.get("model"), **samp, **opts)
-    have = store.load()
-    done = set()
-    if len(have):
-        m = np.ones(len(have), bool)
-        for k, v in key.items():
-            if k in have: m &= (have[k] == v).to_numpy()
-        done = set(map(tuple, have.loc[m, ["checkpoint", "split", "seed"]].to_numpy().tolist()))
-    cache = None if step0_cache is None else Path(step0_cache)
-    def tag(sp):   # π_ref and what the evaluation depends on: prompts, task, sampling, generation options
-        import hashlib
-        blob = json.dumps([key.get("model"), key.get("dataset"), model_name, sampling, repr(sorted((generate_options or {}).items())),
-                           [r.get("prompt_id", r.get("prompt")) for r in splits[sp]]], default=str, sort_keys=True)
-        return f"{_slug(ref_id)}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}-{sp}"
-    cpath = lambda sp: cache / f"step0-{tag(sp)}.json"
-    new = []
+    make_generate = make_generate or _checkpoint_generators(tokenizer, model_name, key, sampling, load_fn, generate_options)
+    cache = None if step0_cache is None else _Step0Cache(step0_cache, ref_id, key, model_name, sampling, generate_options, splits)
+    done, new = _done(store, key), []
     for step, model in tqdm(list(checkpoints.items()), desc="checkpoints", disable=not progress):
         todo = {sp: [s for s in seeds if (step, sp, s) not in done] for sp in splits}
         if not any(todo.values()): continue
-        cached = {}
-        if step == 0 and cache is not None:   # π_ref's rows from an earlier run: copy them under this run's key
-            for sp in splits:
-                if not todo[sp]: continue
-                with FileLock(str(cpath(sp)) + ".lock"):
-                    if not cpath(sp).exists(): continue
-                    by_seed = {r["seed"]: r for r in json.loads(cpath(sp).read_text())}
-                    if all(s in by_seed for s in todo[sp]):
-                        det0 = read_details(cache, 0, tag(sp))
-                        cached[sp] = ([by_seed[s] for s in todo[sp]], det0)
+        cached = cache.read(todo) if step == 0 and cache is not None else {}   # π_ref's rows from an earlier run
         gen = None
         for sp, rows in splits.items():
             if not todo[sp]: continue
             k = dict(key, checkpoint=step, split=sp)
-            if sp in cached:
-                res = [dict(r, **k) for r in cached[sp][0]]
-                det = cached[sp][1]
-                det = det[det.seed.isin(todo[sp])].drop_duplicates(["seed", "prompt_index"], keep="last")
-                det = det.drop(columns=[c for c in det.columns if c in KEY_COLUMNS + EXTRA_KEYS and c not in ("seed",)]
-                               ).assign(**{c: v for c, v in k.items()})
+            if sp in cached: res, det = _from_cache(cached[sp], todo[sp], k)
             else:
                 if gen is None: gen = make_generate(model)
-                res, det = online_eval(rows, gen, reward_fn, k, todo[sp], length_fn, (ref_stats or {}).get(sp), progress=False,
-                                       chat_length_fn=chat_length_fn)
-                if getattr(gen, "sampling", None): res = [dict(r, **gen.sampling) for r in res]
-                if step == 0 and cache is not None:
-                    cache.mkdir(parents=True, exist_ok=True)
-                    with FileLock(str(cpath(sp)) + ".lock"):
-                        old = json.loads(cpath(sp).read_text()) if cpath(sp).exists() else []
-                        own = {r["seed"]: {c: v for c, v in r.items() if c not in k} for r in res}   # metrics only: no run keys
-                        merged = {r["seed"]: r for r in old} | own
-                        _write_details(cache, 0, tag(sp), todo[sp], det)   # details first: the JSON says they exist
-                        tmp = cpath(sp).with_suffix(".json.tmp")
-                        tmp.write_text(json.dumps([merged[s] for s in sorted(merged)])); os.replace(tmp, cpath(sp))
+                res, det = _evaluate_split(rows, gen, reward_fn, k, todo[sp], length_fn, (ref_stats or {}).get(sp), chat_length_fn)
+                if step == 0 and cache is not None: cache.write(sp, todo[sp], res, det, k)
             store.append(res); new += res
             _write_details(details_dir, step, sp, todo[sp], det)
     return pd.DataFrame(new)
@@ -432,7 +462,37 @@ def drop_long(summary: pd.DataFrame,  # `summarise` output (validation and test 
         ok = good if ok is None else ok.merge(good, on=keys)
     return summary.merge(ok, on=keys, how="inner")
 
-# %% ../nbs/10_evaluation.ipynb #6bf46960
+# %% ../nbs/10_evaluation.ipynb #38fa3499
+def _drop_long_candidates(summary, max_mean_length, length_metric, valid, test):
+    "The authors' length filter for `select`: the candidates kept, and per group how many validation candidates it dropped."
+    pool = drop_long(summary, max_mean_length, length_metric, (valid, test))
+    groups = lambda df: set(map(tuple, df[GROUP].drop_duplicates().to_numpy().tolist()))
+    lost = sorted(groups(summary) - groups(pool), key=str)
+    if lost: warnings.warn(f"every candidate of {lost} is longer than {max_mean_length} tokens: not selected")
+    n_cand = lambda df: df[df.split == valid].groupby(GROUP, dropna=False).size()
+    return pool, (n_cand(summary) - n_cand(pool)).fillna(0).astype(int)
+
+def _shortlists(cand, metric, lc_metric, k_reward, k_lc, has_lc:bool):
+    "Steps 2 and 3 for one group's setting winners: those within the 98% CI of the best reward, then of the best LC reward."
+    m, s = cand[f"{metric}_mean"].to_numpy(), cand[f"{metric}_std"].to_numpy()
+    ib = int(np.argmax(m))
+    short = cand[_ci_keep(m[ib], s[ib], m, s, k_reward)]
+    if not (has_lc and short[f"{lc_metric}_mean"].notna().all()): return short, short
+    lm, ls = short[f"{lc_metric}_mean"].to_numpy(), short[f"{lc_metric}_std"].to_numpy()
+    jb = int(np.argmax(lm))
+    return short, short[_ci_keep(lm[jb], ls[jb], lm, ls, k_lc)]
+
+def _split_numbers(summary, row:dict, valid, test) -> dict:
+    "The chosen candidate's `<metric>_mean` / `_std` on each split, as `valid_...` and `test_...` (NaN where it has none)."
+    out = {}
+    for split, tag in ((valid, "valid"), (test, "test")):
+        sel = summary[(summary.split == split)]
+        for c in GROUP + CANDIDATE: sel = sel[(sel[c] == row[c]) | (sel[c].isna() & pd.isna(row[c]))]
+        for col in [c for c in summary.columns if c.endswith("_mean") or c.endswith("_std")]:
+            out[f"{tag}_{col}"] = float(sel[col].iloc[0]) if len(sel) else float("nan")
+    return out
+
+# %% ../nbs/10_evaluation.ipynb #dd73f60b
 def select(summary: pd.DataFrame,  # `summarise` output (validation and test rows)
            k_reward: float = 2.0,  # one-sided 98% CI multiplier (authors' k)
            k_lc: float = 0.8,      # one-sided 80% CI multiplier
@@ -445,36 +505,19 @@ def select(summary: pd.DataFrame,  # `summarise` output (validation and test row
     for c in (f"{metric}_mean", f"{metric}_std"):
         if c not in summary: raise ValueError(f"summary lacks {c}")
     has_lc = f"{lc_metric}_mean" in summary
-    pool = summary
+    pool, dropped = summary, None
     if max_mean_length is not None:
-        pool = drop_long(summary, max_mean_length, length_metric, (valid, test))
-        lost = sorted(set(map(tuple, summary[GROUP].drop_duplicates().to_numpy().tolist()))
-                      - set(map(tuple, pool[GROUP].drop_duplicates().to_numpy().tolist())), key=str)
-        if lost: warnings.warn(f"every candidate of {lost} is longer than {max_mean_length} tokens: not selected")
+        pool, dropped = _drop_long_candidates(summary, max_mean_length, length_metric, valid, test)
         if pool.empty: return pd.DataFrame(columns=GROUP + CANDIDATE)
-    n_cand = lambda df: df[df.split == valid].groupby(GROUP, dropna=False).size()
-    dropped = (n_cand(summary) - n_cand(pool)).fillna(0).astype(int) if max_mean_length is not None else None
     best = best_per_setting(pool, metric, lc_metric, valid)
     out = []
     for g, cand in best.groupby(GROUP, sort=True, dropna=False):
-        cand = cand.reset_index(drop=True)
-        m, s = cand[f"{metric}_mean"].to_numpy(), cand[f"{metric}_std"].to_numpy()
-        ib = int(np.argmax(m))
-        short = cand[_ci_keep(m[ib], s[ib], m, s, k_reward)]
-        stage2 = short
-        if has_lc and short[f"{lc_metric}_mean"].notna().all():
-            lm, ls = short[f"{lc_metric}_mean"].to_numpy(), short[f"{lc_metric}_std"].to_numpy()
-            jb = int(np.argmax(lm))
-            stage2 = short[_ci_keep(lm[jb], ls[jb], lm, ls, k_lc)]
+        short, stage2 = _shortlists(cand.reset_index(drop=True), metric, lc_metric, k_reward, k_lc, has_lc)
         win = stage2.sort_values([f"{metric}_mean", "checkpoint"], ascending=[False, True], kind="mergesort").iloc[0]
         row = {c: win[c] for c in GROUP + CANDIDATE}
         row.update(shortlist_98=sorted(short.setting.tolist()), shortlist_80=sorted(stage2.setting.tolist()))
         if dropped is not None: row["n_dropped_long"] = int(dropped.get(g, 0))
-        for split, tag in ((valid, "valid"), (test, "test")):
-            sel = summary[(summary.split == split)]
-            for c in GROUP + CANDIDATE: sel = sel[(sel[c] == row[c]) | (sel[c].isna() & pd.isna(row[c]))]
-            for col in [c for c in summary.columns if c.endswith("_mean") or c.endswith("_std")]:
-                row[f"{tag}_{col}"] = float(sel[col].iloc[0]) if len(sel) else float("nan")
+        row.update(_split_numbers(summary, row, valid, test))
         out.append(row)
     return pd.DataFrame(out)
 

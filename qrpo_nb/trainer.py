@@ -19,9 +19,9 @@ __all__ = ['PAPER_RL_MAX_GRAD_NORM', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_V
            'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'check_config',
            'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps',
            'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'ValueTable', 'ValueModel',
-           'collate', 'compute_reference_logps', 'pool_groups', 'compute_pool_logps', 'add_pool_columns', 'loss_batch',
+           'collate', 'compute_reference_logps', 'pool_groups', 'add_pool_columns', 'compute_pool_logps', 'loss_batch',
            'pointwise_options', 'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator',
-           'needs_pool_logps', 'TrainResult', 'train', 'read_metrics', 'load_run_file', 'main']
+           'needs_pool_logps', 'TrainResult', 'WeightsMismatch', 'train', 'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -321,7 +321,7 @@ def check_config(config:TrainConfig, columns, world_size:int=1, losses=None):
     if getattr(spec, "needs_pairs", False) and not is_pairwise(columns):
         raise ValueError(f"loss {config.loss!r} needs pairs: the dataset must have `chosen` and `rejected` columns")
     if not ({"chosen", "completion"} & columns): raise ValueError("the dataset needs a `chosen` (or `completion`) column")
-    if hasattr(spec, "fn") and spec.fn is None:
+    if spec.fn is None:  # a LossSpec: metadata-only entries have no batch-level fn
         raise ValueError(f"loss {config.loss!r} is an online policy-improvement method with no loss on a fixed dataset")
     _check_pointwise(config, spec, columns)
     for key in getattr(spec, "requires", ()):
@@ -340,7 +340,7 @@ def _float_values(ds, col, batch_size:int=65536):
     import pyarrow as pa, pyarrow.compute as pc
     vals, rows, base = [], [], 0
     for t in ds.with_format("arrow").iter(batch_size=batch_size):
-        c = t[col].combine_chunks() if hasattr(t[col], "combine_chunks") else t[col]
+        c = t[col].combine_chunks()  # a column of an Arrow Table is a ChunkedArray
         try:
             if pa.types.is_list(c.type) or pa.types.is_large_list(c.type):
                 rows.append(pc.list_parent_indices(c).to_numpy() + base); c = pc.list_flatten(c)
@@ -351,12 +351,9 @@ def _float_values(ds, col, batch_size:int=65536):
     v = np.concatenate(vals) if vals else np.zeros(0)
     return (v, np.concatenate(rows)) if rows else v
 
-# %% ../nbs/09_trainer.ipynb #7b372cd6
-def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
-    "Reject data that would train wrongly, before any compute; returns what was found (reference-reward counts)."
-    if len(dataset) == 0: raise ValueError("the dataset is empty")
-    cols, info = set(dataset.column_names), {"rows": len(dataset)}
-    if config.loss == "sft" or spec is None: return info
+# %% ../nbs/09_trainer.ipynb #61ac1aca
+def _check_rewards(config, dataset, spec, cols:set):
+    "Every completion's reward the loss reads (`chosen_reward` / `reward`, `rejected_reward`) exists and is finite."
     req, name = set(getattr(spec, "requires", ())), config.loss
     for s in (["chosen", "rejected"] if is_pairwise(cols) else ["chosen"]):
         if f"{s}_reward" not in req: continue
@@ -371,50 +368,67 @@ def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"column `{col}`: dataset row {i} has reward {v[i]} ({int(bad.sum())} rows not finite); "
                              f"loss {name!r} needs a finite reward for every completion")
-    if "ref_rewards" in req and "ref_rewards" in cols:
-        lens = _lengths(dataset, "ref_rewards"); v, row = _float_values(dataset, "ref_rewards")
-        n = config.n_ref if config.n_ref is not None else (config.loss_options or {}).get("n")
-        if n is not None and (lens < n).any():
-            i = int(np.argmin(lens))
-            raise ValueError(f"n_ref={n} but dataset row {i} has only {lens[i]} reference rewards (column `ref_rewards`; "
-                             f"{int((lens < n).sum())} rows have fewer than {n}): use n_ref <= {lens.min()} or complete those rows")
-        pos = np.arange(len(v)) - (np.cumsum(lens) - lens)[row]  # position of each value in its row
-        if np.isinf(v).any():
-            k = int(np.flatnonzero(np.isinf(v))[0])
-            raise ValueError(f"column `ref_rewards`: dataset row {row[k]} has an infinite reference reward ({v[k]} at position "
-                             f"{pos[k]}); NaN marks a missing one, infinities are not allowed")
-        used = pos < (n if n is not None else np.inf)
-        have = np.bincount(row[used & ~np.isnan(v)], minlength=len(dataset))
-        if (have == 0).any():
-            i = int(np.flatnonzero(have == 0)[0])
-            raise ValueError(f"column `ref_rewards`: dataset row {i} has no reference reward among the first "
-                             f"{n if n is not None else lens[i]} (all missing)")
-        info.update(ref_min=int(lens.min()), ref_max=int(lens.max()))
-        if "ref_completions" in cols and "value_set" in getattr(spec, "trainer_options", ()):
-            ll = _lengths(dataset, "ref_completions")
-            if (ll != lens).any():
-                i = int(np.flatnonzero(ll != lens)[0])
-                raise ValueError(f"column `ref_completions`: dataset row {i} has {ll[i]} completions but `ref_rewards` has "
-                                 f"{lens[i]}: one text per reference reward, in the same order")
-            for i, row in enumerate(dataset["ref_completions"]):
-                bad = [j for j, t in enumerate(row or []) if not isinstance(t, str)]
-                if bad: raise ValueError(f"column `ref_completions`: dataset row {i}, completion {bad[0]} is "
-                                         f"{type(row[bad[0]]).__name__}, not text")
-        for lc in ("ref_logps", "ref_avg_logps"):
-            if lc not in cols: continue
-            ll = _lengths(dataset, lc)
-            if (ll != lens).any():
-                i = int(np.flatnonzero(ll != lens)[0])
-                raise ValueError(f"column `{lc}`: dataset row {i} has {ll[i]} values but `ref_rewards` has {lens[i]}: "
-                                 f"one log-prob per reference completion, in the same order")
-            lv, lrow = _float_values(dataset, lc)
-            if (lv > 0).any() or np.isinf(lv).any():
-                k = int(np.flatnonzero((lv > 0) | np.isinf(lv))[0])
-                raise ValueError(f"column `{lc}`: dataset row {lrow[k]} has {lv[k]}, not a log-probability (finite, <= 0; NaN = missing)")
-        if n is None and lens.min() != lens.max():
-            warnings.warn(f"rows have {lens.min()} to {lens.max()} reference rewards and n_ref is None: each row uses all it "
-                          f"has (the shorter rows' missing ones count as NaN = missing); set n_ref <= {lens.min()} to use the "
-                          f"first n_ref of every row")
+
+# %% ../nbs/09_trainer.ipynb #98ec161e
+def _check_pool_columns(dataset, lens:np.ndarray, spec, cols:set):
+    "The pool's texts (`ref_completions`, for RPO) and log-probs (`ref_logps`, `ref_avg_logps`): one per reference reward, in order."
+    if "ref_completions" in cols and "value_set" in getattr(spec, "trainer_options", ()):
+        ll = _lengths(dataset, "ref_completions")
+        if (ll != lens).any():
+            i = int(np.flatnonzero(ll != lens)[0])
+            raise ValueError(f"column `ref_completions`: dataset row {i} has {ll[i]} completions but `ref_rewards` has "
+                             f"{lens[i]}: one text per reference reward, in the same order")
+        for i, row in enumerate(dataset["ref_completions"]):
+            bad = [j for j, t in enumerate(row or []) if not isinstance(t, str)]
+            if bad: raise ValueError(f"column `ref_completions`: dataset row {i}, completion {bad[0]} is "
+                                     f"{type(row[bad[0]]).__name__}, not text")
+    for lc in ("ref_logps", "ref_avg_logps"):
+        if lc not in cols: continue
+        ll = _lengths(dataset, lc)
+        if (ll != lens).any():
+            i = int(np.flatnonzero(ll != lens)[0])
+            raise ValueError(f"column `{lc}`: dataset row {i} has {ll[i]} values but `ref_rewards` has {lens[i]}: "
+                             f"one log-prob per reference completion, in the same order")
+        lv, lrow = _float_values(dataset, lc)
+        if (lv > 0).any() or np.isinf(lv).any():
+            k = int(np.flatnonzero((lv > 0) | np.isinf(lv))[0])
+            raise ValueError(f"column `{lc}`: dataset row {lrow[k]} has {lv[k]}, not a log-probability (finite, <= 0; NaN = missing)")
+
+# %% ../nbs/09_trainer.ipynb #40f90097
+def _check_ref_rewards(config, dataset, spec, cols:set) -> dict:
+    "`ref_rewards`: the first `n_ref` of every row exist, none infinite, at least one known per row; its pool columns aligned."
+    lens = _lengths(dataset, "ref_rewards"); v, row = _float_values(dataset, "ref_rewards")
+    n = config.n_ref if config.n_ref is not None else (config.loss_options or {}).get("n")
+    if n is not None and (lens < n).any():
+        i = int(np.argmin(lens))
+        raise ValueError(f"n_ref={n} but dataset row {i} has only {lens[i]} reference rewards (column `ref_rewards`; "
+                         f"{int((lens < n).sum())} rows have fewer than {n}): use n_ref <= {lens.min()} or complete those rows")
+    pos = np.arange(len(v)) - (np.cumsum(lens) - lens)[row]  # position of each value in its row
+    if np.isinf(v).any():
+        k = int(np.flatnonzero(np.isinf(v))[0])
+        raise ValueError(f"column `ref_rewards`: dataset row {row[k]} has an infinite reference reward ({v[k]} at position "
+                         f"{pos[k]}); NaN marks a missing one, infinities are not allowed")
+    used = pos < (n if n is not None else np.inf)
+    have = np.bincount(row[used & ~np.isnan(v)], minlength=len(dataset))
+    if (have == 0).any():
+        i = int(np.flatnonzero(have == 0)[0])
+        raise ValueError(f"column `ref_rewards`: dataset row {i} has no reference reward among the first "
+                         f"{n if n is not None else lens[i]} (all missing)")
+    _check_pool_columns(dataset, lens, spec, cols)
+    if n is None and lens.min() != lens.max():
+        warnings.warn(f"rows have {lens.min()} to {lens.max()} reference rewards and n_ref is None: each row uses all it "
+                      f"has (the shorter rows' missing ones count as NaN = missing); set n_ref <= {lens.min()} to use the "
+                      f"first n_ref of every row")
+    return dict(ref_min=int(lens.min()), ref_max=int(lens.max()))
+
+def validate_dataset(config:TrainConfig, dataset, spec=None) -> dict:
+    "Reject data that would train wrongly, before any compute; returns what was found (reference-reward counts)."
+    if len(dataset) == 0: raise ValueError("the dataset is empty")
+    cols, info = set(dataset.column_names), {"rows": len(dataset)}
+    if config.loss == "sft" or spec is None: return info
+    _check_rewards(config, dataset, spec, cols)
+    if "ref_rewards" in getattr(spec, "requires", ()) and "ref_rewards" in cols:
+        info.update(_check_ref_rewards(config, dataset, spec, cols))
     return info
 
 # %% ../nbs/09_trainer.ipynb #0abec619
@@ -491,7 +505,7 @@ class SequenceLogps(torch.nn.Module):
         tgt = loss_mask[:, 1:].bool()
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(tgt)[tgt]
         targets = input_ids[:, 1:][tgt]
-        body, head = (m.get_decoder(), m.get_output_embeddings()) if hasattr(m, "get_decoder") else (None, None)
+        body, head = m.get_decoder(), m.get_output_embeddings()  # a transformers causal LM (PreTrainedModel) has both; head may be None
         if body is not None and head is not None and getattr(m.config, "final_logit_softcapping", None) is None:
             hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             logits = head(hidden[:, :-1][tgt]).float()
@@ -599,10 +613,9 @@ def compute_reference_logps(model, dataset, tokenizer=None, batch_size:int=16,
         dataset = dataset.add_column(f"{s}_ref_logp", out[s].astype(np.float32).tolist(), feature=_f32())
     return dataset
 
-# %% ../nbs/09_trainer.ipynb #e5c0a003
+# %% ../nbs/09_trainer.ipynb #bede9f93
 def pool_groups(dataset) -> tuple[list, list]:
     "The distinct (prompt, pool) of the rows: the first row of each, and each row's group (pairs of a prompt share one pool)."
-    import hashlib
     pid = dataset["prompt_id"] if "prompt_id" in dataset.column_names else [json.dumps(p, sort_keys=True) for p in dataset["prompt"]]
     first, group, seen = [], [], {}
     for i, (k, c) in enumerate(zip(pid, dataset["ref_completions"])):
@@ -611,6 +624,29 @@ def pool_groups(dataset) -> tuple[list, list]:
         group.append(seen[h])
     return first, group
 
+# %% ../nbs/09_trainer.ipynb #a7ba14a8
+def _pool_sequences(tokenizer, first:list, sub:dict, max_length:int|None, truncation:str) -> list:
+    "`(row, j, ids, mask)` of each pool text, encoded as training encodes; over `max_length`: cut, or emptied (`drop`)."
+    seqs = []
+    for r, p, comps in zip(first, sub["prompt"], sub["ref_completions"]):
+        for j, c in enumerate(comps or []):
+            e = encode_example(tokenizer, p, completion_text(c, "ref_completions", r))
+            x, m = e["input_ids"], e["completion_mask"]
+            if max_length is not None and len(x) > max_length:
+                if truncation == "drop": x, m = [], []
+                else: x, m = x[:max_length], m[:max_length]
+            seqs.append((r, j, x, m))
+    return seqs
+
+def add_pool_columns(dataset, values):
+    "Columns `ref_logps`, `ref_avg_logps` from one (sums, means) per row (replacing older ones)."
+    import datasets
+    dataset = dataset.remove_columns([c for c in ("ref_logps", "ref_avg_logps") if c in dataset.column_names])
+    feat = datasets.Sequence(_f32())
+    dataset = dataset.add_column("ref_logps", [list(v[0]) for v in values], feature=feat)
+    return dataset.add_column("ref_avg_logps", [list(v[1]) for v in values], feature=feat)
+
+# %% ../nbs/09_trainer.ipynb #1570d73e
 @torch.no_grad()
 def compute_pool_logps(model, dataset, tokenizer, batch_size:int=16,
                        max_length:int|None=2048, # as the training pass: prompt + completion + EOS
@@ -626,15 +662,7 @@ def compute_pool_logps(model, dataset, tokenizer, batch_size:int=16,
     net, pad, dev, autocast, was_training = _scorer(model, tokenizer, autocast)
     first, group = pool_groups(dataset) if indices is None else (list(indices), None)
     sub = dataset.select_columns(["prompt", "ref_completions"])[list(first)] if first else {"prompt": [], "ref_completions": []}
-    seqs = []  # (row, j, ids, mask)
-    for r, p, comps in zip(first, sub["prompt"], sub["ref_completions"]):
-        for j, c in enumerate(comps or []):
-            e = encode_example(tokenizer, p, completion_text(c, "ref_completions", r))
-            x, m = e["input_ids"], e["completion_mask"]
-            if max_length is not None and len(x) > max_length:
-                if truncation == "drop": x, m = [], []
-                else: x, m = x[:max_length], m[:max_length]
-            seqs.append((r, j, x, m))
+    seqs = _pool_sequences(tokenizer, first, sub, max_length, truncation)
     res = {r: ([math.nan] * len(c or []), [math.nan] * len(c or [])) for r, c in zip(first, sub["ref_completions"])}
     todo = sorted((s for s in seqs if sum(s[3])), key=lambda s: -len(s[2]))
     ctx = autocast or contextlib.nullcontext
@@ -649,15 +677,6 @@ def compute_pool_logps(model, dataset, tokenizer, batch_size:int=16,
     net.train(was_training)
     if indices is not None: return res
     return add_pool_columns(dataset, [res[first[g]] for g in group])
-
-def add_pool_columns(dataset, values):
-    "Columns `ref_logps`, `ref_avg_logps` from one (sums, means) per row (replacing older ones)."
-    import datasets
-    dataset = dataset.remove_columns([c for c in ("ref_logps", "ref_avg_logps") if c in dataset.column_names])
-    feat = datasets.Sequence(_f32())
-    dataset = dataset.add_column("ref_logps", [list(v[0]) for v in values], feature=feat)
-    return dataset.add_column("ref_avg_logps", [list(v[1]) for v in values], feature=feat)
-
 
 # %% ../nbs/09_trainer.ipynb #a6772d67
 def _col(sub, name, m, dtype=torch.float32, fill=float("nan")):
@@ -835,7 +854,7 @@ def _ref_pass(config, acc, net, tokenizer, ds, sides):
         ds = ds.add_column(f"{s}_ref_logp", col.astype(np.float32).tolist(), feature=_f32())
     return ds
 
-# %% ../nbs/09_trainer.ipynb #2aeec14a
+# %% ../nbs/09_trainer.ipynb #90689d2c
 def needs_pool_logps(config, spec, columns) -> bool:
     "RPO with `value_set='pool'` whose data keeps the pool's texts (`ref_completions`) but not the log-probs its `logps` reads."
     opts = getattr(config, "loss_options", None) or {}
@@ -855,6 +874,7 @@ def _pool_pass(config, acc, net, tokenizer, ds):
     for d in gather_object([part]): got.update(d)
     return add_pool_columns(ds, [got[first[g]] for g in group])
 
+# %% ../nbs/09_trainer.ipynb #bb501a23
 def _add_reference_logps(config, acc, net, tokenizer, ds, spec, key, stats, cached):
     "Reference log-probs of the data by the prepared module itself (same weights, dtype and autocast as step 1); cached."
     sft = config.loss == "sft"; cache = Path(config.output_dir) / "data"
@@ -892,9 +912,10 @@ class TrainResult:
     history: list
     length_stats: dict = field(default_factory=dict)  # samples over `max_length`: over, truncated, dropped, kept
 
-def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None, # dtype of the weights (None: as trained)
+def _save_checkpoint(acc, net, tokenizer, # None: no tokenizer files (only the run's final checkpoint gets them)
+                     path:Path, state:dict, dtype=None, # dtype of the weights (None: as trained)
                      value_keys=None): # DRO: the prompts of the value head, written with its values to value_head.json
-    "A loadable model folder (`save_pretrained`) with the tokenizer and the trainer state; written atomically."
+    "A loadable model folder (`save_pretrained`) with the trainer state (and the tokenizer, when given); written atomically."
     sd = acc.get_state_dict(net)
     if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     if acc.is_main_process:
@@ -915,7 +936,7 @@ def _save_checkpoint(acc, net, tokenizer, path:Path, state:dict, dtype=None, # d
         tmp.rename(path)
     acc.wait_for_everyone()
 
-# %% ../nbs/09_trainer.ipynb #ff508583
+# %% ../nbs/09_trainer.ipynb #587a1971
 def _save_state(acc, out:Path, step:int, state:dict, final:bool=False):
     """Full resume state (model, optimiser, schedule, RNG) in `state/step-{step}`; older complete states are removed
     once it is complete. `final`: the run is over and `checkpoint-{step}` holds its weights, so the state is that
@@ -932,17 +953,6 @@ def _save_state(acc, out:Path, step:int, state:dict, final:bool=False):
             if p != d: shutil.rmtree(p, ignore_errors=True)
     acc.wait_for_everyone()
 
-def _load_final_weights(acc, net, ckpt:Path):
-    "A finished run's weights, read back from its last checkpoint into the wrapped model (tied weights are saved once)."
-    from safetensors.torch import load_file
-    sd = {}
-    for f in sorted(ckpt.glob("*.safetensors")): sd.update(load_file(str(f)))
-    inner = acc.unwrap_model(net).model
-    missing, unexpected = inner.load_state_dict(sd, strict=False)
-    tied = set(getattr(inner, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
-    if unexpected or set(missing) - tied: raise RuntimeError(f"Missing key(s) {missing} / Unexpected key(s) {unexpected} in {ckpt}")
-    if hasattr(inner, "tie_weights"): inner.tie_weights()
-
 def _check_resumable(out:Path, config:TrainConfig, data_fp:str, model_fp:str):
     "Before any compute: a saved state in `out` must come from the same configuration, data and model architecture."
     step, d = _latest_state(out)
@@ -956,45 +966,63 @@ def _check_resumable(out:Path, config:TrainConfig, data_fp:str, model_fp:str):
     if st.get("model_fingerprint", model_fp) != model_fp:
         raise ValueError(f"{out} holds the state of another model (architecture or size differs); {fresh}")
 
-# %% ../nbs/09_trainer.ipynb #81223e67
-def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerator=None) -> TrainResult:
-    "Train `model` on `dataset` with `config.loss`; resumable, launchable with `accelerate launch`."
-    loaded = _param_dtype(model)
-    acc = accelerator or make_accelerator(config, model_dtype=loaded)
-    W, rank = acc.num_processes, acc.process_index
+# %% ../nbs/09_trainer.ipynb #9ee2db6b
+class WeightsMismatch(ValueError):
+    "A saved state or checkpoint whose weights do not fit the model being trained (parameter names or shapes differ)."
+
+def _mismatch(out:Path, detail:str="") -> WeightsMismatch:
+    return WeightsMismatch(f"{out} holds the state of another model (its weights do not fit this one{detail}): use a new "
+                           f"output_dir, or delete {out} to start fresh")
+
+def _load_final_weights(acc, net, ckpt:Path):
+    "A finished run's weights, read back from its last checkpoint into the wrapped model (tied weights are saved once)."
+    from safetensors.torch import load_file
+    sd = {}
+    for f in sorted(ckpt.glob("*.safetensors")): sd.update(load_file(str(f)))
+    inner = acc.unwrap_model(net).model  # a transformers PreTrainedModel: `_save_checkpoint` wrote it with save_pretrained
+    own = inner.state_dict()
+    tied = set(getattr(inner, "_tied_weights_keys", None) or []) | {"lm_head.weight"}
+    missing, unexpected = sorted(set(own) - set(sd) - tied), sorted(set(sd) - set(own))
+    shapes = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+    if missing or unexpected or shapes:
+        what = [f"{w} {ks[:3]}" for w, ks in (("missing", missing), ("unexpected", unexpected), ("other shape", shapes)) if ks]
+        raise _mismatch(ckpt.parent, f": {ckpt.name} has " + ", ".join(what))
+    inner.load_state_dict(sd, strict=False)
+    inner.tie_weights()
+
+_TORCH_MISMATCH = ("size mismatch", "Missing key", "Unexpected key")  # how torch's `load_state_dict` words a wrong model
+
+def _load_run_state(acc, net, out:Path, state_dir:Path):
+    "Restore the run from `state_dir`: a finished run's last checkpoint, else accelerate's full state; a wrong model is `WeightsMismatch`."
+    if (state_dir / "FINAL").exists(): return _load_final_weights(acc, net, out / (state_dir / "FINAL").read_text().strip())
+    try: acc.load_state(str(state_dir))
+    except RuntimeError as e:  # the one place torch's wording is read: torch raises no typed error of its own
+        if not any(m in str(e) for m in _TORCH_MISMATCH): raise
+        raise _mismatch(out) from None
+
+# %% ../nbs/09_trainer.ipynb #8f4eda95
+def _check_inputs(config:TrainConfig, model, dataset, world_size:int, losses=None):
+    "Everything `train` refuses before any compute: the config against the data, the data's values, a foreign saved state."
     if len(dataset) == 0: raise ValueError("the dataset is empty")
-    spec = check_config(config, dataset.column_names, W, losses)
+    spec = check_config(config, dataset.column_names, world_size, losses)
     validate_dataset(config, dataset, spec)
     data_fp, model_fp = data_fingerprint(dataset), model_fingerprint(model)
     _check_resumable(Path(config.output_dir), config, data_fp, model_fp)
-    if config.master_weights == "fp32" and loaded in (torch.bfloat16, torch.float16) and not _deepspeed_low_precision(acc):
-        model.float()  # float32 master weights: Adam's small updates survive (bf16 keeps 8 bits); autocast computes in bf16
-    save_dtype = _SAVE_DTYPES[config.save_dtype] if config.save_dtype else loaded
-    sft, out = config.loss == "sft", Path(config.output_dir)
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
-    torch.manual_seed(config.seed); random.seed(config.seed); np.random.seed(config.seed % 2**32)
-    ds, data_key, length_stats, cached = _tokenized(config, model, tokenizer, dataset)
-    if acc.is_main_process and length_stats.get("over"):
-        (out / "length.json").write_text(json.dumps(length_stats, indent=1))
-    pairwise = not sft and is_pairwise(ds.column_names)
-    widths, tokens = sample_lengths(ds, sft)
+    return spec, data_fp, model_fp
+
+def _check_positions(model, widths):
+    "A sample longer than the model's position embeddings is refused, naming the longest and the `max_length` that fits."
     n_pos = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if isinstance(n_pos, int) and len(widths) and widths.max() > n_pos:
         i = int(np.argmax(widths))
         raise ValueError(f"sample {i} has {widths[i]} tokens but the model has {n_pos} positions "
                          f"({int((widths > n_pos).sum())} samples longer): set max_length <= {n_pos}")
-    T = total_steps(config, len(ds))
-    mb = config.micro_batch_size or config.batch_size // W
-    n_micro = config.batch_size // (W * mb)
-    ckpts = checkpoint_steps(T, config.n_checkpoints) if config.n_checkpoints else []
-    last_step = min(T, config.max_steps or T)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
-    # optimiser, schedule, accelerate
+# %% ../nbs/09_trainer.ipynb #82fdc74b
+def _optimizer(config:TrainConfig, net, model, dataset, ds, spec, n_steps:int):
+    "AdamW over the policy (DRO: and its value head, own group and learning rate) and the warm-up schedule; `ds` gets DRO's `_value_index`."
     from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
-    net = SequenceLogps(model)
+    sft = config.loss == "sft"
     topts = {} if sft else {k: v for k, v in (config.loss_options or {}).items() if k in getattr(spec, "trainer_options", ())}
     value_keys = sorted(set(_prompt_keys(dataset))) if (not sft and "value_lr" in getattr(spec, "trainer_options", ())) else None
     groups = [{"params": list(net.parameters())}]
@@ -1008,28 +1036,36 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
     okw = dict(lr=config.lr, betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay)
     try: opt = torch.optim.AdamW(groups, fused=True, **okw)  # one kernel for all tensors (CPU and GPU)
     except (RuntimeError, ValueError): opt = torch.optim.AdamW(groups, foreach=True, **okw)
-    n_warm = int(math.ceil(config.warmup_ratio * T))
-    sched = (get_cosine_schedule_with_warmup(opt, n_warm, T) if config.lr_schedule == "cosine"
+    n_warm = int(math.ceil(config.warmup_ratio * n_steps))
+    sched = (get_cosine_schedule_with_warmup(opt, n_warm, n_steps) if config.lr_schedule == "cosine"
              else get_constant_schedule_with_warmup(opt, n_warm))
-    clip = config.max_grad_norm
-    acc.gradient_accumulation_steps = n_micro
-    ds_plugin = getattr(acc.state, "deepspeed_plugin", None)
-    if ds_plugin is not None:
-        c = ds_plugin.deepspeed_config
-        c.update(train_micro_batch_size_per_gpu=mb, gradient_accumulation_steps=n_micro, train_batch_size=config.batch_size,
-                 gradient_clipping=float(clip) if clip else 0.0)
-    net, opt, sched = acc.prepare(net, opt, sched)
-    ds = _add_reference_logps(config, acc, net, tokenizer, ds, spec, data_key, length_stats, cached)
-    kl_ds, n_ref_b, loss_options = None, config.n_ref, config.loss_options
-    if not sft:
-        if topts.get("value_set") == "prompt":  # RPO's I_x = the prompt's training completions (Algorithm 1), once
-            ds, n_ref_b = rpo_prompt_sets(ds, pairwise), None
-        loss_options = pointwise_options(config, spec, ds, pairwise)
-        if "kl_logratio" in getattr(spec, "requires", ()) and (config.loss_options or {}).get("calculate_kl", True):
-            kl_ds = _ref_pass(config, acc, net, tokenizer, kl_pairs(ds, config.max_length), ["chosen"])  # TRL's KL data, π_ref once
-    if config.report_to: acc.init_trackers(out.name, config=config.to_dict())
+    return opt, sched, ds, topts, value_keys
 
-    # resume
+def _accumulation(acc, config:TrainConfig, mb:int, n_micro:int):
+    "Gradient accumulation over `n_micro` micro-batches of `mb`; DeepSpeed's config told the same sizes and clipping (its plugin, or None)."
+    acc.gradient_accumulation_steps = n_micro
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None:
+        clip = config.max_grad_norm
+        plugin.deepspeed_config.update(train_micro_batch_size_per_gpu=mb, gradient_accumulation_steps=n_micro,
+                                       train_batch_size=config.batch_size, gradient_clipping=float(clip) if clip else 0.0)
+    return plugin
+
+# %% ../nbs/09_trainer.ipynb #708c1601
+def _loss_inputs(config:TrainConfig, acc, net, tokenizer, ds, spec, topts:dict, pairwise:bool):
+    "After the reference pass: RPO's prompt sets, the loss options (reward statistics) and KTO's KL data; `(ds, kl_ds, n_ref, options)`."
+    kl_ds, n_ref, options = None, config.n_ref, config.loss_options
+    if config.loss == "sft": return ds, kl_ds, n_ref, options
+    if topts.get("value_set") == "prompt":  # RPO's I_x = the prompt's training completions (Algorithm 1), once
+        ds, n_ref = rpo_prompt_sets(ds, pairwise), None
+    options = pointwise_options(config, spec, ds, pairwise)
+    if "kl_logratio" in getattr(spec, "requires", ()) and (config.loss_options or {}).get("calculate_kl", True):
+        kl_ds = _ref_pass(config, acc, net, tokenizer, kl_pairs(ds, config.max_length), ["chosen"])  # TRL's KL data, π_ref once
+    return ds, kl_ds, n_ref, options
+
+# %% ../nbs/09_trainer.ipynb #910895be
+def _resume(acc, net, out:Path, config:TrainConfig):
+    "The step to start from (0, or rank 0's latest complete state, restored) and the metrics log kept consistent with it."
     from accelerate.utils import broadcast_object_list
     start, history = 0, []
     s_step, s_dir = broadcast_object_list([_latest_state(out)])[0]  # every rank resumes from rank 0's choice
@@ -1037,13 +1073,7 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         st = json.loads((s_dir / "trainer_state.json").read_text())
         if st.get("config_key") != config.key():
             raise ValueError(f"{out} holds a run with another configuration (key {st.get('config_key')} != {config.key()}); use a new output_dir")
-        try:
-            if (s_dir / "FINAL").exists(): _load_final_weights(acc, net, out / (s_dir / "FINAL").read_text().strip())
-            else: acc.load_state(str(s_dir))
-        except RuntimeError as e:
-            if "size mismatch" not in str(e) and "Missing key" not in str(e) and "Unexpected key" not in str(e): raise
-            raise ValueError(f"{out} holds the state of another model (its weights do not fit this one): use a new "
-                             f"output_dir, or delete {out} to start fresh") from None
+        _load_run_state(acc, net, out, s_dir)
         start = s_step
         _rank0_print(acc, f"resuming from step {start}")
     mfile = out / "metrics.jsonl"
@@ -1052,71 +1082,164 @@ def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerato
         history = [r for r in rows if r["step"] <= start]
         mfile.write_text("".join(json.dumps(r) + "\n" for r in history))
     acc.wait_for_everyone()
+    return start, history
 
-    def state_dict(step): return {"step": step, "total_steps": T, "config_key": config.key(), "world_size": W,
-                                  "data_fingerprint": data_fp, "model_fingerprint": model_fp,
-                                  "epoch": step / max(1, steps_per_epoch(len(ds), config.batch_size))}
-    need0 = broadcast_object_list([0 in ckpts and start == 0 and not (out / "checkpoint-0").exists()])[0]  # rank 0 decides
-    if need0: _save_checkpoint(acc, net, tokenizer, out / "checkpoint-0", state_dict(0), save_dtype, value_keys)
+# %% ../nbs/09_trainer.ipynb #d0de3e0f
+@dataclass
+class _Run:
+    "The fixed quantities of one `train` call that its step loop reads."
+    config: TrainConfig; acc: object; net: object; opt: object; sched: object; spec: object; tokenizer: object
+    ds: object; widths: np.ndarray; out: Path; n_steps: int; last_step: int; ckpts: list; mb: int; n_micro: int
+    pairwise: bool; value_keys: list | None; kl_ds: object; n_ref: int | None; loss_options: dict
+    ds_plugin: object; save_dtype: object; data_fp: str; model_fp: str
 
-    bar = tqdm(total=last_step, initial=start, desc=f"train {config.loss}", disable=not (config.progress and acc.is_main_process))
-    net.train()
-    for step in range(start, last_step):
-        t0 = time.perf_counter()
-        idx = batch_indices(step, len(ds), config.batch_size, config.seed)
-        mine = split_batch(idx, widths, W, mb)[rank]
-        norm = float(tokens_in(ds, idx, sft, config.completion_only)) if sft else float(config.batch_size)
-        sums_m, n_tok = {}, 0
-        if kl_ds is not None: z0 = _kto_reference_point(acc, net, kl_ds, mine, pad_id)
-        for j, rows in enumerate(mine):
-            inp, sub = collate(ds, rows, pad_id, sft, config.completion_only)
-            n_tok += int(inp["attention_mask"].sum())
-            inp = {k: v.to(acc.device) for k, v in inp.items()}
-            with acc.accumulate(net), acc.autocast():
-                if value_keys is not None:
-                    lps, cnt, vals = net(**inp, value_index=torch.tensor(sub["_value_index"], device=acc.device))
-                else: lps, cnt = net(**inp)
-                if sft:
-                    per, met = -lps, {"logps/sequence": lps.detach()}
-                else:
-                    b = loss_batch(lps, cnt, sub, pairwise, n_ref_b)
-                    if value_keys is not None: b["value"] = vals[:len(rows)]  # a pair's two rows share the prompt
-                    if kl_ds is not None: b["kto_z0"] = z0
-                    per, met = spec.compute(b, config.beta, **loss_options)
-                    met = {**_pref_metrics(b, config.beta, pairwise), **(met or {})}
-                loss = per.sum() * (W * n_micro / norm)  # acc.backward divides by n_micro; DDP averages over W
-                acc.backward(loss)
-            for k, v in {"loss": (float(per.detach().sum()), float(len(rows))), **_numeric_metrics(met, len(rows))}.items():
-                a = sums_m.setdefault(k, [0.0, 0.0]); a[0] += v[0]; a[1] += v[1]
-        if ds_plugin is not None:
-            gn = net.get_global_grad_norm()
-        else:
-            gn = acc.clip_grad_norm_(net.parameters(), clip if clip else float("inf"))
-        lr = sched.get_last_lr()[0]
-        opt.step(); sched.step(); opt.zero_grad()
-        keys = sorted(sums_m)
-        red = acc.reduce(torch.tensor([sums_m[k] for k in keys] + [[n_tok, 0.0]], dtype=torch.float64, device=acc.device), "sum").cpu()
-        dt = time.perf_counter() - t0
-        row = {"step": step + 1, "epoch": (step + 1) / max(1, steps_per_epoch(len(ds), config.batch_size)), "lr": lr,
-               "grad_norm": float(gn) if gn is not None else float("nan")}
-        for k, (s, c) in zip(keys, red[:-1].tolist()): row[k] = s / c if c else float("nan")
-        row["loss"] = float(red[keys.index("loss"), 0]) / norm  # the true loss of the global batch
-        row["tokens"] = int(red[-1, 0]); row["tokens_per_s"] = row["tokens"] / dt
+    @property
+    def sft(self) -> bool: return self.config.loss == "sft"
+    @property
+    def pad_id(self) -> int:
+        t = self.tokenizer
+        return t.pad_token_id if t.pad_token_id is not None else (t.eos_token_id or 0)
+    @property
+    def final_checkpoint(self) -> int | None:
+        "The last checkpoint this call writes: the run's complete model folder, the one that also gets the tokenizer."
+        return max((s for s in self.ckpts if s <= self.last_step), default=None)
+
+    def state(self, step:int) -> dict:
+        "The trainer state saved with a checkpoint or resume state at `step`."
+        return {"step": step, "total_steps": self.n_steps, "config_key": self.config.key(), "world_size": self.acc.num_processes,
+                "data_fingerprint": self.data_fp, "model_fingerprint": self.model_fp,
+                "epoch": step / max(1, steps_per_epoch(len(self.ds), self.config.batch_size))}
+
+# %% ../nbs/09_trainer.ipynb #fc49bce4
+@patch
+def loss(self: _Run, inp:dict, sub:dict, n_rows:int, z0=None):
+    "Per-sample losses and metrics of one micro-batch (`inp` on the device, `sub` its data rows; KTO: the step's `z0`)."
+    acc, c = self.acc, self.config
+    if self.value_keys is not None:
+        lps, cnt, vals = self.net(**inp, value_index=torch.tensor(sub["_value_index"], device=acc.device))
+    else: lps, cnt = self.net(**inp)
+    if self.sft: return -lps, {"logps/sequence": lps.detach()}
+    b = loss_batch(lps, cnt, sub, self.pairwise, self.n_ref)
+    if self.value_keys is not None: b["value"] = vals[:n_rows]  # a pair's two rows share the prompt
+    if self.kl_ds is not None: b["kto_z0"] = z0
+    per, met = self.spec.compute(b, c.beta, **self.loss_options)
+    return per, {**_pref_metrics(b, c.beta, self.pairwise), **(met or {})}
+
+@patch
+def accumulate(self: _Run, mine:list, norm:float):
+    "Forward and backward of this process's micro-batches `mine`; the sum and count of the loss and each metric, and the tokens."
+    acc, W = self.acc, self.acc.num_processes
+    sums, n_tok = {}, 0
+    z0 = _kto_reference_point(acc, self.net, self.kl_ds, mine, self.pad_id) if self.kl_ds is not None else None
+    for rows in mine:
+        inp, sub = collate(self.ds, rows, self.pad_id, self.sft, self.config.completion_only)
+        n_tok += int(inp["attention_mask"].sum())
+        inp = {k: v.to(acc.device) for k, v in inp.items()}
+        with acc.accumulate(self.net), acc.autocast():
+            per, met = self.loss(inp, sub, len(rows), z0)
+            acc.backward(per.sum() * (W * self.n_micro / norm))  # acc.backward divides by n_micro; DDP averages over W
+        for k, v in {"loss": (float(per.detach().sum()), float(len(rows))), **_numeric_metrics(met, len(rows))}.items():
+            a = sums.setdefault(k, [0.0, 0.0]); a[0] += v[0]; a[1] += v[1]
+    return sums, n_tok
+
+# %% ../nbs/09_trainer.ipynb #83df9047
+@patch
+def step(self: _Run, step:int) -> dict:
+    "Optimiser step `step` (0-based) over its global batch; the logged row (metrics reduced over all processes)."
+    acc, c = self.acc, self.config
+    t0 = time.perf_counter()
+    idx = batch_indices(step, len(self.ds), c.batch_size, c.seed)
+    mine = split_batch(idx, self.widths, acc.num_processes, self.mb)[acc.process_index]
+    norm = float(tokens_in(self.ds, idx, self.sft, c.completion_only)) if self.sft else float(c.batch_size)
+    sums, n_tok = self.accumulate(mine, norm)
+    if self.ds_plugin is not None: gn = self.net.get_global_grad_norm()
+    else: gn = acc.clip_grad_norm_(self.net.parameters(), c.max_grad_norm if c.max_grad_norm else float("inf"))
+    lr = self.sched.get_last_lr()[0]
+    self.opt.step(); self.sched.step(); self.opt.zero_grad()
+    keys = sorted(sums)
+    red = acc.reduce(torch.tensor([sums[k] for k in keys] + [[n_tok, 0.0]], dtype=torch.float64, device=acc.device), "sum").cpu()
+    dt = time.perf_counter() - t0
+    row = {"step": step + 1, "epoch": (step + 1) / max(1, steps_per_epoch(len(self.ds), c.batch_size)), "lr": lr,
+           "grad_norm": float(gn) if gn is not None else float("nan")}
+    for k, (s, n) in zip(keys, red[:-1].tolist()): row[k] = s / n if n else float("nan")
+    row["loss"] = float(red[keys.index("loss"), 0]) / norm  # the true loss of the global batch
+    row["tokens"] = int(red[-1, 0]); row["tokens_per_s"] = row["tokens"] / dt
+    return row
+
+@patch
+def save(self: _Run, s1:int):
+    "After step `s1`: its checkpoint (the final one with the tokenizer) and the resume state, where due."
+    c = self.config
+    if s1 in self.ckpts: self.checkpoint(s1)
+    if c.save_state and (s1 in self.ckpts or (c.state_every and s1 % c.state_every == 0) or s1 == self.last_step):
+        _save_state(self.acc, self.out, s1, self.state(s1), final=s1 == self.n_steps and s1 in self.ckpts)
+
+@patch
+def checkpoint(self: _Run, s:int):
+    "The model folder `checkpoint-{s}`; the tokenizer goes into the run's final checkpoint only (once per run)."
+    tok = self.tokenizer if s == self.final_checkpoint else None
+    _save_checkpoint(self.acc, self.net, tok, self.out / f"checkpoint-{s}", self.state(s), self.save_dtype, self.value_keys)
+
+# %% ../nbs/09_trainer.ipynb #b5c26e77
+@patch
+def loop(self: _Run, start:int, history:list) -> list:
+    "Steps `start` to `last_step`: each logged (metrics.jsonl, trackers, progress bar) and saved; the whole history."
+    from accelerate.utils import broadcast_object_list
+    acc, c, out = self.acc, self.config, self.out
+    need0 = broadcast_object_list([0 in self.ckpts and start == 0 and not (out / "checkpoint-0").exists()])[0]  # rank 0 decides
+    if need0: self.checkpoint(0)
+    bar = tqdm(total=self.last_step, initial=start, desc=f"train {c.loss}", disable=not (c.progress and acc.is_main_process))
+    self.net.train()
+    for step in range(start, self.last_step):
+        row = self.step(step)
         history.append(row)
         if acc.is_main_process:
-            with open(mfile, "a") as f: f.write(json.dumps(row) + "\n")
-            if config.report_to: acc.log({k: v for k, v in row.items() if k != "step"}, step=step + 1)
+            with open(out / "metrics.jsonl", "a") as f: f.write(json.dumps(row) + "\n")
+            if c.report_to: acc.log({k: v for k, v in row.items() if k != "step"}, step=step + 1)
             bar.update(1); bar.set_postfix(loss=f"{row['loss']:.4g}", gn=f"{row['grad_norm']:.3g}")
-        s1 = step + 1
-        if s1 in ckpts: _save_checkpoint(acc, net, tokenizer, out / f"checkpoint-{s1}", state_dict(s1), save_dtype, value_keys)
-        if config.save_state and (s1 in ckpts or (config.state_every and s1 % config.state_every == 0) or s1 == last_step):
-            _save_state(acc, out, s1, state_dict(s1), final=s1 == T and s1 in ckpts)
+        self.save(step + 1)
     bar.close()
+    return history
+
+# %% ../nbs/09_trainer.ipynb #71d28fa4
+def train(config:TrainConfig, model, tokenizer, dataset, losses=None, accelerator=None) -> TrainResult:
+    "Train `model` on `dataset` with `config.loss`; resumable, launchable with `accelerate launch`."
+    loaded = _param_dtype(model)
+    acc = accelerator or make_accelerator(config, model_dtype=loaded)
+    W = acc.num_processes
+    spec, data_fp, model_fp = _check_inputs(config, model, dataset, W, losses)
+    if config.master_weights == "fp32" and loaded in (torch.bfloat16, torch.float16) and not _deepspeed_low_precision(acc):
+        model.float()  # float32 master weights: Adam's small updates survive (bf16 keeps 8 bits); autocast computes in bf16
+    save_dtype = _SAVE_DTYPES[config.save_dtype] if config.save_dtype else loaded
+    sft, out = config.loss == "sft", Path(config.output_dir)
     if acc.is_main_process:
-        _write_csv(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
+    torch.manual_seed(config.seed); random.seed(config.seed); np.random.seed(config.seed % 2**32)
+    ds, data_key, length_stats, cached = _tokenized(config, model, tokenizer, dataset)
+    if acc.is_main_process and length_stats.get("over"): (out / "length.json").write_text(json.dumps(length_stats, indent=1))
+    widths, _ = sample_lengths(ds, sft)
+    _check_positions(model, widths)
+    T = total_steps(config, len(ds))
+    mb = config.micro_batch_size or config.batch_size // W
+    net = SequenceLogps(model)
+    opt, sched, ds, topts, value_keys = _optimizer(config, net, model, dataset, ds, spec, T)
+    ds_plugin = _accumulation(acc, config, mb, config.batch_size // (W * mb))
+    net, opt, sched = acc.prepare(net, opt, sched)
+    ds = _add_reference_logps(config, acc, net, tokenizer, ds, spec, data_key, length_stats, cached)
+    pairwise = not sft and is_pairwise(ds.column_names)
+    ds, kl_ds, n_ref, loss_options = _loss_inputs(config, acc, net, tokenizer, ds, spec, topts, pairwise)
+    if config.report_to: acc.init_trackers(out.name, config=config.to_dict())
+    start, history = _resume(acc, net, out, config)
+    run = _Run(config, acc, net, opt, sched, spec, tokenizer, ds, widths, out, T, min(T, config.max_steps or T),
+               checkpoint_steps(T, config.n_checkpoints) if config.n_checkpoints else [], mb, config.batch_size // (W * mb),
+               pairwise, value_keys, kl_ds, n_ref, loss_options, ds_plugin, save_dtype, data_fp, model_fp)
+    history = run.loop(start, history)
+    if acc.is_main_process: _write_csv(out)
     if config.report_to: acc.end_training()
     acc.wait_for_everyone()
-    return TrainResult(str(out), last_step, [str(out / f"checkpoint-{s}") for s in ckpts if s <= last_step], history, length_stats)
+    return TrainResult(str(out), run.last_step, [str(out / f"checkpoint-{s}") for s in run.ckpts if s <= run.last_step],
+                       history, length_stats)
 
 # %% ../nbs/09_trainer.ipynb #ded059f3
 def _pref_metrics(b, beta, pairwise):

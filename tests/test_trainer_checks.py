@@ -168,3 +168,76 @@ def test_check_config_takes_duck_typed_configs():
     cols = toy_pairs(4).column_names
     for name in ("qrpo", "dpo", "dro", "kto"):
         assert check_config(SimpleNamespace(loss=name, batch_size=1, micro_batch_size=1), cols) is LOSSES[name]
+
+
+# --- Issue 18: a wrong model's saved state is one typed error, `WeightsMismatch`, on both resume paths --------------
+def _forget_model_fingerprint(out):
+    "As a state written before fingerprints were kept: only the weights themselves can tell another model."
+    import json
+    for f in (out / "state").glob("step-*/trainer_state.json"):
+        st = json.loads(f.read_text()); st.pop("model_fingerprint"); f.write_text(json.dumps(st))
+
+
+def test_mid_run_state_of_another_model_is_weights_mismatch(tmp_path):
+    from qrpo_nb.trainer import WeightsMismatch
+    c = cfg(tmp_path)  # 16 pairs / 8: 2 steps; stopped after 1, the state is accelerate's full state
+    train(c, model(16), TOK, toy_pairs(16), losses=LOSSES)
+    assert not (tmp_path / "run" / "state" / "step-1" / "FINAL").exists()
+    _forget_model_fingerprint(tmp_path / "run")
+    with pytest.raises(WeightsMismatch, match="holds the state of another model") as e:
+        train(TrainConfig(**{**c.to_dict(), "max_steps": 2}), model(32), TOK, toy_pairs(16), losses=LOSSES)
+    assert str(tmp_path / "run") in str(e.value) and isinstance(e.value, ValueError) and "\n" not in str(e.value)
+
+
+def test_finished_run_of_another_model_is_weights_mismatch(tmp_path):
+    from qrpo_nb.trainer import WeightsMismatch
+    c = cfg(tmp_path, max_steps=None, n_checkpoints=1)
+    train(c, model(16), TOK, toy_pairs(16), losses=LOSSES)
+    assert (tmp_path / "run" / "state" / "step-2" / "FINAL").exists()  # the weights are read back from checkpoint-2
+    _forget_model_fingerprint(tmp_path / "run")
+    with pytest.raises(WeightsMismatch, match="holds the state of another model") as e:
+        train(c, model(32), TOK, toy_pairs(16), losses=LOSSES)
+    assert str(tmp_path / "run") in str(e.value) and "checkpoint-2 has other shape" in str(e.value)
+    train(c, model(16), TOK, toy_pairs(16), losses=LOSSES)  # its own model still resumes at the end
+
+
+def test_other_errors_while_loading_pass_through(tmp_path, monkeypatch):
+    "An unrelated RuntimeError inside loading is not turned into a model mismatch, on either path."
+    import accelerate, safetensors.torch
+    def boom(*a, **k): raise RuntimeError("disk read failed")
+    mid, fin = cfg(tmp_path, "mid"), cfg(tmp_path, "final", max_steps=None, n_checkpoints=1)
+    for c in (mid, fin): train(c, model(), TOK, toy_pairs(16), losses=LOSSES)
+    monkeypatch.setattr(accelerate.Accelerator, "load_state", boom)
+    with pytest.raises(RuntimeError, match="disk read failed") as e:
+        train(TrainConfig(**{**mid.to_dict(), "max_steps": 2}), model(), TOK, toy_pairs(16), losses=LOSSES)
+    assert not isinstance(e.value, ValueError)
+    monkeypatch.setattr(safetensors.torch, "load_file", boom)
+    with pytest.raises(RuntimeError, match="disk read failed") as e:
+        train(fin, model(), TOK, toy_pairs(16), losses=LOSSES)
+    assert not isinstance(e.value, ValueError)
+
+
+# --- Issue 12: the tokenizer is written once per run, into its final checkpoint --------------------------------------
+def test_tokenizer_once_per_run_and_checkpoints_evaluate_as_before(tmp_path):
+    from pathlib import Path
+    from qrpo_nb.models import load_model, load_tokenizer
+    from qrpo_nb.evaluation import ResultsStore, checkpoint_folders, evaluate_run
+    c = cfg(tmp_path, max_steps=None, n_checkpoints=2, batch_size=4, micro_batch_size=4)  # 4 steps: checkpoints 0, 2, 4
+    res = train(c, model(), TOK, toy_pairs(16), losses=LOSSES)
+    ck = checkpoint_folders(c.output_dir)
+    assert list(ck) == [0, 2, 4] and [Path(p) for p in res.checkpoints] == list(ck.values())
+    tok_files = lambda p: sorted(f.name for f in Path(p).iterdir() if f.name.startswith(("tokenizer", "special_tokens", "chat_template")))
+    assert tok_files(ck[0]) == tok_files(ck[2]) == []
+    assert tok_files(ck[4]) == ["chat_template.jinja", "tokenizer.json", "tokenizer_config.json"]  # the run's complete model folder
+    tok = load_tokenizer(ck[4])
+    msgs = [{"role": "user", "content": "abc"}]
+    assert tok.apply_chat_template(msgs, tokenize=False) == TOK.apply_chat_template(msgs, tokenize=False)
+    assert tok("abcab")["input_ids"] == TOK("abcab")["input_ids"]
+    for s, p in ck.items():  # every checkpoint loads by path, with the weights it was saved with
+        assert load_model(p).config.vocab_size == len(TOK)
+    key = dict(model="tiny", dataset="toy", method="qrpo", setting="offline", beta=0.1, lr=1e-3)
+    rows = [{"prompt_id": "p0", "prompt": msgs}, {"prompt_id": "p1", "prompt": [{"role": "user", "content": "ba"}]}]
+    new = evaluate_run(ck, {"test": rows}, None, lambda rows, comps: [float(len(x)) for x in comps], key,
+                       ResultsStore(tmp_path / "store"), seeds=(0,), progress=False, tokenizer=tok,
+                       sampling=dict(temperature=1.0, top_p=1.0), generate_options=dict(max_new_tokens=4, progress=False))
+    assert sorted(new.checkpoint) == [0, 2, 4] and new.reward.notna().all()
