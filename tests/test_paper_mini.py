@@ -160,8 +160,9 @@ def test_paper_mini_with_smollm2_for_both_roles(tmp_path):
     seed, 6 new tokens): the branches are the same; each run keeps its step-0 and
     final checkpoints (2 x ~270 MB in bf16) and, finished, no optimiser state. The other methods run in paper-mini.
     Measured 2026-12-02 on 2 cores (OMP_NUM_THREADS=2, nothing else running for most of it): passes in 14 min 37 s wall,
-    927 user + 90 sys CPU s, peak RSS 9.9 GB (one kernel), ~24 GB of run folders at the end (SFT stages keep their
-    fp32 `run/checkpoint-*` beside `model/`, and each train run keeps π_ref as its checkpoint 0)."""
+    927 user + 90 sys CPU s, peak RSS 9.9 GB (one kernel), ~24 GB of run folders at the end (each train run keeps π_ref
+    as its checkpoint 0; the SFT stages then also kept their fp32 `run/checkpoint-*` beside `model/`, which the 02_sft
+    template now removes once `model/` is written)."""
     import yaml
     pre = load_preset("paper-mini")  # resolved (`extends` merged, fixture paths absolute): the methods can be replaced,
     pre["name"] = "paper-mini-smollm2"  # not merged into the paper preset's four 3-beta grids (that ran ~100 runs)
