@@ -182,6 +182,7 @@ def _smollm2_tokenizer(folder: Path, gguf: Path):
         except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process cached it first
     return AutoTokenizer.from_pretrained(str(folder))
 
+# %% ../nbs/06_models.ipynb #80e1d93d
 def smollm2(dtype=None, # torch dtype of the returned model (default float32)
             device=None, # where to put the model
             cache:str|Path|None=None, # conversion cache folder; default `cache_dir()/smollm2-135m-instruct-q4_1`
