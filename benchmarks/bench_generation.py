@@ -62,13 +62,7 @@ def plain_hf(model, tok, prompts, n, max_new_tokens, batch_size):
     return total
 
 
-def _full_sort_nucleus(scores, temperature, top_p):
-    "The full-sort nucleus `nucleus_logprobs` replaced (sort all V every token)."
-    import math
-    logp = torch.log_softmax(scores.float() / temperature, dim=-1)
-    s, order = logp.sort(dim=-1, descending=True)
-    drop = torch.zeros_like(logp, dtype=torch.bool).scatter(-1, order, (s.exp().cumsum(-1) - s.exp()) >= top_p)
-    return torch.log_softmax(logp.masked_fill(drop, -math.inf), dim=-1)
+from bench_nucleus import full_sort as _full_sort_nucleus  # the full-sort nucleus `nucleus_logprobs` replaced (this folder is on sys.path)
 
 
 def bench_nucleus(repeats=20, batch=12, temperature=0.6, top_p=0.9):
