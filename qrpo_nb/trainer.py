@@ -15,13 +15,14 @@ from fastcore.basics import patch
 from .losses import LOSSES
 
 # %% auto #0
-__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'RPO_VALUE_SETS', 'DRO_VALUE_HEADS', 'DRO_VALUE_LR', 'TrainConfig', 'from_trl_names',
-           'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths', 'check_config',
-           'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch', 'total_steps',
-           'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'SequenceLogps', 'ValueTable', 'ValueModel',
-           'collate', 'compute_reference_logps', 'pool_groups', 'add_pool_columns', 'compute_pool_logps', 'loss_batch',
-           'pointwise_options', 'rpo_prompt_sets', 'kl_pairs', 'resolve_precision', 'make_accelerator',
-           'needs_pool_logps', 'TrainResult', 'WeightsMismatch', 'train', 'read_metrics', 'load_run_file', 'main']
+__all__ = ['PAPER_RL_MAX_GRAD_NORM', 'RPO_VALUE_SETS', 'LOGIT_CHUNK', 'DRO_VALUE_HEADS', 'DRO_VALUE_LR', 'TrainConfig',
+           'from_trl_names', 'is_pairwise', 'fit_length', 'completion_text', 'tokenize_dataset', 'sample_lengths',
+           'check_config', 'validate_dataset', 'data_fingerprint', 'model_fingerprint', 'steps_per_epoch',
+           'total_steps', 'checkpoint_steps', 'batch_indices', 'split_batch', 'tokens_in', 'chunk_sizes', 'token_logps',
+           'SequenceLogps', 'ValueTable', 'ValueModel', 'collate', 'compute_reference_logps', 'pool_groups',
+           'add_pool_columns', 'compute_pool_logps', 'loss_batch', 'pointwise_options', 'rpo_prompt_sets', 'kl_pairs',
+           'resolve_precision', 'make_accelerator', 'needs_pool_logps', 'TrainResult', 'WeightsMismatch', 'train',
+           'read_metrics', 'load_run_file', 'main']
 
 # %% ../nbs/09_trainer.ipynb #3d4607f1
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -491,6 +492,36 @@ def tokens_in(ds, idx, sft, completion_only) -> int:
 
 
 
+# %% ../nbs/09_trainer.ipynb #c1a9e3f1
+LOGIT_CHUNK = 1 << 21   # logits per slice of `token_logps` (8 MB in float32: under glibc's 32 MB mmap threshold)
+
+def chunk_sizes(n_rows:int, width:int, chunk:int=LOGIT_CHUNK) -> list[int] | None:
+    "Rows per slice of an `(n_rows, width)` tensor, or None when it is one piece (small, or 2 rows or fewer a slice)."
+    if n_rows * width <= chunk: return None
+    step = 64 // math.gcd(width, 64)                 # rows whose logits are a multiple of 64
+    rows = max(2 * step, chunk // width // step * step)
+    if rows >= n_rows: return None
+    sizes = [rows] * (n_rows // rows) + ([n_rows % rows] if n_rows % rows else [])
+    if sizes[-1] == 1: sizes[-2:] = [sizes[-2] + 1]  # never a one-row slice (the last slice ends where the tensor does)
+    return sizes
+
+def _token_logps(logits, targets):
+    x = logits.float()
+    return x.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(x, -1)
+
+def token_logps(logits, # (n, V) logits in the model's dtype
+                targets, # (n,) token ids
+                chunk:int=LOGIT_CHUNK):
+    "`log softmax(logits.float())[targets]` per row, in float32 slices of ~`chunk` logits on CPU (bit-identical)."
+    sizes = chunk_sizes(*logits.shape, chunk=chunk) if logits.device.type == "cpu" else None
+    if sizes is None: return _token_logps(logits, targets)
+    piece = _token_logps
+    if torch.is_grad_enabled() and logits.requires_grad:
+        from torch.utils.checkpoint import checkpoint
+        piece = lambda x, t: checkpoint(_token_logps, x, t, use_reentrant=False, preserve_rng_state=False)
+    return torch.cat([piece(x, t) for x, t in zip(logits.split(sizes), targets.split(sizes))])
+
+
 # %% ../nbs/09_trainer.ipynb #bc6eb02d
 class SequenceLogps(torch.nn.Module):
     "Wraps a causal LM: `forward(input_ids, attention_mask, loss_mask) -> (Σ log-probs, token counts)` per row."
@@ -508,10 +539,10 @@ class SequenceLogps(torch.nn.Module):
         body, head = m.get_decoder(), m.get_output_embeddings()  # a transformers causal LM (PreTrainedModel) has both; head may be None
         if body is not None and head is not None and getattr(m.config, "final_logit_softcapping", None) is None:
             hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            logits = head(hidden[:, :-1][tgt]).float()
+            logits = head(hidden[:, :-1][tgt])
         else:  # generic path: full logits
-            logits = m(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][tgt].float()
-        lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, -1)
+            logits = m(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][tgt]
+        lp = token_logps(logits, targets)  # float32, in slices of positions
         sums = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=input_ids.device).index_add(0, rows, lp)
         return sums, tgt.sum(1)
 

@@ -357,3 +357,29 @@ def test_pair_logratios_on_the_chat_tasks_validation_pairs():
     for s in ("chosen", "rejected"):
         assert abs(got[f"{s}_logratio"] - want[s]) < 1e-3, (s, got, want)
     assert abs(want["chosen"]) > 1e-2   # the scaled head moves the log-probs: the check is not 0 == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_completion_logps_in_slices_is_bit_identical(dtype):
+    """Issue 12 (page faults): `completion_logps` takes the float32 log-softmax in slices of positions
+    (`position_logps`); the sums must equal, bit for bit, the unsliced computation written out here."""
+    import torch
+    from qrpo_nb.evaluation import completion_logps, LOGIT_CHUNK
+    from qrpo_nb.models import tiny_llama
+    V = 128256
+    m = tiny_llama(V, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0).to(getattr(torch, dtype))
+    rng = np.random.default_rng(0)
+    encs = [{"input_ids": rng.integers(0, V, n).tolist(), "completion_mask": [0] * 5 + [1] * (n - 5)} for n in (30, 22, 27, 9, 30)]
+    got = completion_logps(m, None, list(range(5)), list(range(5)), batch_size=4, encode_fn=lambda tok, p, c, max_length: encs[p])
+    want = []
+    for b in (encs[:4], encs[4:]):  # the unsliced computation, batch by batch
+        L = max(len(e["input_ids"]) for e in b)
+        ids = torch.zeros(len(b), L, dtype=torch.long); att = torch.zeros_like(ids); mask = torch.zeros(len(b), L)
+        for j, e in enumerate(b):
+            n = len(e["input_ids"]); ids[j, :n] = torch.tensor(e["input_ids"]); att[j, :n] = 1
+            mask[j, :n] = torch.tensor(e["completion_mask"], dtype=torch.float)
+        with torch.no_grad(): logits = m(input_ids=ids, attention_mask=att).logits.float()
+        lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
+        want.extend((lp * mask[:, 1:]).sum(-1).tolist())
+    assert 4 * 29 * V > LOGIT_CHUNK                               # the sliced path ran
+    assert got.tolist() == want

@@ -241,3 +241,39 @@ def test_tokenizer_once_per_run_and_checkpoints_evaluate_as_before(tmp_path):
                        ResultsStore(tmp_path / "store"), seeds=(0,), progress=False, tokenizer=tok,
                        sampling=dict(temperature=1.0, top_p=1.0), generate_options=dict(max_new_tokens=4, progress=False))
     assert sorted(new.checkpoint) == [0, 2, 4] and new.reward.notna().all()
+
+
+@pytest.mark.parametrize("kind", ["float32", "autocast-bf16", "bf16-weights"])
+def test_sequence_logps_in_slices_is_bit_identical(kind):
+    """Issue 12 (page faults): `SequenceLogps` computes the float32 log-softmax in slices of positions
+    (`token_logps`, checkpointed under autograd); the sums and every parameter's gradient must equal, bit for bit,
+    the unsliced computation written out here (the cpu preset's paper_figures stay byte-identical)."""
+    import contextlib
+    from qrpo_nb.trainer import SequenceLogps, chunk_sizes
+    V = 128256  # Llama-3's vocabulary
+    m = tiny_llama(V, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0)
+    if kind == "bf16-weights": m = m.to(torch.bfloat16)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, V, (3, 30), generator=g)
+    att = torch.ones_like(ids); att[2, 25:] = 0
+    lm = torch.zeros_like(ids); lm[:, 6:] = 1; lm[2, 25:] = 0; lm[1, 9] = 0
+    w = torch.randn(3, generator=g)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if kind == "autocast-bf16" else contextlib.nullcontext
+    params = [p for p in m.parameters() if p.requires_grad]
+
+    def plain():  # the unsliced computation
+        tgt = lm[:, 1:].bool()
+        rows = torch.arange(3)[:, None].expand_as(tgt)[tgt]
+        hidden = m.get_decoder()(input_ids=ids, attention_mask=att).last_hidden_state
+        logits = m.get_output_embeddings()(hidden[:, :-1][tgt]).float()
+        lp = logits.gather(-1, ids[:, 1:][tgt][:, None]).squeeze(-1) - torch.logsumexp(logits, -1)
+        return torch.zeros(3).index_add(0, rows, lp)
+
+    with ctx(): new, cnt = SequenceLogps(m)(ids, att, lm)
+    g_new = torch.autograd.grad((new * w).sum(), params)
+    with ctx(): old = plain()
+    g_old = torch.autograd.grad((old * w).sum(), params)
+    assert chunk_sizes(int(cnt.sum()), V) is not None          # the sliced path ran
+    assert new.dtype == torch.float32 and torch.equal(new, old), (new - old).abs().max()
+    assert all(torch.equal(a, b) for a, b in zip(g_new, g_old))
+    assert sum(int((a != 0).sum()) for a in g_new) > 0
