@@ -2,13 +2,14 @@
 
 Issue 12 (paper-mini's system time): on CPU glibc maps every allocation over 32 MB afresh and unmaps it on free, so
 each full-size `(positions x vocabulary)` float32 temporary is paid again in minor page faults. The package now
-computes the log-probs on slices of ~2M logits (`qrpo_nb.trainer.token_logps`, checkpointed under autograd, in
+computes the log-probs on slices of ~2M logits (`qrpo_nb.trainer.token_logps`, an in-place backward under autograd, in
 `SequenceLogps`; `qrpo_nb.evaluation.position_logps` in `completion_logps`), bit for bit the unsliced result.
 Each cell runs in its own subprocess (so its page faults and peak memory are its own) and reports, over `--reps`
 repetitions after one warm-up: CPU seconds (user, sys), minor page faults (`resource.getrusage`) and the peak RSS
 of the calls (the warm-up on this shape included; a first call on a tiny shape before) above the RSS before them (VmHWM, reset through `/proc/self/clear_refs`). Two kinds of cell:
 
-- `train N`: `N` completion positions, bf16 logits from a float32 head under autograd, log-probs, backward (the
+- `train N` (three ways: unsliced, sliced with a checkpoint per slice as first landed, the package's in-place
+  backward `_SliceLogps`): `N` completion positions, bf16 logits from a float32 head under autograd, log-probs, backward (the
   trainer's `SequenceLogps` after the decoder);
 - `eval BxL`: a `(B, L, V)` bf16 logits tensor, log-probs of `ids[:, 1:]` with no gradient (`completion_logps`).
 
@@ -42,6 +43,16 @@ def _old_train(logits, targets):  # the package's computation before slicing
     return x.gather(-1, targets[:, None]).squeeze(-1) - __import__("torch").logsumexp(x, -1)
 
 
+def _ckpt_train(logits, targets):  # the sliced computation as first landed: each slice checkpointed (forward run twice)
+    import torch
+    from torch.utils.checkpoint import checkpoint
+    from qrpo_nb.trainer import chunk_sizes
+    sizes = chunk_sizes(*logits.shape)
+    if sizes is None: return _old_train(logits, targets)
+    return torch.cat([checkpoint(_old_train, x, t, use_reentrant=False, preserve_rng_state=False)
+                      for x, t in zip(logits.split(sizes), targets.split(sizes))])
+
+
 def _old_eval(logits, ids):
     import torch
     return torch.log_softmax(logits.float()[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
@@ -67,7 +78,7 @@ def _step(kind, impl, inp):
     if kind == "train":
         h, W, t, w = inp
         W.grad = None
-        lp = (_old_train if impl == "old" else token_logps)((h @ W.T).to(torch.bfloat16), t)
+        lp = {"old": _old_train, "ckpt": _ckpt_train, "new": token_logps}[impl]((h @ W.T).to(torch.bfloat16), t)
         (lp * w).sum().backward()
         return lp.detach(), W.grad
     with torch.no_grad():
@@ -97,6 +108,9 @@ def _identical(kind, size) -> bool:
     return torch.equal(a[0], b[0]) and (a[1] is None or torch.equal(a[1], b[1]))
 
 
+IMPLS = ("old", "ckpt", "new")   # unsliced; sliced with a checkpoint per slice (train only); the package now
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
@@ -111,17 +125,17 @@ def main():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     print(f"V = {V:,}, per call (mean of {a.reps} after a warm-up), each cell its own process; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}, MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', '-')}")
-    print(f"{'cell':<12} {'identical':>9} | {'old user':>8} {'sys':>6} {'minflt':>9} {'peak MB':>8} | "
-          f"{'new user':>8} {'sys':>6} {'minflt':>9} {'peak MB':>8}")
+    print(f"{'cell':<12} {'identical':>9} | " + " | ".join(f"{i + ' user':>9} {'sys':>6} {'minflt':>9} {'peak MB':>8}" for i in IMPLS))
     for kind, size in cases:
         res = {}
-        for impl in ("old", "new"):
+        for impl in (IMPLS if kind == "train" else ("old", "new")):
             out = subprocess.run([sys.executable, __file__, "--reps", str(a.reps), "--cell", kind, impl, size],
                                  env=env, capture_output=True, text=True, check=True).stdout
             res[impl] = json.loads(out.strip().splitlines()[-1])
         sz = int(size) if kind == "train" else tuple(map(int, size.split("x")))
         same = _identical(kind, sz if kind == "train" else (sz[0], min(sz[1], 64)))
-        cols = " | ".join(f"{r['user']:8.3f} {r['sys']:6.3f} {r['minflt']:9.0f} {r['peak_mb']:8.0f}" for r in (res["old"], res["new"]))
+        cols = " | ".join(f"{r['user']:9.3f} {r['sys']:6.3f} {r['minflt']:9.0f} {r['peak_mb']:8.0f}" if r else f"{'-':>9} {'':>6} {'':>9} {'':>8}"
+                          for r in (res.get(i) for i in IMPLS))
         print(f"{kind + ' ' + size:<12} {str(same):>9} | {cols}", flush=True)
 
 

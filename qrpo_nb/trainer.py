@@ -509,16 +509,28 @@ def _token_logps(logits, targets):
     x = logits.float()
     return x.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(x, -1)
 
+class _SliceLogps(torch.autograd.Function):
+    "`_token_logps` of one slice under autograd: the forward once, the backward autograd's own formula done in place."
+    @staticmethod
+    def forward(ctx, logits, targets):
+        x = logits.float()
+        lse = torch.logsumexp(x, -1)
+        ctx.save_for_backward(logits, targets, lse)   # the slice in the model's dtype, as a checkpoint would keep it
+        return x.gather(-1, targets[:, None]).squeeze(-1) - lse
+    @staticmethod
+    def backward(ctx, g):
+        logits, targets, lse = ctx.saved_tensors
+        p = logits.to(torch.float32, copy=True).sub_(lse[:, None]).exp_().mul_((-g)[:, None])  # logsumexp's: (-g) * exp(x - lse)
+        p.scatter_add_(1, targets[:, None], g[:, None])                  # gather's: + g at the target
+        return p.to(logits.dtype), None                                  # the cast's backward
+
 def token_logps(logits, # (n, V) logits in the model's dtype
                 targets, # (n,) token ids
                 chunk:int=LOGIT_CHUNK):
     "`log softmax(logits.float())[targets]` per row, in float32 slices of ~`chunk` logits on CPU (bit-identical)."
     sizes = chunk_sizes(*logits.shape, chunk=chunk) if logits.device.type == "cpu" else None
     if sizes is None: return _token_logps(logits, targets)
-    piece = _token_logps
-    if torch.is_grad_enabled() and logits.requires_grad:
-        from torch.utils.checkpoint import checkpoint
-        piece = lambda x, t: checkpoint(_token_logps, x, t, use_reentrant=False, preserve_rng_state=False)
+    piece = _SliceLogps.apply if torch.is_grad_enabled() and logits.requires_grad else _token_logps
     return torch.cat([piece(x, t) for x, t in zip(logits.split(sizes), targets.split(sizes))])
 
 

@@ -246,7 +246,7 @@ def test_tokenizer_once_per_run_and_checkpoints_evaluate_as_before(tmp_path):
 @pytest.mark.parametrize("kind", ["float32", "autocast-bf16", "bf16-weights"])
 def test_sequence_logps_in_slices_is_bit_identical(kind):
     """Issue 12 (page faults): `SequenceLogps` computes the float32 log-softmax in slices of positions
-    (`token_logps`, checkpointed under autograd); the sums and every parameter's gradient must equal, bit for bit,
+    (`token_logps`, its own backward under autograd); the sums and every parameter's gradient must equal, bit for bit,
     the unsliced computation written out here (the cpu preset's paper_figures stay byte-identical)."""
     import contextlib
     from qrpo_nb.trainer import SequenceLogps, chunk_sizes
