@@ -16,13 +16,13 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'PAPER_MAX_MEAN_LENGTH', 'LOGIT_CHUNK',
-           'ALPACA_EVAL_2_JUDGE', 'ALPACA_EVAL_PAPER_JUDGE', 'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats',
-           'LCResult', 'lc_reward', 'online_eval', 'chat_token_length', 'model_family', 'eval_sampling',
-           'checkpoint_folders', 'make_generate_fn', 'read_details', 'evaluate_run', 'best_per_setting', 'drop_long',
-           'select', 'length_bias', 'implicit_rewards', 'position_logps', 'completion_logps', 'length_bias_points',
-           'pair_logps', 'pair_logratios', 'task_eval_pairs', 'write_alpaca_eval_outputs', 'alpaca_eval_generate',
-           'run_alpaca_eval', 'parse_alpaca_leaderboard']
+__all__ = ['KEY_COLUMNS', 'EXTRA_KEYS', 'EVAL_SAMPLING', 'GROUP', 'CANDIDATE', 'PAPER_MAX_MEAN_LENGTH', 'ALPACA_EVAL_2_JUDGE',
+           'ALPACA_EVAL_PAPER_JUDGE', 'NO_JUDGE', 'ResultsStore', 'summarise', 'reference_stats', 'LCResult',
+           'lc_reward', 'online_eval', 'chat_token_length', 'model_family', 'eval_sampling', 'checkpoint_folders',
+           'make_generate_fn', 'read_details', 'evaluate_run', 'best_per_setting', 'drop_long', 'select', 'length_bias',
+           'implicit_rewards', 'position_logps', 'completion_logps', 'length_bias_points', 'pair_logps',
+           'pair_logratios', 'task_eval_pairs', 'write_alpaca_eval_outputs', 'alpaca_eval_generate', 'run_alpaca_eval',
+           'parse_alpaca_leaderboard']
 
 # %% ../nbs/10_evaluation.ipynb #9e731617
 KEY_COLUMNS = ["model", "dataset", "method", "setting", "beta", "lr", "checkpoint", "split", "seed"]
@@ -562,19 +562,17 @@ def implicit_rewards(policy_logps, ref_logps, beta: float) -> np.ndarray:
     return beta * (np.asarray(policy_logps, float) - np.asarray(ref_logps, float))
 
 # %% ../nbs/10_evaluation.ipynb #d2b8e4a1
-LOGIT_CHUNK = 1 << 21   # logits per slice of `position_logps` (8 MB in float32: under glibc's 32 MB mmap threshold)
-
 def position_logps(logits, # (B, L, V) logits in the model's dtype
                    ids,    # (B, L) token ids
-                   chunk:int=LOGIT_CHUNK):
+                   chunk:int|None=None): # logits per slice (default `trainer.LOGIT_CHUNK`)
     "(B, L-1) float32 log-probs of `ids[:, 1:]`, in slices of positions on CPU: bit for bit the unsliced computation."
     import torch
+    from qrpo_nb.trainer import LOGIT_CHUNK, chunk_sizes   # the trainer's slicing rule, over positions of B x V logits
     B, L, V = logits.shape; tg = ids[:, 1:, None]
-    if logits.device.type != "cpu" or B * (L - 1) * V <= chunk:
-        return torch.log_softmax(logits.float()[:, :-1], -1).gather(-1, tg)[..., 0]
-    step = max(1, chunk // (B * V))
-    return torch.cat([torch.log_softmax(logits[:, s:min(s + step, L - 1)].float(), -1).gather(-1, tg[:, s:s + step])[..., 0]
-                      for s in range(0, L - 1, step)], 1)
+    sizes = chunk_sizes(L - 1, B * V, chunk or LOGIT_CHUNK) if logits.device.type == "cpu" else None
+    if sizes is None: return torch.log_softmax(logits.float()[:, :-1], -1).gather(-1, tg)[..., 0]
+    return torch.cat([torch.log_softmax(x.float(), -1).gather(-1, t)[..., 0]
+                      for x, t in zip(logits[:, :-1].split(sizes, 1), tg.split(sizes, 1))], 1)
 
 
 # %% ../nbs/10_evaluation.ipynb #36db6025

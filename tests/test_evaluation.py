@@ -364,7 +364,8 @@ def test_completion_logps_in_slices_is_bit_identical(dtype):
     """Issue 12 (page faults): `completion_logps` takes the float32 log-softmax in slices of positions
     (`position_logps`); the sums must equal, bit for bit, the unsliced computation written out here."""
     import torch
-    from qrpo_nb.evaluation import completion_logps, LOGIT_CHUNK
+    from qrpo_nb.evaluation import completion_logps
+    from qrpo_nb.trainer import chunk_sizes
     from qrpo_nb.models import tiny_llama
     V = 128256
     m = tiny_llama(V, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=0).to(getattr(torch, dtype))
@@ -381,5 +382,5 @@ def test_completion_logps_in_slices_is_bit_identical(dtype):
         with torch.no_grad(): logits = m(input_ids=ids, attention_mask=att).logits.float()
         lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
         want.extend((lp * mask[:, 1:]).sum(-1).tolist())
-    assert 4 * 29 * V > LOGIT_CHUNK                               # the sliced path ran
+    assert chunk_sizes(29, 4 * V) is not None                     # the sliced path ran (the trainer's rule, over positions)
     assert got.tolist() == want
