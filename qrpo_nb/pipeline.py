@@ -76,7 +76,7 @@ def _check_parts(data: dict, p) -> None:
 
 # %% ../nbs/12_pipeline.ipynb #752d18f1
 RUNNER_KERNELS = ("fresh", "shared")   # preset `runner: {kernel: ...}`; fresh (a new kernel per stage) is the default
-RUNNER_KEYS = ("kernel", "workers", "env", "threads")
+RUNNER_KEYS = ("kernel", "workers", "env", "threads", "first")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")   # what `runner.threads` sets in every kernel
 
 def _check_pins(runner: dict, p) -> None:
@@ -91,7 +91,7 @@ def _check_pins(runner: dict, p) -> None:
     if both: raise ValueError(f"preset {p}: runner.threads sets {list(THREAD_VARS)} and runner.env sets {both} too: keep one")
 
 def _check_runner(runner, p) -> None:
-    "A preset's `runner` section: {kernel: fresh|shared, workers: n, env: {NAME: value}, threads: n}."
+    "A preset's `runner` section: {kernel: fresh|shared, workers: n, env: {NAME: value}, threads: n, first: [part, ...]}."
     if runner is None: return
     if not isinstance(runner, dict): raise ValueError(f"preset {p}: 'runner' must be a mapping like {{kernel: shared}}, got {runner!r}")
     bad = set(runner) - set(RUNNER_KEYS)
@@ -99,6 +99,9 @@ def _check_runner(runner, p) -> None:
     _check_pins(runner, p)
     if runner.get("kernel", "fresh") not in RUNNER_KERNELS:
         raise ValueError(f"preset {p}: runner.kernel must be one of {list(RUNNER_KERNELS)}, got {runner.get('kernel')!r}")
+    f = runner.get("first", [])
+    if not (isinstance(f, list) and all(isinstance(x, str) for x in f)):
+        raise ValueError(f"preset {p}: runner.first must be a list of part names, got {f!r}")
     w = runner.get("workers", 1)
     if not isinstance(w, int) or isinstance(w, bool) or w < 1:
         raise ValueError(f"preset {p}: runner.workers must be a positive integer, got {w!r}")
@@ -785,6 +788,15 @@ def run_stage(
     return secs
 
 # %% ../nbs/12_pipeline.ipynb #41d67e6e
+def _first_parts(pr: dict) -> set:
+    """`runner.first`: the parts whose ready stages the parallel runner picks before the others' (plan order within
+    each group), so that a part that is one long serial chain (LeetCode's: a single π_ref, long rows) overlaps the
+    rest rather than running alone at the end. Names outside the preset's parts are an error."""
+    first = set((pr.get("runner") or {}).get("first") or [])
+    bad = sorted(first - set(pr.get("parts") or {}))
+    if bad: raise ValueError(f"preset {pr['name']!r}: runner.first names {bad}, not parts of it; its parts: {list(pr.get('parts') or {})}")
+    return first
+
 def _selection(runs: list, stages, force: bool, name: str) -> tuple[set, set]:
     """(forced, need) for `reproduce`: the labels to re-run even when complete (the selected stages and what follows
     them, with `force`), and every label to visit (the selected stages, those forced, and the incomplete runs they read)."""
@@ -862,6 +874,7 @@ def reproduce(
     root = Path(runs_dir).resolve()/pr["name"]
     root.mkdir(parents=True, exist_ok=True)
     loop = _StageLoop([r for r in runs if r.label in need], forced, root, templates, log, log_output)
+    first = _first_parts(pr)
     shared = kernel is not None or runner_kernel(pr) is not None
     workers = min(int((pr.get("runner") or {}).get("workers", 1)), len(loop.todo))
     parallel = kernel is None and shared and workers > 1
@@ -870,7 +883,8 @@ def reproduce(
     if kernel is not None and kernel.alive() and any(kernel.env.get(k) != v for k, (v, _) in pins.items()):
         log("[runner] the shared kernel given was started without these pins: restarting it"); kernel.close()
     with pinned_env(pins):
-        if parallel: _parallel_stages(loop.todo, workers, loop.run_one)   # side by side as their inputs are ready, a shared kernel per worker
+        if parallel:   # side by side as their inputs are ready, a shared kernel per worker; `runner.first` parts picked first
+            _parallel_stages(sorted(loop.todo, key=lambda r: r.label.split("/")[0] not in first), workers, loop.run_one)
         else: loop.in_turn(kernel, pr)
     loop.summary(kernel="shared" if shared else "fresh", env={k: {"value": v, "source": s} for k, (v, s) in pins.items()},
                  host=host_info(), keys={r.label: r.key for r in runs})

@@ -127,6 +127,18 @@ def test_paper_mini_reproduce(mini):
     _check_paper_mini(*mini, load_preset("paper-mini"))
 
 
+def test_paper_mini_runs_leetcode_beside_the_chat_parts(mini):
+    """`runner.first: [tiny-llama3-leetcode]`: the LeetCode part (one serial chain) is picked first by the two workers,
+    so it is done before the chat parts are, rather than running alone at the end (before: its 7 stages ran last, 80 s of
+    241 on one worker). The finish times are the stages' own `_COMPLETE` stamps."""
+    from qrpo_nb.cli import sweep_as_parts
+    runs, figs = mini
+    done = {r.label: json.loads(r.marker.read_text())["finished"] for r in plan(sweep_as_parts(load_preset("paper-mini")), runs, figs)}
+    code = [v for k, v in done.items() if k.startswith("tiny-llama3-leetcode/")]
+    chat = [v for k, v in done.items() if k != "report" and not k.startswith("tiny-llama3-leetcode/")]
+    assert len(code) == 7 and max(code) < max(chat), (max(code), max(chat))
+
+
 @pytest.mark.slow
 def test_paper_mini_sweep_local_reruns_failed_jobs(tmp_path):
     """The same grid through the sweep machinery: `job.json` folders, `--local` (data stages once per (model, dataset,
