@@ -162,7 +162,14 @@ def test_code_verdicts_hold_over_seeds_and_pins(tmp_path):
       seed0-avx2-t2      the same numbers (other weights: the same selected pass rates)
       seed1-avx2-t1      -4.28 +- 4.92 / +2.90 +- 5.20 / +5.51 +- 6.22 / +13.62 +- 3.58 (confirmed)
       seed2-avx2-t1      -1.95 +- 4.75 / +0.49 +- 5.09 / +1.69 +- 6.22 / +12.08 +- 3.52 (confirmed)
-    the three rival claims 'not confirmed at this scale' in every cell."""
+    the three rival claims 'not confirmed at this scale' in every cell.
+    Again 2026-12-03 at 8e6b7b2 (data stages from that commit's fresh make reproduce; `_SliceLogps` in the trainer),
+    27 min for the four cells beside other jobs: verdicts identical in every cell with the carried tau
+      seed0-unpinned-t1  -0.78 +- 4.47 / +1.46 +- 4.51 / +0.16 +- 6.16 / +13.91 +- 3.86 (confirmed)
+      seed0-avx2-t2      the same but REBEL +0.17
+      seed1-avx2-t1      +0.03 +- 4.30 / +1.87 +- 4.58 / +10.82 +- 6.24 / +14.06 +- 3.86 (confirmed)
+      seed2-avx2-t1      +1.84 +- 4.48 / +2.40 +- 4.56 / -4.32 +- 6.03 / +14.45 +- 3.88 (confirmed)
+    and with the prompts' SE alone seed1's REBEL claim flips to 'confirmed' (4.35): the luck the carried tau absorbs."""
     work = Path(os.environ.get("QRPO_VERDICT_WORKDIR") or tmp_path)
     base = os.environ.get("QRPO_VERDICT_BASE") or (ROOT / "runs" / "cpu" / "code")
     base = Path(base) if all((Path(base) / s).is_dir() for s in DATA_STAGES) else None
