@@ -884,7 +884,7 @@ def reproduce(
         log("[runner] the shared kernel given was started without these pins: restarting it"); kernel.close()
     with pinned_env(pins):
         if parallel:   # side by side as their inputs are ready, a shared kernel per worker; `runner.first` parts picked first
-            _parallel_stages(sorted(loop.todo, key=lambda r: r.label.split("/")[0] not in first), workers, loop.run_one)
+            _parallel_stages(sorted(loop.todo, key=lambda r: r.part not in first), workers, loop.run_one)
         else: loop.in_turn(kernel, pr)
     loop.summary(kernel="shared" if shared else "fresh", env={k: {"value": v, "source": s} for k, (v, s) in pins.items()},
                  host=host_info(), keys={r.label: r.key for r in runs})

@@ -505,18 +505,21 @@ def chunk_sizes(n_rows:int, width:int, chunk:int=LOGIT_CHUNK) -> list[int] | Non
     if sizes[-1] == 1: sizes[-2:] = [sizes[-2] + 1]  # never a one-row slice (the last slice ends where the tensor does)
     return sizes
 
-def _token_logps(logits, targets):
+def _logps_lse(logits, targets):
+    "(log-probs of `targets`, log-sum-exp) per row, in float32: the one formula of every path below."
     x = logits.float()
-    return x.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(x, -1)
+    lse = torch.logsumexp(x, -1)
+    return x.gather(-1, targets[:, None]).squeeze(-1) - lse, lse
+
+def _token_logps(logits, targets): return _logps_lse(logits, targets)[0]
 
 class _SliceLogps(torch.autograd.Function):
     "`_token_logps` of one slice under autograd: the forward once, the backward autograd's own formula done in place."
     @staticmethod
     def forward(ctx, logits, targets):
-        x = logits.float()
-        lse = torch.logsumexp(x, -1)
+        lp, lse = _logps_lse(logits, targets)
         ctx.save_for_backward(logits, targets, lse)   # the slice in the model's dtype, as a checkpoint would keep it
-        return x.gather(-1, targets[:, None]).squeeze(-1) - lse
+        return lp
     @staticmethod
     def backward(ctx, g):
         logits, targets, lse = ctx.saved_tensors

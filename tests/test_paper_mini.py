@@ -133,9 +133,9 @@ def test_paper_mini_runs_leetcode_beside_the_chat_parts(mini):
     241 on one worker). The finish times are the stages' own `_COMPLETE` stamps."""
     from qrpo_nb.cli import sweep_as_parts
     runs, figs = mini
-    done = {r.label: json.loads(r.marker.read_text())["finished"] for r in plan(sweep_as_parts(load_preset("paper-mini")), runs, figs)}
-    code = [v for k, v in done.items() if k.startswith("tiny-llama3-leetcode/")]
-    chat = [v for k, v in done.items() if k != "report" and not k.startswith("tiny-llama3-leetcode/")]
+    done = [(r.part, json.loads(r.marker.read_text())["finished"]) for r in plan(sweep_as_parts(load_preset("paper-mini")), runs, figs)]
+    code = [t for part, t in done if part == "tiny-llama3-leetcode"]
+    chat = [t for part, t in done if part not in (None, "tiny-llama3-leetcode")]   # None: the report
     assert len(code) == 7 and max(code) < max(chat), (max(code), max(chat))
 
 
